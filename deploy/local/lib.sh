@@ -1,0 +1,154 @@
+# Shared helpers for deploy/local/{up,down,status}. Sourced, not run.
+# Everything downloaded or written lives under .cache/ (git-ignored) in the repository.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE="${SENDHUB_CACHE_DIR:-$ROOT/.cache}"
+KAFKA_HOME="$CACHE/kafka"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+KAFKA_DATA="$KAFKA_HOME/data"
+KAFKA_PID="$KAFKA_HOME/kafka.pid"
+KAFKA_PORT=9092
+PG_VERSION=15
+PG_CLUSTER=main
+PG_PORT=5432
+DB_NAME=sendhub
+DB_USER=sendhub
+DB_PASSWORD=sendhub
+
+say() { printf '[sendhub] %s\n' "$*"; }
+die() { printf '[sendhub] error: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+}
+
+kafka_running() { [ -f "$KAFKA_PID" ] && kill -0 "$(cat "$KAFKA_PID")" 2>/dev/null; }
+
+pg_state() { pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1==v && $2==c {print $4}'; }
+
+ensure_postgres_installed() {
+  if ! command -v pg_lsclusters >/dev/null || [ ! -x "/usr/lib/postgresql/$PG_VERSION/bin/postgres" ]; then
+    say "installing PostgreSQL $PG_VERSION from Debian's packages"
+    [ "$(id -u)" = 0 ] || die "installing PostgreSQL needs root (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$PG_VERSION" >/dev/null
+  fi
+  if [ -z "$(pg_state)" ]; then
+    say "creating PostgreSQL cluster $PG_VERSION/$PG_CLUSTER"
+    pg_createcluster "$PG_VERSION" "$PG_CLUSTER" -p "$PG_PORT" >/dev/null
+  fi
+}
+
+postgres_up() {
+  ensure_postgres_installed
+  if [ "$(pg_state)" = online ]; then
+    say "PostgreSQL $PG_VERSION already running on 127.0.0.1:$PG_PORT"
+  else
+    say "starting PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT"
+    pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start
+  fi
+  for _ in $(seq 1 60); do
+    as_postgres psql -p "$PG_PORT" -qtAc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  as_postgres psql -p "$PG_PORT" -qtAc 'SELECT 1' >/dev/null || die "PostgreSQL did not answer"
+  if ! as_postgres psql -p "$PG_PORT" -qtAc "SELECT 1 FROM pg_roles WHERE rolname='$DB_USER'" | grep -q 1; then
+    say "creating role $DB_USER"
+    as_postgres psql -p "$PG_PORT" -qc "CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_PASSWORD'"
+  fi
+  if ! as_postgres psql -p "$PG_PORT" -qtAc "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'" | grep -q 1; then
+    say "creating database $DB_NAME"
+    as_postgres psql -p "$PG_PORT" -qc "CREATE DATABASE $DB_NAME OWNER $DB_USER"
+  fi
+}
+
+postgres_down() {
+  if [ "$(pg_state)" = online ]; then
+    say "stopping PostgreSQL $PG_VERSION"
+    pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop
+  else
+    say "PostgreSQL is not running"
+  fi
+}
+
+fetch_kafka() {
+  if [ -f "$KAFKA_LIBS/.complete" ]; then return; fi
+  say "fetching Apache Kafka jars from Maven Central (first run only)"
+  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka"
+  rm -rf "$KAFKA_LIBS"; mkdir -p "$KAFKA_LIBS"
+  mvn -q -B -Dstyle.color=never -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime
+  # Older SLF4J 1.x API jars pulled in transitively would shadow the 2.x binding.
+  rm -f "$KAFKA_LIBS"/slf4j-api-1.*.jar
+  touch "$KAFKA_LIBS/.complete"
+}
+
+kafka_java() {
+  java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Dkafka.logs.dir="${KAFKA_LOG_DIR:-$KAFKA_HOME/logs/tools}" \
+    -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" "$@"
+}
+
+# The broker itself: started in the background so that its pid is the JVM's own.
+nohup_kafka_java() {
+  nohup java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Dkafka.logs.dir="$KAFKA_LOG_DIR" \
+    -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" "$@" >"$KAFKA_HOME/logs/stdout.log" 2>&1 &
+}
+
+kafka_up() {
+  if kafka_running; then
+    say "Kafka already running on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_PID"))"
+    return
+  fi
+  if port_open "$KAFKA_PORT"; then
+    say "something already listens on 127.0.0.1:$KAFKA_PORT; assuming it is a Kafka broker"
+    return
+  fi
+  command -v java >/dev/null || die "Java 17 is needed to run Kafka"
+  fetch_kafka
+  mkdir -p "$KAFKA_HOME/logs" "$KAFKA_DATA"
+  sed "s|@DATA_DIR@|$KAFKA_DATA|" "$ROOT/deploy/kafka/server.properties" > "$KAFKA_HOME/server.properties"
+  if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
+    say "formatting Kafka storage (KRaft, standalone controller)"
+    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid)
+    kafka_java kafka.tools.StorageTool format --standalone -t "$cluster_id" \
+      -c "$KAFKA_HOME/server.properties" >/dev/null
+  fi
+  say "starting Kafka on 127.0.0.1:$KAFKA_PORT"
+  KAFKA_LOG_DIR="$KAFKA_HOME/logs" nohup_kafka_java kafka.Kafka "$KAFKA_HOME/server.properties"
+  echo $! > "$KAFKA_PID"
+  wait_for_kafka
+}
+
+wait_for_kafka() {
+  # Poll until the broker answers a metadata request, not just until the port opens.
+  for i in $(seq 1 120); do
+    if port_open "$KAFKA_PORT" && kafka_java org.apache.kafka.tools.TopicCommand \
+        --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1; then
+      say "Kafka is answering (after ${i} checks)"
+      return
+    fi
+    kafka_running || die "Kafka exited; see $KAFKA_HOME/logs/stdout.log and server.log"
+    sleep 1
+  done
+  die "Kafka did not answer within 120 s; see $KAFKA_HOME/logs/server.log"
+}
+
+kafka_down() {
+  if kafka_running; then
+    pid=$(cat "$KAFKA_PID")
+    say "stopping Kafka (pid $pid)"
+    kill "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    rm -f "$KAFKA_PID"
+  else
+    say "Kafka is not running (not started by deploy/local/up)"
+  fi
+}

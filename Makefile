@@ -1,0 +1,41 @@
+# The hub's two everyday commands are `make demo` and `make test`; see README.md.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install up down status demo test unit lint schemas bench
+
+$(BIN)/sendhub: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/sendhub
+
+up:
+	deploy/local/up
+
+down:
+	deploy/local/down
+
+status:
+	deploy/local/status
+
+demo: install
+	$(BIN)/sendhub demo
+
+test: install up
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/mypy
+
+schemas: install
+	$(BIN)/python -m contracts.schemas
+
+bench: install up
+	$(BIN)/python bench/throughput.py

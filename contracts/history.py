@@ -1,0 +1,26 @@
+"""`sen.pupil-history.v1`: every event stored in a pupil's append-only SEN history, in order.
+
+Contract layer. Keyed by UPN. `version` is the pupil's history version (1, 2, ...),
+gap-free per pupil, so a reader can tell a repeat (version already seen) from a gap.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.school_events import SchoolEventV1
+
+
+class PupilHistoryEventV1(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    pupil_id: UUID
+    upn: str
+    version: int
+    notification_id: int
+    recorded_at: datetime
+    upn_is_temporary: bool
+    event: SchoolEventV1

@@ -1,0 +1,142 @@
+"""Transfer packet v1: what a receiving setting gets when a pupil moves to it.
+
+Contract layer. Published to the receiver's own topic (`sen.inbox.urn-<URN>` or
+`sen.inbox.ukprn-<UKPRN>`), keyed by `packet_id`. A pupil with no SEN history still gets
+a packet that says so, so a receiver never has to guess whether nothing was sent or
+nothing exists. New fields are only ever added as optional.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.school_events import (
+    AssessmentKind,
+    AssessmentOutcome,
+    AssessorRole,
+    MoveKind,
+    NeedCode,
+    PlanKind,
+    Provision,
+    RaisedBy,
+    RankedNeed,
+    ReviewDecision,
+    Target,
+)
+
+SENStatus = Literal["none", "sen_support", "ehc_plan"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PacketPupil(Frozen):
+    upn: str
+    upn_is_temporary: bool
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    uln: str | None = None
+
+
+class Setting(Frozen):
+    """A school (by URN) or a post-16 provider (by UKPRN)."""
+
+    kind: Literal["school", "post16_provider"]
+    urn: str | None = None
+    ukprn: str | None = None
+
+    @property
+    def receiver(self) -> str:
+        """The receiver's name in topic names: `urn-100001` or `ukprn-10012345`."""
+        return f"urn-{self.urn}" if self.kind == "school" else f"ukprn-{self.ukprn}"
+
+
+class Move(Frozen):
+    kind: MoveKind
+    effective_date: date
+    admissions_reference: str | None = None
+    event_id: UUID
+
+
+class OpenConcern(Frozen):
+    event_id: UUID
+    raised_on: date
+    setting_urn: str
+    raised_by: RaisedBy
+    areas_of_need: list[NeedCode]
+    summary: str
+
+
+class Assessment(Frozen):
+    event_id: UUID
+    completed_on: date
+    setting_urn: str
+    assessor_role: AssessorRole
+    assessment_kind: AssessmentKind
+    identified_needs: list[RankedNeed]
+    outcome: AssessmentOutcome
+    summary: str
+
+
+class PlanReview(Frozen):
+    """One review: its decision, what worked and the views, where they were recorded."""
+
+    event_id: UUID
+    reviewed_on: date
+    setting_urn: str
+    plan_kind: PlanKind
+    decision: ReviewDecision
+    what_worked: str
+    parent_carer_views: str | None
+    pupil_views: str | None
+    next_review_due: date | None
+
+
+class CurrentPlan(Frozen):
+    """The latest plan as last reviewed: its targets and provision."""
+
+    plan_kind: PlanKind
+    reviewed_on: date
+    setting_urn: str
+    targets: list[Target]
+    provision: list[Provision]
+    next_review_due: date | None
+
+
+class Plans(Frozen):
+    current: CurrentPlan | None
+    reviews: list[PlanReview]
+
+
+class TimelineEntry(Frozen):
+    occurred_at: datetime
+    event_type: str
+    setting_urn: str
+    recorded_by_role: str
+    description: str
+    history_version: int
+
+
+class TransferPacketV1(Frozen):
+    packet_id: UUID
+    schema_version: Literal[1] = 1
+    generated_at: datetime
+    pupil: PacketPupil
+    from_setting: Setting
+    to_setting: Setting
+    move: Move
+    sen_status: SENStatus
+    has_sen_history: bool
+    sen_history_statement: str
+    current_needs: list[RankedNeed]
+    concerns_open: list[OpenConcern]
+    assessments: list[Assessment]
+    plans: Plans
+    timeline: list[TimelineEntry]
+    history_version: int

@@ -1,0 +1,334 @@
+"""Inbound contract v1: one school event on `sen.school-events.v1`.
+
+Contract layer: pydantic and the standard library only. Validation is strict (unknown
+fields and unknown codes are rejected) because this is where school systems send data:
+a misspelt `parent_carer_veiws` must come back as an error, not vanish with the views.
+Readers inside the hub validate the same models with `extra="ignore"`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from contracts import identifiers
+
+SCHEMA_VERSION = 1
+# School systems' clocks drift; an event this far ahead of the hub's clock is refused.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _identifier(check: Any) -> AfterValidator:
+    def validate(value: str) -> str:
+        try:
+            check(value)
+        except identifiers.IdentifierError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    return AfterValidator(validate)
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+UPN = Annotated[str, _identifier(identifiers.check_upn)]
+ULN = Annotated[str, _identifier(identifiers.check_uln)]
+URN = Annotated[str, _identifier(identifiers.check_urn)]
+UKPRN = Annotated[str, _identifier(identifiers.check_ukprn)]
+
+
+class NeedCode(StrEnum):
+    """DfE SEN type of need codes (school census)."""
+
+    SPLD = "SPLD"
+    MLD = "MLD"
+    SLD = "SLD"
+    PMLD = "PMLD"
+    SEMH = "SEMH"
+    SLCN = "SLCN"
+    HI = "HI"
+    VI = "VI"
+    MSI = "MSI"
+    PD = "PD"
+    ASD = "ASD"
+    OTH = "OTH"
+
+
+class RaisedBy(StrEnum):
+    TEACHER = "teacher"
+    TEACHING_ASSISTANT = "teaching_assistant"
+    SENCO = "senco"
+    PARENT_CARER = "parent_carer"
+    PUPIL = "pupil"
+    PREVIOUS_SETTING = "previous_setting"
+    ASSESSMENT_DATA = "assessment_data"
+    EXTERNAL_AGENCY = "external_agency"
+
+
+class AssessorRole(StrEnum):
+    SENCO = "senco"
+    EDUCATIONAL_PSYCHOLOGIST = "educational_psychologist"
+    SPEECH_AND_LANGUAGE_THERAPIST = "speech_and_language_therapist"
+    OCCUPATIONAL_THERAPIST = "occupational_therapist"
+    CAMHS = "camhs"
+    PAEDIATRICIAN = "paediatrician"
+    SPECIALIST_TEACHER = "specialist_teacher"
+    OTHER = "other"
+
+
+class AssessmentKind(StrEnum):
+    SCREENING = "screening"
+    SPECIALIST = "specialist"
+    EHC_NEEDS_ASSESSMENT = "ehc_needs_assessment"
+
+
+class AssessmentOutcome(StrEnum):
+    NO_SEN = "no_sen"
+    SEN_SUPPORT = "sen_support"
+    REFER_TO_SPECIALIST = "refer_to_specialist"
+    REQUEST_EHC_NEEDS_ASSESSMENT = "request_ehc_needs_assessment"
+    EHC_PLAN_ISSUED = "ehc_plan_issued"
+
+
+class PlanKind(StrEnum):
+    SEN_SUPPORT_PLAN = "sen_support_plan"
+    EHC_PLAN = "ehc_plan"
+
+
+class TargetProgress(StrEnum):
+    NOT_MET = "not_met"
+    PARTLY_MET = "partly_met"
+    MET = "met"
+
+
+class ProvisionKind(StrEnum):
+    INTERVENTION = "intervention"
+    IN_CLASS_SUPPORT = "in_class_support"
+    SPECIALIST_INPUT = "specialist_input"
+    EQUIPMENT = "equipment"
+    OTHER = "other"
+
+
+class ReviewDecision(StrEnum):
+    CONTINUE = "continue"
+    ESCALATE = "escalate"
+    REDUCE = "reduce"
+    CEASE = "cease"
+    REQUEST_EHC_NEEDS_ASSESSMENT = "request_ehc_needs_assessment"
+
+
+class MoveKind(StrEnum):
+    IN_YEAR = "in_year"
+    PHASE_TRANSFER = "phase_transfer"
+    POST16 = "post16"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    """The sending school and the system that sent the event."""
+
+    urn: URN
+    system: Name
+
+
+class RecordedBy(Strict):
+    role: Name
+    name: Name | None = None
+
+
+class Pupil(Strict):
+    upn: UPN
+    given_name: Name
+    family_name: Name
+    date_of_birth: date
+    uln: ULN | None = None
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _born_in_the_past(cls, value: date) -> date:
+        if value > datetime.now(UTC).date():
+            raise ValueError("date of birth is in the future")
+        return value
+
+
+class RankedNeed(Strict):
+    code: NeedCode
+    rank: Annotated[int, Field(ge=1, le=12)]
+
+
+def _check_ranked(needs: list[RankedNeed]) -> list[RankedNeed]:
+    ranks = [n.rank for n in needs]
+    codes = [n.code for n in needs]
+    if len(set(ranks)) != len(ranks):
+        raise ValueError("each need must have a different rank")
+    if len(set(codes)) != len(codes):
+        raise ValueError("a need code may appear only once")
+    if needs and 1 not in ranks:
+        raise ValueError("one need must have rank 1 (the primary need)")
+    return sorted(needs, key=lambda n: n.rank)
+
+
+class ConcernRaisedPayload(Strict):
+    raised_by: RaisedBy
+    areas_of_need: Annotated[list[NeedCode], Field(min_length=1)]
+    summary: Text
+
+    @field_validator("areas_of_need")
+    @classmethod
+    def _distinct(cls, value: list[NeedCode]) -> list[NeedCode]:
+        if len(set(value)) != len(value):
+            raise ValueError("an area of need may appear only once")
+        return value
+
+
+class AssessmentCompletedPayload(Strict):
+    assessor_role: AssessorRole
+    assessment_kind: AssessmentKind
+    identified_needs: Annotated[list[RankedNeed], AfterValidator(_check_ranked)]
+    outcome: AssessmentOutcome
+    summary: Text
+
+    @model_validator(mode="after")
+    def _needs_match_outcome(self) -> AssessmentCompletedPayload:
+        if self.outcome is not AssessmentOutcome.NO_SEN and not self.identified_needs:
+            raise ValueError(f"outcome {self.outcome.value} needs at least one identified need")
+        if self.outcome is AssessmentOutcome.NO_SEN and self.identified_needs:
+            raise ValueError("outcome no_sen cannot list identified needs")
+        return self
+
+
+class Target(Strict):
+    description: Text
+    progress: TargetProgress
+
+
+class Provision(Strict):
+    description: Text
+    kind: ProvisionKind
+    frequency: Name
+    started_on: date
+    ended_on: date | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Provision:
+        if self.ended_on is not None and self.ended_on < self.started_on:
+            raise ValueError("provision ended_on is before started_on")
+        return self
+
+
+def _views(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("views that were not recorded are left out, not sent empty")
+    return value
+
+
+Views = Annotated[str | None, AfterValidator(_views)]
+
+
+class PlanReviewedPayload(Strict):
+    plan_kind: PlanKind
+    targets: list[Target]
+    provision: list[Provision]
+    what_worked: Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000)]
+    parent_carer_views: Views = None
+    pupil_views: Views = None
+    decision: ReviewDecision
+    next_review_due: date | None = None
+
+
+class SchoolDestination(Strict):
+    kind: Literal["school"]
+    urn: URN
+
+
+class Post16Destination(Strict):
+    kind: Literal["post16_provider"]
+    ukprn: UKPRN
+
+
+Destination = Annotated[SchoolDestination | Post16Destination, Field(discriminator="kind")]
+
+
+class PupilMovedPayload(Strict):
+    destination: Destination
+    move_kind: MoveKind
+    effective_date: date
+    admissions_reference: Name | None = None
+
+
+class _SchoolEvent(Strict):
+    event_id: UUID
+    schema_version: Literal[1]
+    occurred_at: AwareDatetime
+    source: Source
+    recorded_by: RecordedBy
+    pupil: Pupil
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        context = info.context or {}
+        if context.get("trusted"):
+            return value
+        now = context.get("now") or datetime.now(UTC)
+        if value > now + CLOCK_SKEW:
+            raise ValueError("occurred_at is in the future")
+        return value
+
+
+class ConcernRaisedV1(_SchoolEvent):
+    event_type: Literal["concern_raised"]
+    payload: ConcernRaisedPayload
+
+
+class AssessmentCompletedV1(_SchoolEvent):
+    event_type: Literal["assessment_completed"]
+    payload: AssessmentCompletedPayload
+
+
+class PlanReviewedV1(_SchoolEvent):
+    event_type: Literal["plan_reviewed"]
+    payload: PlanReviewedPayload
+
+
+class PupilMovedV1(_SchoolEvent):
+    event_type: Literal["pupil_moved"]
+    payload: PupilMovedPayload
+
+    @model_validator(mode="after")
+    def _moves_elsewhere(self) -> PupilMovedV1:
+        destination = self.payload.destination
+        if isinstance(destination, SchoolDestination) and destination.urn == self.source.urn:
+            raise ValueError("a pupil cannot move to the school that is sending the event")
+        return self
+
+
+EVENT_TYPES = ("concern_raised", "assessment_completed", "plan_reviewed", "pupil_moved")
+
+SchoolEventV1 = Annotated[
+    ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1,
+    Discriminator("event_type"),
+]
+SCHOOL_EVENT = TypeAdapter[
+    ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1
+](SchoolEventV1)
+AnySchoolEvent = ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1

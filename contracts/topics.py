@@ -1,0 +1,57 @@
+"""Every Kafka topic name the hub uses, in one place.
+
+Names follow `sen.<stream>.v<major>`. A deployment may set a namespace (for example
+per trust, or per test run) that is put in front of every name; the default is none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHOOL_EVENTS_V1 = "sen.school-events.v1"
+ACCEPTED_V1 = "sen.accepted.v1"
+REJECTED_V1 = "sen.rejected.v1"
+PUPIL_HISTORY_V1 = "sen.pupil-history.v1"
+INBOX_PREFIX = "sen.inbox."
+
+
+def receiver_inbox(receiver: str) -> str:
+    """The inbox topic for a receiver such as `urn-100001` or `ukprn-10012345`."""
+    return f"{INBOX_PREFIX}{receiver}"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names as one deployment spells them (with its namespace, if any)."""
+
+    namespace: str = ""
+
+    def _n(self, name: str) -> str:
+        return f"{self.namespace}{name}"
+
+    @property
+    def school_events(self) -> str:
+        return self._n(SCHOOL_EVENTS_V1)
+
+    @property
+    def accepted(self) -> str:
+        return self._n(ACCEPTED_V1)
+
+    @property
+    def rejected(self) -> str:
+        return self._n(REJECTED_V1)
+
+    @property
+    def pupil_history(self) -> str:
+        return self._n(PUPIL_HISTORY_V1)
+
+    def inbox(self, receiver: str) -> str:
+        return self._n(receiver_inbox(receiver))
+
+    @property
+    def inbox_prefix(self) -> str:
+        return self._n(INBOX_PREFIX)
+
+    def group(self, service: str) -> str:
+        """Consumer group id of a service, namespaced like the topics."""
+        return f"{self.namespace}sendhub-{service}"

@@ -1,0 +1,182 @@
+"""Records' faststream app and outbox relay: the only Kafka code of the service.
+
+Consumes `sen.accepted.v1` in batches; each partition's share of a batch is stored in
+one transaction together with its Kafka position, so a redelivered message changes
+nothing. Offsets are committed after the transaction; on an error the batch is retried
+from its first message. The relay publishes the notification log, in order, to
+`sen.pupil-history.v1` and records how far it got only after the broker acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from contextlib import suppress
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from contracts.accepted import ACCEPTED_EVENT
+from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode, problems_from
+from services.records.application import ConsumedPosition, RecordsApplication
+from services.records.domain import RecordsError, SchoolEventRecord
+from services.records.handlers import to_history_contract, to_school_event_record
+from services.shared.kafka import dead_letter_for, ensure_topics, make_broker, rejected_topic_config
+from services.shared.settings import HubSettings
+
+SERVICE = "records"
+RELAY_BATCH = 500
+log = logging.getLogger("sendhub.records")
+
+
+def build_application(settings: HubSettings) -> RecordsApplication:
+    return RecordsApplication(env=settings.eventsourcing_env())
+
+
+def _dead_letter(
+    record: ConsumerRecord[bytes, bytes], reason: ReasonCode, problems: list[Problem]
+) -> DeadLetterV1:
+    return dead_letter_for(record, reason=reason, problems=problems, service=SERVICE)
+
+
+def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
+    topics = settings.topics
+    broker = make_broker(settings, SERVICE)
+    rejected = broker.publisher(topics.rejected)
+
+    @broker.subscriber(
+        topics.accepted,
+        group_id=topics.group(SERVICE),
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=200,
+        batch_timeout_ms=50,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_accepted_events(message: KafkaMessage) -> None:
+        records = message.raw_message
+        if not isinstance(records, tuple):
+            records = (records,)
+        by_partition: dict[int, list[tuple[SchoolEventRecord, ConsumedPosition]]] = (
+            defaultdict(list)
+        )
+        try:
+            for record in records:
+                position = ConsumedPosition(record.topic, record.partition, record.offset)
+                try:
+                    accepted = ACCEPTED_EVENT.validate_json(
+                        record.value or b"", extra="ignore", context={"trusted": True}
+                    )
+                except ValidationError as exc:
+                    letter = _dead_letter(record, "schema_invalid", problems_from(exc))
+                    await rejected.publish(letter.model_dump_json().encode(), key=record.key)
+                    log.warning("accepted_event.unreadable", extra={"offset": record.offset})
+                    continue
+                by_partition[record.partition].append((to_school_event_record(accepted), position))
+            for partition, batch in by_partition.items():
+                try:
+                    stored = await asyncio.to_thread(app.record_school_events, batch)
+                except RecordsError as exc:
+                    # One bad event must not block the others: record them one by one.
+                    log.warning("history.batch_refused", extra={"error": type(exc).__name__})
+                    stored = []
+                    for item in batch:
+                        try:
+                            stored += await asyncio.to_thread(app.record_school_events, [item])
+                        except RecordsError as one:
+                            record = next(r for r in records if r.offset == item[1].offset
+                                          and r.partition == partition)
+                            letter = _dead_letter(
+                                record, "history_rejected",
+                                [Problem(path="event_type", message=f"{type(one).__name__}: {one}")],
+                            )
+                            await rejected.publish(letter.model_dump_json().encode(),
+                                                   key=record.key)
+                log.info(
+                    "history.recorded",
+                    extra={"partition": partition, "consumed": len(batch), "stored": len(stored),
+                           "last_offset": batch[-1][1].offset},
+                )
+        except Exception:
+            log.exception("history.retry")
+            await asyncio.sleep(1.0)
+            raise
+
+    return broker
+
+
+class HistoryRelay:
+    """Publishes the notification log to `sen.pupil-history.v1`: in order, none lost.
+
+    At-least-once: a crash between publishing and marking re-publishes a few events,
+    which readers recognise by (pupil, version).
+    """
+
+    def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker):
+        self.topic = settings.topics.pupil_history
+        self.interval = settings.relay_interval_seconds
+        self.app = app
+        self.broker = broker
+        self._task: asyncio.Task[None] | None = None
+
+    async def relay_once(self) -> int:
+        after = await asyncio.to_thread(self.app.relayed_up_to)
+        notifications = await asyncio.to_thread(self.app.notifications, after, RELAY_BATCH)
+        if not notifications:
+            return 0
+        sends = []
+        for notification in notifications:
+            event = self.app.to_history_event(notification)
+            message = to_history_contract(event, notification.id)
+            sends.append(
+                await self.broker.publish(
+                    message.model_dump_json().encode(),
+                    topic=self.topic,
+                    key=message.upn.encode(),
+                    no_confirm=True,
+                )
+            )
+        await asyncio.gather(*sends)
+        await asyncio.to_thread(self.app.mark_relayed, notifications[-1].id)
+        log.info("history.relayed", extra={"count": len(notifications),
+                                           "up_to": notifications[-1].id})
+        return len(notifications)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if await self.relay_once() < RELAY_BATCH:
+                    await asyncio.sleep(self.interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("history.relay_retry")
+                await asyncio.sleep(1.0)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+
+def build_app(settings: HubSettings) -> FastStream:
+    topics = settings.topics
+    ensure_topics(
+        settings, [topics.accepted, topics.rejected, topics.pupil_history],
+        rejected_topic_config(settings),
+    )
+    app = build_application(settings)
+    broker = build_broker(settings, app)
+    relay = HistoryRelay(settings, app, broker)
+    stream = FastStream(broker, logger=log)
+    stream.after_startup(relay.start)
+    stream.on_shutdown(relay.stop)
+    return stream

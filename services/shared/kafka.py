@@ -1,0 +1,91 @@
+"""Kafka plumbing shared by the services: safe producer settings, topics, dead letters.
+
+Producers use `acks="all"` with idempotence (aiokafka's defaults are `acks=1` without
+it). Consumers commit only after the message's effect is stored (faststream's default
+is at-most-once `ACK_FIRST`, which we never use).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode
+from services.shared.settings import HubSettings
+
+log = logging.getLogger("sendhub.kafka")
+
+# A dead letter carries the original bytes (base64) plus its reasons.
+DEAD_LETTER_MAX_BYTES = 8 * 1024 * 1024
+
+
+def make_broker(settings: HubSettings, client_id: str, **kwargs: Any) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=DEAD_LETTER_MAX_BYTES,
+        logger=logging.getLogger(f"sendhub.{client_id}.faststream"),
+        **kwargs,
+    )
+
+
+def ensure_topics(
+    settings: HubSettings, names: list[str], configs: dict[str, dict[str, str]] | None = None
+) -> None:
+    """Create the topics a service needs if they are missing (idempotent, synchronous)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="sendhub-admin"
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(
+                name=name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=1,
+                topic_configs=(configs or {}).get(name, {}),
+            )
+            for name in names
+            if name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+                log.info("topics.created", extra={"topics": [t.name for t in missing]})
+            except TopicAlreadyExistsError:
+                pass  # another service created it first
+    finally:
+        admin.close()
+
+
+def rejected_topic_config(settings: HubSettings) -> dict[str, dict[str, str]]:
+    return {settings.topics.rejected: {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}}
+
+
+def dead_letter_for(
+    record: ConsumerRecord[bytes, bytes],
+    *,
+    reason: ReasonCode,
+    problems: list[Problem],
+    service: str,
+) -> DeadLetterV1:
+    """Wrap a consumed message that cannot be used, keeping its bytes and position."""
+    return DeadLetterV1.of(
+        record.value if record.value is not None else b"",
+        reason=reason,
+        problems=problems,
+        service=service,
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        failed_at=datetime.now(UTC),
+    )

@@ -1,0 +1,274 @@
+"""A realistic scenario across two school years (September 2024 to July 2026).
+
+Three schools and one post-16 provider; six pupils whose concerns are raised, assessed,
+planned and reviewed. Amira moves in-year, Ben moves primary to secondary, Chloe moves
+from secondary to a post-16 provider, Dylan moves with no SEN history at all; Ella and
+Farhan stay. One event is invalid: a plan review with `parent_carer_veiws` misspelt.
+All people and settings are fictional. Event ids are deterministic, so running the
+scenario twice changes nothing (the hub ignores an event it already holds).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid5
+
+from contracts.identifiers import upn_check_letter
+
+_NS = UUID("9a6c1d2e-3f4b-4c5d-8e6f-7a8b9c0d1e2f")
+
+OAKFIELD = {"urn": "131001", "name": "Oakfield Primary School", "system": "SIMS"}
+RIVERSIDE = {"urn": "131002", "name": "Riverside Primary School", "system": "Arbor"}
+HILLCREST = {"urn": "137003", "name": "Hillcrest Academy", "system": "Bromcom"}
+NORTHGATE = {"ukprn": "10034567", "name": "Northgate College"}
+
+SETTING_NAMES = {
+    "urn-131001": OAKFIELD["name"],
+    "urn-131002": RIVERSIDE["name"],
+    "urn-137003": HILLCREST["name"],
+    "ukprn-10034567": NORTHGATE["name"],
+}
+
+
+def make_upn(serial: int) -> str:
+    body = f"80120240{serial:04d}"[-12:]
+    return upn_check_letter(body) + body
+
+
+@dataclass(frozen=True)
+class ScenarioPupil:
+    upn: str
+    given_name: str
+    family_name: str
+    date_of_birth: str
+    uln: str | None = None
+
+    def as_contract(self) -> dict[str, Any]:
+        pupil = {"upn": self.upn, "given_name": self.given_name,
+                 "family_name": self.family_name, "date_of_birth": self.date_of_birth}
+        if self.uln:
+            pupil["uln"] = self.uln
+        return pupil
+
+
+AMIRA = ScenarioPupil(make_upn(1), "Amira", "Khan", "2016-05-14")
+BEN = ScenarioPupil(make_upn(2), "Ben", "Okafor", "2014-02-03")
+CHLOE = ScenarioPupil(make_upn(3), "Chloe", "Evans", "2009-01-22", uln="9276308686")
+DYLAN = ScenarioPupil(make_upn(4), "Dylan", "Hughes", "2015-07-09")
+ELLA = ScenarioPupil(make_upn(5), "Ella", "Smith", "2013-10-30")
+FARHAN = ScenarioPupil(make_upn(6), "Farhan", "Ali", "2019-04-11")
+PUPILS = (AMIRA, BEN, CHLOE, DYLAN, ELLA, FARHAN)
+
+
+def event_id(pupil: ScenarioPupil, n: int) -> str:
+    return str(uuid5(_NS, f"{pupil.upn}/{n}"))
+
+
+def _event(pupil: ScenarioPupil, n: int, event_type: str, when: str, school: dict[str, str],
+           role: str, name: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    recorded_by: dict[str, str] = {"role": role}
+    if name:
+        recorded_by["name"] = name
+    return {
+        "event_id": event_id(pupil, n), "event_type": event_type, "schema_version": 1,
+        "occurred_at": when, "source": {"urn": school["urn"], "system": school["system"]},
+        "recorded_by": recorded_by, "pupil": pupil.as_contract(), "payload": payload,
+    }
+
+
+def _provision(description: str, kind: str, frequency: str, started: str,
+               ended: str | None = None) -> dict[str, str]:
+    item = {"description": description, "kind": kind, "frequency": frequency,
+            "started_on": started}
+    if ended:
+        item["ended_on"] = ended
+    return item
+
+
+def scenario_events() -> list[dict[str, Any]]:
+    """The scenario's school events in the order the school systems send them."""
+    senco_oak, senco_riv, senco_hill = "Mrs J. Patel", "Mr D. Green", "Ms R. Osei"
+    amira = [
+        _event(AMIRA, 1, "concern_raised", "2024-10-08T15:40:00+01:00", OAKFIELD, "class teacher",
+               "Miss L. Hart", {"raised_by": "teacher", "areas_of_need": ["SPLD"],
+               "summary": "Reading well below peers; reverses letters; avoids writing tasks."}),
+        _event(AMIRA, 2, "assessment_completed", "2024-11-20T11:00:00+00:00", OAKFIELD, "SENCO",
+               senco_oak, {"assessor_role": "senco", "assessment_kind": "screening",
+               "identified_needs": [{"code": "SPLD", "rank": 1}], "outcome": "sen_support",
+               "summary": "Dyslexia screener indicates a moderate-to-high risk profile."}),
+        _event(AMIRA, 3, "plan_reviewed", "2025-02-10T16:00:00+00:00", OAKFIELD, "SENCO",
+               senco_oak, {"plan_kind": "sen_support_plan", "targets": [
+                   {"description": "Read 40 high-frequency words by sight", "progress": "partly_met"},
+                   {"description": "Write three sentences independently", "progress": "not_met"}],
+               "provision": [_provision("Toe by Toe phonics, 1:1 with TA", "intervention",
+                                        "3 x 15 min weekly", "2024-11-25"),
+                             _provision("Coloured overlay and word mat", "equipment", "daily",
+                                        "2024-11-25")],
+               "what_worked": "Short daily 1:1 sessions; overlays reduced visual stress.",
+               "parent_carer_views": "Mum reports Amira is less anxious about reading at home.",
+               "pupil_views": "I like the blue overlay. Writing is still hard.",
+               "decision": "continue", "next_review_due": "2025-06-16"}),
+        _event(AMIRA, 4, "plan_reviewed", "2025-06-16T16:00:00+01:00", OAKFIELD, "SENCO",
+               senco_oak, {"plan_kind": "sen_support_plan", "targets": [
+                   {"description": "Read 40 high-frequency words by sight", "progress": "met"},
+                   {"description": "Write three sentences independently", "progress": "partly_met"}],
+               "provision": [_provision("Toe by Toe phonics, 1:1 with TA", "intervention",
+                                        "3 x 15 min weekly", "2024-11-25"),
+                             _provision("Touch-typing programme", "intervention", "2 x 20 min weekly",
+                                        "2025-06-23")],
+               "what_worked": "Phonics 1:1 worked; typing motivates her to write.",
+               "parent_carer_views": "Parents want the typing to continue at home.",
+               "decision": "continue", "next_review_due": "2025-10-13"}),
+        _event(AMIRA, 5, "plan_reviewed", "2025-10-13T16:00:00+01:00", OAKFIELD, "SENCO",
+               senco_oak, {"plan_kind": "sen_support_plan", "targets": [
+                   {"description": "Write a paragraph of five sentences with a word bank",
+                    "progress": "partly_met"}],
+               "provision": [_provision("Touch-typing programme", "intervention",
+                                        "2 x 20 min weekly", "2025-06-23"),
+                             _provision("TA support for extended writing", "in_class_support",
+                                        "English lessons", "2025-09-08")],
+               "what_worked": "Word banks and typing; praise for effort rather than accuracy.",
+               "parent_carer_views": "Family moving house in the winter; worried about losing support.",
+               "pupil_views": "I can type faster than I write now.",
+               "decision": "continue", "next_review_due": "2026-01-26"}),
+        _event(AMIRA, 6, "pupil_moved", "2025-12-01T09:30:00+00:00", OAKFIELD, "admissions officer",
+               None, {"destination": {"kind": "school", "urn": RIVERSIDE["urn"]},
+               "move_kind": "in_year", "effective_date": "2026-01-12",
+               "admissions_reference": "IYA-2025-0412"}),
+    ]
+    ben = [
+        _event(BEN, 1, "concern_raised", "2024-09-30T15:10:00+01:00", RIVERSIDE, "SENCO", senco_riv,
+               {"raised_by": "parent_carer", "areas_of_need": ["SLCN"],
+                "summary": "Parent reports Ben struggles to follow instructions and find words."}),
+        _event(BEN, 2, "assessment_completed", "2024-12-05T10:00:00+00:00", RIVERSIDE, "SENCO",
+               senco_riv, {"assessor_role": "speech_and_language_therapist",
+               "assessment_kind": "specialist", "identified_needs": [{"code": "SLCN", "rank": 1}],
+               "outcome": "request_ehc_needs_assessment",
+               "summary": "Severe receptive and expressive language disorder; SaLT recommends EHC needs assessment."}),
+        _event(BEN, 3, "assessment_completed", "2025-05-20T14:00:00+01:00", RIVERSIDE, "SENCO",
+               senco_riv, {"assessor_role": "educational_psychologist",
+               "assessment_kind": "ehc_needs_assessment",
+               "identified_needs": [{"code": "SLCN", "rank": 1}, {"code": "SEMH", "rank": 2}],
+               "outcome": "ehc_plan_issued",
+               "summary": "EHC plan issued by the local authority: speech and language therapy and emotional support."}),
+        _event(BEN, 4, "plan_reviewed", "2025-11-17T15:30:00+00:00", RIVERSIDE, "SENCO", senco_riv,
+               {"plan_kind": "ehc_plan", "targets": [
+                   {"description": "Follow two-step instructions in class", "progress": "met"},
+                   {"description": "Use a feelings scale to ask for help", "progress": "partly_met"}],
+                "provision": [_provision("Speech and language therapy", "specialist_input",
+                                         "weekly, 45 min", "2025-06-02"),
+                              _provision("Visual timetable and now/next board", "equipment",
+                                         "daily", "2025-06-02"),
+                              _provision("ELSA emotional literacy sessions", "intervention",
+                                         "weekly, 30 min", "2025-09-15")],
+                "what_worked": "Visual supports and pre-teaching vocabulary before lessons.",
+                "parent_carer_views": "Parents want the SaLT input to continue at secondary.",
+                "pupil_views": "I like knowing what comes next.",
+                "decision": "continue", "next_review_due": "2026-11-16"}),
+        _event(BEN, 5, "concern_raised", "2026-03-02T15:20:00+00:00", RIVERSIDE, "class teacher",
+               "Mr S. Ahmed", {"raised_by": "teacher", "areas_of_need": ["ASD"],
+               "summary": "Distress at changes of routine and in the lunch hall; possible social communication difference."}),
+        _event(BEN, 6, "pupil_moved", "2026-04-16T09:00:00+01:00", RIVERSIDE, "admissions officer",
+               None, {"destination": {"kind": "school", "urn": HILLCREST["urn"]},
+               "move_kind": "phase_transfer", "effective_date": "2026-09-01"}),
+    ]
+    chloe = [
+        _event(CHLOE, 1, "assessment_completed", "2024-09-20T12:00:00+01:00", HILLCREST, "SENCO",
+               senco_hill, {"assessor_role": "educational_psychologist",
+               "assessment_kind": "ehc_needs_assessment",
+               "identified_needs": [{"code": "ASD", "rank": 1}, {"code": "SLCN", "rank": 2}],
+               "outcome": "ehc_plan_issued",
+               "summary": "EHC plan in place since Year 7; reassessed on entry to Key Stage 4."}),
+        _event(CHLOE, 2, "plan_reviewed", "2025-06-10T14:00:00+01:00", HILLCREST, "SENCO", senco_hill,
+               {"plan_kind": "ehc_plan", "targets": [
+                   {"description": "Attend all GCSE lessons with a quiet exit pass", "progress": "met"},
+                   {"description": "Complete mock exams in a separate room", "progress": "met"}],
+                "provision": [_provision("Quiet room access and exit pass", "in_class_support",
+                                         "as needed", "2023-09-04"),
+                              _provision("Exam access arrangements: 25% extra time, separate room",
+                                         "other", "all exams", "2024-11-01")],
+                "what_worked": "Predictable routines; advance warning of changes by email.",
+                "parent_carer_views": "Parents ask for a transition plan to college.",
+                "pupil_views": "I want to study animal care at college.",
+                "decision": "continue", "next_review_due": "2026-02-09"}),
+        _event(CHLOE, 3, "plan_reviewed", "2026-02-09T14:00:00+00:00", HILLCREST, "SENCO", senco_hill,
+               {"plan_kind": "ehc_plan", "targets": [
+                   {"description": "Visit college twice before the summer", "progress": "partly_met"}],
+                "provision": [_provision("Quiet room access and exit pass", "in_class_support",
+                                         "as needed", "2023-09-04"),
+                              _provision("Transition visits with key worker", "specialist_input",
+                                         "termly", "2026-01-12")],
+                "what_worked": "Meeting staff in advance; a written timetable for each visit.",
+                "parent_carer_views": "Happy with the college choice; want the key worker to continue.",
+                "pupil_views": "College is big but I liked the animal unit.",
+                "decision": "continue", "next_review_due": "2027-02-08"}),
+        _event(CHLOE, 4, "pupil_moved", "2026-05-15T10:00:00+01:00", HILLCREST, "SENCO", senco_hill,
+               {"destination": {"kind": "post16_provider", "ukprn": NORTHGATE["ukprn"]},
+                "move_kind": "post16", "effective_date": "2026-09-01"}),
+    ]
+    dylan = [
+        _event(DYLAN, 1, "pupil_moved", "2025-10-20T09:00:00+01:00", OAKFIELD, "admissions officer",
+               None, {"destination": {"kind": "school", "urn": RIVERSIDE["urn"]},
+               "move_kind": "in_year", "effective_date": "2025-11-03"}),
+    ]
+    ella = [
+        _event(ELLA, 1, "concern_raised", "2025-01-15T16:00:00+00:00", HILLCREST, "SENCO", senco_hill,
+               {"raised_by": "parent_carer", "areas_of_need": ["MLD"],
+                "summary": "Parent worried about slow progress in maths and memory for routines."}),
+        _event(ELLA, 2, "assessment_completed", "2025-03-04T11:00:00+00:00", HILLCREST, "SENCO",
+               senco_hill, {"assessor_role": "senco", "assessment_kind": "screening",
+               "identified_needs": [], "outcome": "no_sen",
+               "summary": "Cognitive screening in the average range; quality-first teaching to continue."}),
+        _event(ELLA, 3, "concern_raised", "2025-11-04T15:45:00+00:00", HILLCREST, "form tutor",
+               "Mr P. Lowe", {"raised_by": "teacher", "areas_of_need": ["SEMH"],
+               "summary": "Withdrawn in lessons, attendance dropping since September."}),
+    ]
+    farhan = [
+        _event(FARHAN, 1, "concern_raised", "2024-11-12T15:30:00+00:00", RIVERSIDE, "class teacher",
+               "Mrs A. Novak", {"raised_by": "teacher", "areas_of_need": ["SLCN"],
+               "summary": "Speech hard to understand; rarely speaks in class."}),
+        _event(FARHAN, 2, "assessment_completed", "2025-01-20T10:00:00+00:00", RIVERSIDE, "SENCO",
+               senco_riv, {"assessor_role": "senco", "assessment_kind": "screening",
+               "identified_needs": [{"code": "SLCN", "rank": 1}], "outcome": "sen_support",
+               "summary": "Speech sound delay; referred to NHS SaLT (waiting list 9 months)."}),
+        _event(FARHAN, 3, "plan_reviewed", "2025-04-28T15:30:00+01:00", RIVERSIDE, "SENCO", senco_riv,
+               {"plan_kind": "sen_support_plan", "targets": [
+                   {"description": "Produce /k/ and /g/ at word level", "progress": "partly_met"}],
+                "provision": [_provision("Talk Boost small group", "intervention",
+                                         "3 x 20 min weekly", "2025-02-03", "2025-07-18")],
+                "what_worked": "Small group with peers he knows.", "decision": "continue",
+                "next_review_due": "2025-07-14"}),
+        _event(FARHAN, 4, "plan_reviewed", "2025-07-14T15:30:00+01:00", RIVERSIDE, "SENCO", senco_riv,
+               {"plan_kind": "sen_support_plan", "targets": [
+                   {"description": "Produce /k/ and /g/ at word level", "progress": "met"}],
+                "provision": [], "what_worked": "Talk Boost; home practice sheets.",
+                "parent_carer_views": "Parents see a big improvement.", "decision": "reduce",
+                "next_review_due": "2025-12-08"}),
+        _event(FARHAN, 5, "plan_reviewed", "2025-12-08T15:30:00+00:00", RIVERSIDE, "SENCO", senco_riv,
+               {"plan_kind": "sen_support_plan", "targets": [],
+                "provision": [], "what_worked": "Speech now age-appropriate.",
+                "parent_carer_views": "Agree support can stop.", "pupil_views": "I like talking now.",
+                "decision": "cease"}),
+    ]
+    invalid = _event(FARHAN, 6, "plan_reviewed", "2026-02-02T15:30:00+00:00", RIVERSIDE, "SENCO",
+                     senco_riv, {"plan_kind": "sen_support_plan", "targets": [], "provision": [],
+                     "what_worked": "Monitoring only.", "parent_carer_veiws": "No concerns.",
+                     "decision": "continue"})
+    return amira + ben + chloe + dylan + ella + farhan + [invalid]
+
+
+INVALID_EVENT_ID = event_id(FARHAN, 6)
+
+# Each move the scenario makes: (pupil, move event id, receiver).
+MOVES = (
+    (AMIRA, event_id(AMIRA, 6), "urn-131002"),
+    (BEN, event_id(BEN, 6), "urn-137003"),
+    (CHLOE, event_id(CHLOE, 4), "ukprn-10034567"),
+    (DYLAN, event_id(DYLAN, 1), "urn-131002"),
+)
+
+
+def scenario_lines() -> list[bytes]:
+    return [json.dumps(e).encode() for e in scenario_events()]

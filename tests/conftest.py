@@ -126,3 +126,9 @@ def settings(hub_env: dict[str, str]) -> HubSettings:
         topic_namespace=hub_env["SENDHUB_TOPIC_NAMESPACE"],
         relay_interval_seconds=0.1,
     )
+
+
+@pytest.fixture(scope="session")
+def db_settings(database_url: str) -> HubSettings:
+    """Settings for tests that need only PostgreSQL."""
+    return HubSettings(database_url=database_url)

@@ -18,9 +18,9 @@ from rich.table import Table
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
+from sendhub.topics_reader import read_topic
 from services.shared.logs import configure_logging
 from services.shared.settings import HubSettings
-from sendhub.topics_reader import read_topic
 
 app = typer.Typer(help="SEN transfer hub: the services and the tools around them.",
                   no_args_is_help=True, add_completion=False)

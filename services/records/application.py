@@ -44,7 +44,7 @@ class ConsumedPosition:
 class RecordsApplication(Application[UUID]):
     name = "records"
 
-    def construct_recorder(self) -> ProcessRecorder:  # type: ignore[override]
+    def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
     @property
@@ -56,7 +56,7 @@ class RecordsApplication(Application[UUID]):
             state = self.repository.get(pupil_id, projector_func=project_pupil_history)
         except AggregateNotFoundError:
             return PupilHistory(id=pupil_id)
-        return cast(PupilHistory, state)
+        return state
 
     def record_school_events(
         self, batch: Sequence[tuple[SchoolEventRecord, ConsumedPosition]]

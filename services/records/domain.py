@@ -27,6 +27,7 @@ def pupil_id_for(upn: str) -> PupilId:
     return PupilId(uuid5(_PUPIL_NAMESPACE, upn))
 
 
+@dataclass(frozen=True)
 class SENHistoryEvent(DomainEvent):
     """Something that happened to a pupil's SEN support, as recorded by a setting.
 

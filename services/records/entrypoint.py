@@ -15,7 +15,7 @@ from collections import defaultdict
 from contextlib import suppress
 
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy, FastStream
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
@@ -25,7 +25,14 @@ from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode, problems_fr
 from services.records.application import ConsumedPosition, RecordsApplication
 from services.records.domain import RecordsError, SchoolEventRecord
 from services.records.handlers import to_history_contract, to_school_event_record
-from services.shared.kafka import dead_letter_for, ensure_topics, make_broker, rejected_topic_config
+from services.shared.kafka import (
+    batch_consumer_options,
+    dead_letter_for,
+    ensure_topics,
+    make_broker,
+    records_of,
+    rejected_topic_config,
+)
 from services.shared.settings import HubSettings
 
 SERVICE = "records"
@@ -48,19 +55,9 @@ def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
     broker = make_broker(settings, SERVICE)
     rejected = broker.publisher(topics.rejected)
 
-    @broker.subscriber(
-        topics.accepted,
-        group_id=topics.group(SERVICE),
-        auto_offset_reset="earliest",
-        batch=True,
-        max_records=200,
-        batch_timeout_ms=50,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    @broker.subscriber(topics.accepted, **batch_consumer_options(settings, SERVICE))
     async def on_accepted_events(message: KafkaMessage) -> None:
-        records = message.raw_message
-        if not isinstance(records, tuple):
-            records = (records,)
+        records = records_of(message)
         by_partition: dict[int, list[tuple[SchoolEventRecord, ConsumedPosition]]] = (
             defaultdict(list)
         )

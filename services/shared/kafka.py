@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from aiokafka import ConsumerRecord
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -89,3 +91,31 @@ def dead_letter_for(
         key=record.key,
         failed_at=datetime.now(UTC),
     )
+
+
+class BatchConsumerOptions(TypedDict):
+    group_id: str
+    auto_offset_reset: Literal["earliest"]
+    batch: Literal[True]
+    max_records: int
+    batch_timeout_ms: int
+    ack_policy: AckPolicy
+
+
+def batch_consumer_options(settings: HubSettings, service: str) -> BatchConsumerOptions:
+    """How the stateful services consume: in batches, from the start, committing after
+    the batch's effects are stored, retrying the batch from its first message on error."""
+    return {
+        "group_id": settings.topics.group(service),
+        "auto_offset_reset": "earliest",
+        "batch": True,
+        "max_records": 200,
+        "batch_timeout_ms": 50,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+    }
+
+
+def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+    """The consumer records behind a (batch) message."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)

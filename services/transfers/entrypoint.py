@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from faststream import AckPolicy, FastStream
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
@@ -21,9 +21,11 @@ from pydantic import ValidationError
 from contracts.dead_letter import problems_from
 from contracts.history import PupilHistoryEventV1
 from services.shared.kafka import (
+    batch_consumer_options,
     dead_letter_for,
     ensure_topics,
     make_broker,
+    records_of,
     rejected_topic_config,
 )
 from services.shared.settings import HubSettings
@@ -78,19 +80,9 @@ def build_broker(settings: HubSettings, store: TransfersStore) -> tuple[KafkaBro
     rejected = broker.publisher(topics.rejected)
     delivery = PacketDelivery(settings, store, broker)
 
-    @broker.subscriber(
-        topics.pupil_history,
-        group_id=topics.group(SERVICE),
-        auto_offset_reset="earliest",
-        batch=True,
-        max_records=200,
-        batch_timeout_ms=50,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    @broker.subscriber(topics.pupil_history, **batch_consumer_options(settings, SERVICE))
     async def on_pupil_history(message: KafkaMessage) -> None:
-        records = message.raw_message
-        if not isinstance(records, tuple):
-            records = (records,)
+        records = records_of(message)
         by_partition: dict[int, list[tuple[PupilHistoryEventV1, ConsumedPosition]]] = (
             defaultdict(list)
         )

@@ -20,9 +20,12 @@ REASON_CODES = (
     "too_large",
     "schema_invalid",
     "history_rejected",
+    "unknown_packet",
+    "wrong_receiver",
 )
 ReasonCode = Literal[
-    "not_utf8", "not_json", "empty", "too_large", "schema_invalid", "history_rejected"
+    "not_utf8", "not_json", "empty", "too_large", "schema_invalid", "history_rejected",
+    "unknown_packet", "wrong_receiver",
 ]
 
 
@@ -107,4 +110,5 @@ _UNION_TAGS = {
     "pupil_moved",
     "school",
     "post16_provider",
+    "unknown",
 }

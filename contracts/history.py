@@ -2,6 +2,8 @@
 
 Contract layer. Keyed by UPN. `version` is the pupil's history version (1, 2, ...),
 gap-free per pupil, so a reader can tell a repeat (version already seen) from a gap.
+`previous_hash` and `event_hash` are the pupil's hash chain (SHA-256, see
+`sendhub verify`); they were added after the first release, so they are optional.
 """
 
 from __future__ import annotations
@@ -24,3 +26,5 @@ class PupilHistoryEventV1(BaseModel):
     recorded_at: datetime
     upn_is_temporary: bool
     event: SchoolEventV1
+    previous_hash: str | None = None
+    event_hash: str | None = None

@@ -29,6 +29,7 @@ from contracts.school_events import (
 )
 
 SENStatus = Literal["none", "sen_support", "ehc_plan"]
+PacketPolicy = Literal["full", "post16"]
 
 
 class Frozen(BaseModel):
@@ -45,16 +46,28 @@ class PacketPupil(Frozen):
 
 
 class Setting(Frozen):
-    """A school (by URN) or a post-16 provider (by UKPRN)."""
+    """A school (by URN), a post-16 provider (by UKPRN), or unknown (a lost pupil).
 
-    kind: Literal["school", "post16_provider"]
+    The names and DfE numbers come from the hub's settings registry; `in_registry` is
+    False when the registry does not know the setting (the packet is still delivered).
+    """
+
+    kind: Literal["school", "post16_provider", "unknown"]
     urn: str | None = None
     ukprn: str | None = None
+    name: str | None = None
+    la_code: str | None = None
+    establishment_number: str | None = None
+    in_registry: bool | None = None
 
     @property
     def receiver(self) -> str:
-        """The receiver's name in topic names: `urn-100001` or `ukprn-10012345`."""
-        return f"urn-{self.urn}" if self.kind == "school" else f"ukprn-{self.ukprn}"
+        """The receiver's name in topic names: `urn-100001`, `ukprn-10012345`, `lost-pupils`."""
+        if self.kind == "school":
+            return f"urn-{self.urn}"
+        if self.kind == "post16_provider":
+            return f"ukprn-{self.ukprn}"
+        return "lost-pupils"
 
 
 class Move(Frozen):
@@ -121,6 +134,15 @@ class TimelineEntry(Frozen):
     recorded_by_role: str
     description: str
     history_version: int
+    recorded_after_leaving: bool = False
+    """Recorded by a setting about a date after the pupil had left it: kept, and marked."""
+
+
+class ProvisionEpisode(Frozen):
+    """From `start_date`, the census SEN provision: N (no SEN), K (SEN support), E (EHC plan)."""
+
+    start_date: date
+    provision: Literal["N", "K", "E"]
 
 
 class TransferPacketV1(Frozen):
@@ -140,3 +162,14 @@ class TransferPacketV1(Frozen):
     plans: Plans
     timeline: list[TimelineEntry]
     history_version: int
+    # Added after the first release; all optional, so v1 readers are unaffected.
+    sen_provision_history: list[ProvisionEpisode] = []
+    policy: PacketPolicy = "full"
+    history_summary: list[str] = []
+    """Where the policy summarises older history instead of itemising it."""
+    supersedes: UUID | None = None
+    """An amendment or a re-routed packet names the packet it replaces."""
+    changes: list[str] = []
+    rerouted_from_lost_pupils: bool = False
+    history_chain_head: str | None = None
+    """SHA-256 of the newest history event the packet was built from (see `sendhub verify`)."""

@@ -13,9 +13,11 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from contracts.accepted import AcceptedSchoolEventV1
+from contracts.anchors import AuditAnchorV1
 from contracts.dead_letter import DeadLetterV1
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import TransferPacketV1
+from contracts.receipts import PacketReceiptV1
 from contracts.school_events import SchoolEventV1
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -26,6 +28,8 @@ MODELS: dict[str, Any] = {
     "dead-letter.v1.json": DeadLetterV1,
     "pupil-history-event.v1.json": PupilHistoryEventV1,
     "transfer-packet.v1.json": TransferPacketV1,
+    "packet-receipt.v1.json": PacketReceiptV1,
+    "audit-anchor.v1.json": AuditAnchorV1,
 }
 
 

@@ -265,7 +265,16 @@ class Post16Destination(Strict):
     ukprn: UKPRN
 
 
-Destination = Annotated[SchoolDestination | Post16Destination, Field(discriminator="kind")]
+class UnknownDestination(Strict):
+    """The pupil left and nobody knows where: the packet goes to the local authority's
+    lost-pupils inbox (like the national lost pupil database) until a later move names it."""
+
+    kind: Literal["unknown"]
+
+
+Destination = Annotated[
+    SchoolDestination | Post16Destination | UnknownDestination, Field(discriminator="kind")
+]
 
 
 class PupilMovedPayload(Strict):

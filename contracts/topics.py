@@ -13,10 +13,14 @@ ACCEPTED_V1 = "sen.accepted.v1"
 REJECTED_V1 = "sen.rejected.v1"
 PUPIL_HISTORY_V1 = "sen.pupil-history.v1"
 INBOX_PREFIX = "sen.inbox."
+PACKET_RECEIPTS_V1 = "sen.packet-receipts.v1"
+AUDIT_ANCHORS_V1 = "sen.audit-anchors.v1"
+LOST_PUPILS = "lost-pupils"
 
 
 def receiver_inbox(receiver: str) -> str:
-    """The inbox topic for a receiver such as `urn-100001` or `ukprn-10012345`."""
+    """The inbox topic for a receiver such as `urn-100001`, `ukprn-10012345` or
+    `lost-pupils` (the local authority's inbox for pupils with no known destination)."""
     return f"{INBOX_PREFIX}{receiver}"
 
 
@@ -44,6 +48,14 @@ class Topics:
     @property
     def pupil_history(self) -> str:
         return self._n(PUPIL_HISTORY_V1)
+
+    @property
+    def packet_receipts(self) -> str:
+        return self._n(PACKET_RECEIPTS_V1)
+
+    @property
+    def audit_anchors(self) -> str:
+        return self._n(AUDIT_ANCHORS_V1)
 
     def inbox(self, receiver: str) -> str:
         return self._n(receiver_inbox(receiver))

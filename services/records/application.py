@@ -8,23 +8,49 @@ recorded are skipped; an `event_id` already in a pupil's history adds nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import cast
+from datetime import date, datetime
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Notification, ProcessRecorder, Tracking
+from eventsourcing.persistence import Notification, ProcessRecorder, StoredEvent, Tracking
 
 from services.records.domain import (
+    ChainBreak,
+    Projector,
     PupilHistory,
     PupilId,
+    RecordedHistory,
     SchoolEventRecord,
     SENHistoryEvent,
+    as_known_at,
+    as_of,
+    chain_hash,
+    first_break,
     project_pupil_history,
     pupil_id_for,
     record_school_event,
 )
+
+VERIFY_PAGE = 5_000
+
+
+@dataclass(frozen=True)
+class AnchorHeads:
+    """The chain heads of pupils whose history grew between two notification ids."""
+
+    after: int
+    up_to: int
+    heads: dict[UUID, tuple[int, str]]
+
+    @staticmethod
+    def digest(heads: Sequence[tuple[UUID, int, str]]) -> str:
+        lines = [f"{pupil_id}:{version}:{head}" for pupil_id, version, head in sorted(heads)]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -94,6 +120,118 @@ class RecordsApplication(Application[UUID]):
         return cast(
             list[SENHistoryEvent], list(self.events.get(pupil_id_for(upn)))
         )
+
+    def replay(self, upn: str, *, known_at: datetime | None = None,
+               as_of_day: date | None = None) -> list[SENHistoryEvent]:
+        """A pupil's history on one of the two time axes, read through the repository.
+
+        `known_at`: as the hub held it at that instant (recording time). `as_of_day`:
+        what had happened by that day (occurrence time), as known now.
+        """
+        if (known_at is None) == (as_of_day is None):
+            raise ValueError("give exactly one of known_at and as_of_day")
+        projector: Projector = as_known_at(known_at) if known_at else as_of(cast(date, as_of_day))
+        try:
+            state = self.repository.get(pupil_id_for(upn), projector_func=cast(Any, projector))
+        except AggregateNotFoundError:
+            return []
+        return list(cast(RecordedHistory, state).events)
+
+    def _read(self, stored: StoredEvent) -> SENHistoryEvent | str:
+        try:
+            return cast(SENHistoryEvent, self.mapper.to_domain_event(stored))
+        except Exception as exc:  # a tampered row may not even decode
+            return f"{type(exc).__name__}: {exc}"
+
+    def verify_pupil(self, upn: str) -> tuple[int, ChainBreak | None]:
+        """(events checked, first break) for one pupil, from the stored rows themselves."""
+        pupil_id = pupil_id_for(upn)
+        stored = self.recorder.select_events(pupil_id)
+        items = [(s.originator_version, self._read(s)) for s in stored]
+        return len(items), first_break(pupil_id, items)
+
+    def stored_streams(self, progress: Callable[[int], None] | None = None
+                       ) -> Iterator[tuple[UUID, list[tuple[int, SENHistoryEvent | str]]]]:
+        """Every pupil's stored events, read page by page in notification order."""
+        streams: dict[UUID, list[tuple[int, SENHistoryEvent | str]]] = defaultdict(list)
+        after = 0
+        while page := self.notifications(after, VERIFY_PAGE):
+            for n in page:
+                streams[UUID(str(n.originator_id))].append((n.originator_version, self._read(n)))
+            after = page[-1].id
+            if progress:
+                progress(len(page))
+        yield from streams.items()
+
+    def verify_all(self, progress: Callable[[int], None] | None = None
+                   ) -> tuple[int, int, list[ChainBreak]]:
+        """(pupils, events, first break per broken pupil) over the whole store."""
+        pupils = events = 0
+        breaks = []
+        for pupil_id, items in self.stored_streams(progress):
+            pupils += 1
+            events += len(items)
+            found = first_break(pupil_id, items)
+            if found:
+                breaks.append(found)
+        return pupils, events, breaks
+
+    def verify_against_anchors(
+        self, anchored: dict[UUID, dict[int, tuple[str, str]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[int, list[ChainBreak]]:
+        """Compare the store with chain heads held in Kafka: {pupil: {version: (head, when)}}.
+
+        Catches what the chain alone cannot: whole chains rewritten with fresh hashes, and
+        pupils or newest events deleted outright. Returns (heads checked, mismatches).
+        """
+        checked = 0
+        mismatches: list[ChainBreak] = []
+        seen: set[UUID] = set()
+        for pupil_id, items in self.stored_streams(progress):
+            seen.add(pupil_id)
+            expected = anchored.get(pupil_id, {})
+            hashes = {v: chain_hash(e) for v, e in items if not isinstance(e, str)}
+            for version in sorted(expected):
+                checked += 1
+                head, when = expected[version]
+                if version not in hashes:
+                    mismatches.append(ChainBreak(pupil_id, version, f"anchored on {when} but "
+                                                 "no longer in the store (deleted or unreadable)"))
+                    break
+                if hashes[version] != head:
+                    mismatches.append(ChainBreak(
+                        pupil_id, version, f"the anchor of {when} holds head {head[:12]}... "
+                        f"but the store now gives {hashes[version][:12]}...: history rewritten"))
+                    break
+        for pupil_id in sorted(set(anchored) - seen):
+            checked += len(anchored[pupil_id])
+            version = min(anchored[pupil_id])
+            mismatches.append(ChainBreak(pupil_id, version, "anchored on "
+                                         f"{anchored[pupil_id][version][1]} but the whole "
+                                         "history is gone from the store"))
+        return checked, mismatches
+
+    def heads_between(self, after: int, limit: int) -> AnchorHeads | None:
+        """Chain heads of the pupils whose histories grew after notification `after`."""
+        page = self.notifications(after, limit)
+        if not page:
+            return None
+        heads: dict[UUID, tuple[int, str]] = {}
+        for n in page:
+            event = self.to_history_event(n)
+            pupil_id = UUID(str(n.originator_id))
+            if pupil_id not in heads or heads[pupil_id][0] < n.originator_version:
+                heads[pupil_id] = (n.originator_version, event.event_hash)
+        return AnchorHeads(after=after, up_to=page[-1].id, heads=heads)
+
+    ANCHOR_KEY = "anchor#audit"
+
+    def anchored_up_to(self) -> int:
+        return self.process_recorder.max_tracking_id(self.ANCHOR_KEY) or 0
+
+    def mark_anchored(self, notification_id: int) -> None:
+        self.process_recorder.insert_tracking(Tracking(self.ANCHOR_KEY, notification_id))
 
     def notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return self.recorder.select_notifications(

@@ -3,14 +3,18 @@
 Domain layer: no I/O; imports only the standard library and eventsourcing.domain.
 Guarantees: one stream per pupil (id = uuid5 of the UPN); events are only ever
 appended; each says who recorded it, at which setting, and when it happened; an
-`event_id` already in the history is never stored twice.
+`event_id` already in the history is never stored twice. Each event carries the SHA-256
+hash of the one before it and its own, so a pupil's history is a hash chain: altering,
+deleting or reordering stored rows breaks it where it happened (`first_break`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NewType
 from uuid import UUID, uuid5
 
@@ -20,6 +24,8 @@ UPN = NewType("UPN", str)
 PupilId = NewType("PupilId", UUID)
 
 _PUPIL_NAMESPACE = UUID("6f0f6c3e-2b7a-4c54-9a4f-5d1c0e9b1a10")
+GENESIS_HASH = "0" * 64
+"""The `previous_hash` of a pupil's first event."""
 
 
 def pupil_id_for(upn: str) -> PupilId:
@@ -42,6 +48,8 @@ class SENHistoryEvent(DomainEvent):
     recorded_by_role: str
     upn_is_temporary: bool
     school_event: dict[str, Any]
+    previous_hash: str = ""
+    event_hash: str = ""
 
 
 class ConcernRaised(SENHistoryEvent):
@@ -77,6 +85,7 @@ class PupilHistory:
     version: int = 0
     event_ids: frozenset[str] = field(default_factory=frozenset)
     current_setting_urn: str | None = None
+    head_hash: str = GENESIS_HASH
 
 
 @dataclass(frozen=True)
@@ -111,19 +120,139 @@ def record_school_event(
         event_class = EVENT_CLASSES[event.event_type]
     except KeyError:
         raise UnknownEventType(event.event_type) from None
-    return [
-        event_class(
-            originator_id=history.id,
-            originator_version=history.version + 1,
-            timestamp=event_class.create_timestamp(),
-            event_id=event.event_id,
-            occurred_at=event.occurred_at,
-            setting_urn=event.setting_urn,
-            recorded_by_role=event.recorded_by_role,
-            upn_is_temporary=event.upn_is_temporary,
-            school_event=event.school_event,
-        )
-    ]
+    new = event_class(
+        originator_id=history.id,
+        originator_version=history.version + 1,
+        timestamp=event_class.create_timestamp(),
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        setting_urn=event.setting_urn,
+        recorded_by_role=event.recorded_by_role,
+        upn_is_temporary=event.upn_is_temporary,
+        school_event=event.school_event,
+        previous_hash=history.head_hash,
+    )
+    return [replace(new, event_hash=chain_hash(new))]
+
+
+def canonical_bytes(event: SENHistoryEvent) -> bytes:
+    """Everything an event says, in one fixed serialisation (sorted keys, no spaces, UTF-8).
+
+    Covers the pupil, the version, the type, both times and the previous hash, so that a
+    row moved to another version or another pupil no longer matches its hash.
+    """
+    content = {
+        "pupil_id": str(event.originator_id),
+        "version": event.originator_version,
+        "type": EVENT_TYPE_OF[type(event)],
+        "recorded_at": event.timestamp.isoformat(),
+        "event_id": event.event_id,
+        "occurred_at": event.occurred_at.isoformat(),
+        "setting_urn": event.setting_urn,
+        "recorded_by_role": event.recorded_by_role,
+        "upn_is_temporary": event.upn_is_temporary,
+        "school_event": event.school_event,
+        "previous_hash": event.previous_hash,
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(event: SENHistoryEvent) -> str:
+    return hashlib.sha256(canonical_bytes(event)).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first place a pupil's stored history no longer matches its hash chain."""
+
+    pupil_id: UUID
+    version: int
+    problem: str
+
+
+def first_break(
+    pupil_id: UUID, stored: Sequence[tuple[int, SENHistoryEvent | str]]
+) -> ChainBreak | None:
+    """Walk a pupil's stored events (version, event or why it is unreadable) from version 1.
+
+    Checks, in order at each version: it exists (a deleted row leaves a gap), it can be
+    read, it links to the hash of the version before (a reordered or replaced row does
+    not), and its content still gives its own hash (an edited row does not).
+    """
+    expected_previous = GENESIS_HASH
+    by_version = dict(stored)
+    highest = max(by_version, default=0)
+    for version in range(1, highest + 1):
+        if version not in by_version:
+            return ChainBreak(pupil_id, version, f"version {version} is missing: the stored "
+                              f"history jumps from {version - 1} to "
+                              f"{min(v for v in by_version if v > version)}")
+        item = by_version[version]
+        if isinstance(item, str):
+            return ChainBreak(pupil_id, version, f"the stored event cannot be read: {item}")
+        if item.previous_hash != expected_previous:
+            sources = [v for v, e in stored if not isinstance(e, str) and e.event_hash
+                       == item.previous_hash and v != version - 1]
+            where = f" (it links to the event stored at version {sources[0]})" if sources else ""
+            return ChainBreak(pupil_id, version, f"previous_hash {item.previous_hash[:12]}... "
+                              f"does not match version {version - 1}'s hash "
+                              f"{expected_previous[:12]}...{where}: rows reordered or replaced")
+        recomputed = chain_hash(item)
+        if recomputed != item.event_hash:
+            return ChainBreak(pupil_id, version, f"the content was altered: it now hashes to "
+                              f"{recomputed[:12]}... but was recorded as "
+                              f"{item.event_hash[:12]}... (event {item.event_id}, "
+                              f"{EVENT_TYPE_OF[type(item)]})")
+        expected_previous = recomputed
+    return None
+
+
+def chain_head(events: Sequence[SENHistoryEvent]) -> str:
+    """The hash of the newest event, or the genesis hash for an empty history."""
+    return events[-1].event_hash if events else GENESIS_HASH
+
+
+@dataclass(frozen=True)
+class RecordedHistory:
+    """A pupil's events as a replay selected them (the repository's projected state)."""
+
+    pupil_id: PupilId
+    events: tuple[SENHistoryEvent, ...] = ()
+
+
+Projector = Callable[[RecordedHistory | None, Iterable[SENHistoryEvent]], RecordedHistory | None]
+
+
+def as_known_at(instant: datetime) -> Projector:
+    """Events the hub had recorded by `instant` (recording time: `timestamp`).
+
+    Versions follow recording order, so this is always a prefix of the stream.
+    """
+
+    def project(state: RecordedHistory | None, events: Iterable[SENHistoryEvent]
+                ) -> RecordedHistory | None:
+        for event in events:
+            if event.timestamp > instant:
+                break
+            state = state or RecordedHistory(PupilId(event.originator_id))
+            state = replace(state, events=(*state.events, event))
+        return state
+
+    return project
+
+
+def as_of(day: date) -> Projector:
+    """Events that had happened by the end of `day` (occurrence time), as known now."""
+
+    def project(state: RecordedHistory | None, events: Iterable[SENHistoryEvent]
+                ) -> RecordedHistory | None:
+        for event in events:
+            state = state or RecordedHistory(PupilId(event.originator_id))
+            if event.occurred_at.date() <= day:
+                state = replace(state, events=(*state.events, event))
+        return state
+
+    return project
 
 
 def evolve(history: PupilHistory, event: SENHistoryEvent) -> PupilHistory:
@@ -136,6 +265,7 @@ def evolve(history: PupilHistory, event: SENHistoryEvent) -> PupilHistory:
         version=event.originator_version,
         event_ids=history.event_ids | {event.event_id},
         current_setting_urn=moved_to if isinstance(event, PupilMoved) else event.setting_urn,
+        head_hash=event.event_hash,
     )
 
 

@@ -13,6 +13,8 @@ import asyncio
 import logging
 from collections import defaultdict
 from contextlib import suppress
+from datetime import UTC, datetime
+from uuid import UUID, uuid5
 
 from aiokafka import ConsumerRecord
 from faststream import FastStream
@@ -21,8 +23,9 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from contracts.accepted import ACCEPTED_EVENT
+from contracts.anchors import AuditAnchorV1, ChainHead
 from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode, problems_from
-from services.records.application import ConsumedPosition, RecordsApplication
+from services.records.application import AnchorHeads, ConsumedPosition, RecordsApplication
 from services.records.domain import RecordsError, SchoolEventRecord
 from services.records.handlers import to_history_contract, to_school_event_record
 from services.shared.kafka import (
@@ -37,6 +40,9 @@ from services.shared.settings import HubSettings
 
 SERVICE = "records"
 RELAY_BATCH = 500
+ANCHOR_BATCH = 20_000  # notifications per anchor
+ANCHOR_PART = 2_000  # chain heads per anchor message
+_ANCHOR_NAMESPACE = UUID("3c1d0a52-7e55-4f4e-9d7b-1a2b3c4d5e6f")
 log = logging.getLogger("sendhub.records")
 
 
@@ -164,16 +170,89 @@ class HistoryRelay:
                 await self._task
 
 
+def anchor_messages(heads: AnchorHeads, anchored_at: datetime) -> list[AuditAnchorV1]:
+    """One anchor, split into parts; its id is fixed by the range it covers, so a re-sent
+    anchor (after a crash) is recognisably the same one."""
+    anchor_id = uuid5(_ANCHOR_NAMESPACE, f"{heads.after}-{heads.up_to}")
+    items = sorted((p, v, h) for p, (v, h) in heads.heads.items())
+    chunks = [items[i:i + ANCHOR_PART] for i in range(0, len(items), ANCHOR_PART)]
+    return [
+        AuditAnchorV1(
+            anchor_id=anchor_id, anchored_at=anchored_at,
+            after_notification_id=heads.after, up_to_notification_id=heads.up_to,
+            part=n, parts=len(chunks),
+            heads=[ChainHead(pupil_id=p, version=v, head=h) for p, v, h in chunk],
+            digest=AnchorHeads.digest(chunk),
+        )
+        for n, chunk in enumerate(chunks, start=1)
+    ]
+
+
+class AuditAnchoring:
+    """Publishes the heads of grown hash chains to `sen.audit-anchors.v1`, periodically.
+
+    At-least-once, like the relay: the anchored position is stored after the broker
+    acknowledged every part.
+    """
+
+    def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker):
+        self.topic = settings.topics.audit_anchors
+        self.interval = settings.anchor_interval_seconds
+        self.app = app
+        self.broker = broker
+        self._task: asyncio.Task[None] | None = None
+
+    async def anchor_once(self) -> int:
+        after = await asyncio.to_thread(self.app.anchored_up_to)
+        heads = await asyncio.to_thread(self.app.heads_between, after, ANCHOR_BATCH)
+        if heads is None:
+            return 0
+        messages = anchor_messages(heads, datetime.now(UTC))
+        sends = [
+            await self.broker.publish(m.model_dump_json().encode(), topic=self.topic,
+                                      key=str(m.anchor_id).encode(), no_confirm=True)
+            for m in messages
+        ]
+        await asyncio.gather(*sends)
+        await asyncio.to_thread(self.app.mark_anchored, heads.up_to)
+        log.info("audit.anchored", extra={"pupils": len(heads.heads), "up_to": heads.up_to,
+                                          "parts": len(messages)})
+        return len(heads.heads)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.anchor_once()
+                await asyncio.sleep(self.interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("audit.anchor_retry")
+                await asyncio.sleep(1.0)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+
 def build_app(settings: HubSettings) -> FastStream:
     topics = settings.topics
     ensure_topics(
-        settings, [topics.accepted, topics.rejected, topics.pupil_history],
-        rejected_topic_config(settings),
+        settings, [topics.accepted, topics.rejected, topics.pupil_history, topics.audit_anchors],
+        {**rejected_topic_config(settings), topics.audit_anchors: {"retention.ms": "-1"}},
     )
     app = build_application(settings)
     broker = build_broker(settings, app)
     relay = HistoryRelay(settings, app, broker)
+    anchoring = AuditAnchoring(settings, app, broker)
     stream = FastStream(broker, logger=log)
     stream.after_startup(relay.start)
+    stream.after_startup(anchoring.start)
     stream.on_shutdown(relay.stop)
+    stream.on_shutdown(anchoring.stop)
     return stream

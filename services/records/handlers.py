@@ -33,4 +33,6 @@ def to_history_contract(event: SENHistoryEvent, notification_id: int) -> PupilHi
         recorded_at=event.timestamp,
         upn_is_temporary=event.upn_is_temporary,
         event=school_event,
+        previous_hash=event.previous_hash or None,
+        event_hash=event.event_hash or None,
     )

@@ -28,6 +28,18 @@ class HubSettings(BaseSettings):
     )
     log_level: str = "INFO"
     relay_interval_seconds: float = 0.2
+    anchor_interval_seconds: float = Field(
+        default=60.0, description="how often records publishes chain heads to the anchors topic"
+    )
+    delivery_interval_seconds: float = Field(
+        default=5.0, description="how often transfers looks for packets to send or re-send"
+    )
+    resend_after_school_days: int = Field(
+        default=15, description="re-send a packet with no receipt after this many weekdays"
+    )
+    actor: str | None = Field(
+        default=None, description="who is reading pupils' records through the tools (audited)"
+    )
 
     @property
     def topics(self) -> Topics:

@@ -1,16 +1,17 @@
-"""A pupil's SEN record at a point in its history, and the transfer packet built from it.
+"""Transfer packets: what a receiving setting gets when a pupil moves, and amendments.
 
 Domain layer: no I/O. It reads the history in the shape of the wire contract
 (`contracts.history`) and writes the packet contract, because the packet *is* that
-standardised format; the rules here are what the hub adds: SEN status at the move,
-current needs, concerns never followed up, the plan as last reviewed, the timeline.
+standardised format. The SEN record itself comes from the shared projection
+(`services.shared.sen_record`), so the auditor's replay shows the same facts. The rules
+here are the packet's: which events it covers, what it flags, and the post-16 policy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from uuid import UUID, uuid5
 
 from contracts.history import PupilHistoryEventV1
@@ -22,22 +23,13 @@ from contracts.packet import (
     PacketPupil,
     PlanReview,
     Plans,
-    SENStatus,
+    ProvisionEpisode,
     Setting,
     TimelineEntry,
     TransferPacketV1,
 )
-from contracts.school_events import (
-    AssessmentCompletedV1,
-    AssessmentOutcome,
-    ConcernRaisedV1,
-    PlanKind,
-    PlanReviewedV1,
-    PupilMovedV1,
-    RankedNeed,
-    ReviewDecision,
-    SchoolDestination,
-)
+from contracts.school_events import Post16Destination, PupilMovedV1, SchoolDestination
+from services.shared.sen_record import describe_event, provision_episodes, record_at
 
 _PACKET_NAMESPACE = UUID("0b8f3f4e-6a8d-4d0e-8f1c-2f6b7c9d0e11")
 
@@ -46,6 +38,9 @@ NO_HISTORY_STATEMENT = (
     "no concern, assessment or plan review was ever received. This is a statement "
     "that none exists, not a missing file."
 )
+
+POST16_ITEMISED_YEARS = 2
+"""Post-16 policy: history older than this before the move is summarised, not itemised."""
 
 
 class TransfersError(Exception):
@@ -56,142 +51,84 @@ class NotAMove(TransfersError):
     """Raised when a packet is asked for at a history event that is not a move."""
 
 
-def packet_id_for(upn: str, move_event_id: UUID) -> UUID:
-    """Deterministic: rebuilding or re-sending the packet for a move keeps its id."""
-    return uuid5(_PACKET_NAMESPACE, f"{upn}/{move_event_id}")
-
-
-@dataclass
-class SENRecord:
-    """A pupil's SEN record as it stood after some prefix of their history."""
-
-    status: SENStatus = "none"
-    needs: list[RankedNeed] = field(default_factory=list)
-    concerns: list[ConcernRaisedV1] = field(default_factory=list)
-    assessments: list[AssessmentCompletedV1] = field(default_factory=list)
-    reviews: list[PlanReviewedV1] = field(default_factory=list)
-    version: int = 0
-
-    @property
-    def has_sen_history(self) -> bool:
-        return bool(self.concerns or self.assessments or self.reviews)
-
-    def open_concerns(self) -> list[ConcernRaisedV1]:
-        """Concerns with no later assessment that answered them.
-
-        An assessment answers a concern when it happened after it and either found no
-        SEN or identified a need in one of the concern's areas.
-        """
-        still_open = []
-        for concern in self.concerns:
-            areas = set(concern.payload.areas_of_need)
-            answered = any(
-                a.occurred_at >= concern.occurred_at
-                and (
-                    a.payload.outcome is AssessmentOutcome.NO_SEN
-                    or areas & {n.code for n in a.payload.identified_needs}
-                )
-                for a in self.assessments
-            )
-            if not answered:
-                still_open.append(concern)
-        return still_open
-
-    def apply(self, history_event: PupilHistoryEventV1) -> None:
-        event = history_event.event
-        self.version = history_event.version
-        if isinstance(event, ConcernRaisedV1):
-            self.concerns.append(event)
-        elif isinstance(event, AssessmentCompletedV1):
-            self.assessments.append(event)
-            self._assessed(event)
-        elif isinstance(event, PlanReviewedV1):
-            self.reviews.append(event)
-            self._reviewed(event)
-
-    def _assessed(self, event: AssessmentCompletedV1) -> None:
-        outcome = event.payload.outcome
-        if outcome is AssessmentOutcome.NO_SEN:
-            if self.status != "ehc_plan":
-                self.status, self.needs = "none", []
-            return
-        self.needs = sorted(event.payload.identified_needs, key=lambda n: n.rank)
-        if outcome is AssessmentOutcome.EHC_PLAN_ISSUED:
-            self.status = "ehc_plan"
-        elif outcome in (
-            AssessmentOutcome.SEN_SUPPORT,
-            AssessmentOutcome.REQUEST_EHC_NEEDS_ASSESSMENT,
-        ) and self.status == "none":
-            self.status = "sen_support"
-
-    def _reviewed(self, event: PlanReviewedV1) -> None:
-        payload = event.payload
-        if payload.decision is ReviewDecision.CEASE:
-            if payload.plan_kind is PlanKind.EHC_PLAN or self.status == "sen_support":
-                self.status = "none"
-        elif payload.plan_kind is PlanKind.EHC_PLAN:
-            self.status = "ehc_plan"
-        elif self.status == "none":
-            self.status = "sen_support"
-
-
-def record_at(history: Sequence[PupilHistoryEventV1], version: int) -> SENRecord:
-    """The SEN record after the events up to and including `version`, in recorded order."""
-    record = SENRecord()
-    for history_event in sorted(history, key=lambda h: h.version):
-        if history_event.version > version:
-            break
-        record.apply(history_event)
-    return record
-
-
-def describe_event(event: PupilHistoryEventV1) -> str:
-    e = event.event
-    if isinstance(e, ConcernRaisedV1):
-        areas = ", ".join(e.payload.areas_of_need)
-        return f"Concern raised by {e.payload.raised_by.value.replace('_', ' ')} ({areas})"
-    if isinstance(e, AssessmentCompletedV1):
-        needs = ", ".join(f"{n.code}" for n in e.payload.identified_needs) or "no needs identified"
-        return (
-            f"{e.payload.assessment_kind.value.replace('_', ' ').capitalize()} assessment by "
-            f"{e.payload.assessor_role.value.replace('_', ' ')}: "
-            f"{e.payload.outcome.value.replace('_', ' ')} ({needs})"
-        )
-    if isinstance(e, PlanReviewedV1):
-        return (
-            f"{e.payload.plan_kind.value.replace('_', ' ').capitalize()} reviewed: "
-            f"{e.payload.decision.value.replace('_', ' ')}"
-        )
-    d = e.payload.destination
-    where = f"school URN {d.urn}" if isinstance(d, SchoolDestination) else f"post-16 provider UKPRN {d.ukprn}"
-    return (
-        f"Moved ({e.payload.move_kind.value.replace('_', ' ')}) to {where}, "
-        f"effective {e.payload.effective_date.isoformat()}"
-    )
+def packet_id_for(upn: str, move_event_id: UUID, history_version: int | None = None) -> UUID:
+    """Deterministic: rebuilding or re-sending a packet keeps its id. The first packet for
+    a move is keyed by the move; an amendment also by the history version it covers."""
+    name = f"{upn}/{move_event_id}"
+    if history_version is not None:
+        name += f"/{history_version}"
+    return uuid5(_PACKET_NAMESPACE, name)
 
 
 def destination_of(move: PupilMovedV1) -> Setting:
     d = move.payload.destination
     if isinstance(d, SchoolDestination):
         return Setting(kind="school", urn=d.urn)
-    return Setting(kind="post16_provider", ukprn=d.ukprn)
+    if isinstance(d, Post16Destination):
+        return Setting(kind="post16_provider", ukprn=d.ukprn)
+    return Setting(kind="unknown")
+
+
+def departures(history: Sequence[PupilHistoryEventV1]) -> dict[str, date]:
+    """For each setting the pupil left, the effective date of the (last) move away."""
+    left: dict[str, date] = {}
+    for h in sorted(history, key=lambda h: h.version):
+        if isinstance(h.event, PupilMovedV1):
+            left[h.event.source.urn] = h.event.payload.effective_date
+    return left
+
+
+def recorded_after_leaving(event: PupilHistoryEventV1, left: dict[str, date]) -> bool:
+    """A setting recorded something that happened after the pupil had left it."""
+    if isinstance(event.event, PupilMovedV1):
+        return False
+    effective = left.get(event.event.source.urn)
+    return effective is not None and event.event.occurred_at.date() > effective
+
+
+def covered_events(
+    history: Sequence[PupilHistoryEventV1], move_version: int, up_to_version: int
+) -> list[PupilHistoryEventV1]:
+    """The events a packet covers: everything up to the move, and what was recorded
+    later (late entries, former settings) except the receiving setting's own records."""
+    move = next(h for h in history if h.version == move_version).event
+    assert isinstance(move, PupilMovedV1)
+    destination = move.payload.destination
+    receiver_urn = destination.urn if isinstance(destination, SchoolDestination) else None
+    return sorted(
+        (h for h in history if h.version <= move_version or (
+            h.version <= up_to_version and h.event.source.urn != receiver_urn)),
+        key=lambda h: h.version,
+    )
 
 
 def build_transfer_packet(
-    history: Sequence[PupilHistoryEventV1], move_version: int, generated_at: datetime
+    history: Sequence[PupilHistoryEventV1],
+    move_version: int,
+    generated_at: datetime,
+    *,
+    up_to_version: int | None = None,
+    supersedes: UUID | None = None,
+    changes: Sequence[str] = (),
+    rerouted_from_lost_pupils: bool = False,
 ) -> TransferPacketV1:
-    """The packet for the move at `move_version`, from the history as it stood then."""
+    """The packet for the move at `move_version`, from the history up to `up_to_version`
+    (the move itself for a first packet; later for an amendment)."""
     by_version = {h.version: h for h in history}
     move_event = by_version.get(move_version)
     if move_event is None or not isinstance(move_event.event, PupilMovedV1):
         raise NotAMove(f"history version {move_version} is not a pupil_moved event")
+    up_to = max(up_to_version or move_version, move_version)
     move = move_event.event
-    record = record_at(history, move_version)
-    upto = sorted((h for h in history if h.version <= move_version), key=lambda h: h.version)
+    upto = covered_events(history, move_version, up_to)
+    record = record_at(upto)
+    left = departures(upto)
     latest_review = max(record.reviews, key=lambda r: r.occurred_at, default=None)
     pupil = move.pupil
-    return TransferPacketV1(
-        packet_id=packet_id_for(pupil.upn, move.event_id),
+    head = max(upto, key=lambda h: h.version).event_hash
+    packet = TransferPacketV1(
+        packet_id=packet_id_for(pupil.upn, move.event_id,
+                                up_to if up_to != move_version else None),
         generated_at=generated_at,
         pupil=PacketPupil(
             upn=pupil.upn,
@@ -277,8 +214,151 @@ def build_transfer_packet(
                 recorded_by_role=h.event.recorded_by.role,
                 description=describe_event(h),
                 history_version=h.version,
+                recorded_after_leaving=recorded_after_leaving(h, left),
             )
             for h in sorted(upto, key=lambda h: (h.event.occurred_at, h.version))
         ],
-        history_version=move_version,
+        history_version=up_to,
+        sen_provision_history=[
+            ProvisionEpisode(start_date=start, provision=code)
+            for start, code in provision_episodes(record)
+        ],
+        supersedes=supersedes,
+        changes=list(changes),
+        rerouted_from_lost_pupils=rerouted_from_lost_pupils,
+        history_chain_head=head,
     )
+    if packet.to_setting.kind == "post16_provider":
+        packet = apply_post16_policy(packet)
+    return packet
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def apply_post16_policy(packet: TransferPacketV1) -> TransferPacketV1:
+    """What a college needs and no more (see README, "Post-16 packets").
+
+    Kept whole: SEN status and its census history, current needs, the current plan with
+    its targets and provision, open concerns, and the most recent review (what worked,
+    the parent/carer's and the pupil's views). Itemised only for the last two years
+    before the move: assessments, reviews and the timeline; older history becomes one
+    summary line per setting. Always kept: the latest assessment and the latest review.
+    """
+    cutoff = _years_before(packet.move.effective_date, POST16_ITEMISED_YEARS)
+    old = [t for t in packet.timeline if t.occurred_at.date() < cutoff]
+    summary = []
+    for urn in sorted({t.setting_urn for t in old}):
+        at = [t for t in old if t.setting_urn == urn]
+        kinds = {k: sum(1 for t in at if t.event_type == k) for k in
+                 ("concern_raised", "assessment_completed", "plan_reviewed")}
+        summary.append(
+            f"Before {cutoff:%d %B %Y} at URN {urn} ({at[0].occurred_at:%B %Y} to "
+            f"{at[-1].occurred_at:%B %Y}): {kinds['concern_raised']} concern(s), "
+            f"{kinds['assessment_completed']} assessment(s), {kinds['plan_reviewed']} "
+            "plan review(s); itemised in the school's own records."
+        )
+    latest_assessment = packet.assessments[-1:] if packet.assessments else []
+    latest_review = packet.plans.reviews[-1:] if packet.plans.reviews else []
+    assessments = [a for a in packet.assessments if a.completed_on >= cutoff]
+    reviews = [r for r in packet.plans.reviews if r.reviewed_on >= cutoff]
+    return packet.model_copy(update={
+        "policy": "post16",
+        "history_summary": summary,
+        "timeline": [t for t in packet.timeline if t.occurred_at.date() >= cutoff],
+        "assessments": assessments or latest_assessment,
+        "plans": packet.plans.model_copy(update={"reviews": reviews or latest_review}),
+    })
+
+
+def amendment_changes(
+    previous: TransferPacketV1, history: Sequence[PupilHistoryEventV1]
+) -> list[str]:
+    """What an amendment adds to the packet it supersedes, one line per new event."""
+    covered = {t.history_version for t in previous.timeline}
+    return [
+        f"Added: {describe_event(h)} on {h.event.occurred_at:%d %B %Y} at URN "
+        f"{h.event.source.urn} (recorded late, history version {h.version})"
+        for h in sorted(history, key=lambda h: h.version)
+        if h.version not in covered and h.version > previous.history_version
+    ]
+
+
+def is_late_entry(event: PupilHistoryEventV1, move: PupilMovedV1) -> bool:
+    """An event about a day on or before the move's effective date, recorded after it:
+    the former school catching up. It calls for an amendment to the receiver."""
+    return (not isinstance(event.event, PupilMovedV1)
+            and event.event.occurred_at.date() <= move.payload.effective_date
+            and event.event.source.urn == move.source.urn)
+
+
+def school_days_between(start: date, end: date) -> int:
+    """Weekdays after `start` up to and including `end` (CTF's 15 school days; bank
+    holidays and term dates are not known to the hub, so this errs early)."""
+    if end <= start:
+        return 0
+    days = (end - start).days
+    weeks, rest = divmod(days, 7)
+    count = weeks * 5
+    for offset in range(1, rest + 1):
+        if (start + timedelta(days=weeks * 7 + offset)).weekday() < 5:
+            count += 1
+    return count
+
+
+DELIVERY_STATES = ("pending", "sent", "received", "accepted", "rejected", "superseded",
+                   "rerouted")
+
+
+@dataclass(frozen=True)
+class DeliveryEvent:
+    """One step in a packet's delivery, as stored (append-only)."""
+
+    state: str
+    at: datetime
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A packet's delivery state, folded from its delivery events."""
+
+    state: str
+    attempts: int
+    first_sent: datetime | None
+    last_sent: datetime | None
+    reason: str | None
+
+    def school_days_waiting(self, today: date) -> int:
+        return 0 if self.first_sent is None else school_days_between(self.first_sent.date(), today)
+
+    def is_overdue(self, today: date, school_days: int) -> bool:
+        """Sent, with no receipt, for at least `school_days` weekdays since first sent."""
+        return self.state == "sent" and self.school_days_waiting(today) >= school_days
+
+    def resend_due(self, today: date, school_days: int) -> bool:
+        return (self.state == "sent" and self.last_sent is not None
+                and school_days_between(self.last_sent.date(), today) >= school_days)
+
+
+_RANK = {"pending": 0, "sent": 1, "received": 2, "accepted": 3, "rejected": 3}
+
+
+def delivery_of(events: Sequence[DeliveryEvent]) -> Delivery:
+    """Receipts may arrive in any order: a packet is as far along as its furthest
+    receipt, and a superseded or re-routed packet is that whatever else happened."""
+    state, reason = "pending", None
+    sends = [e.at for e in events if e.state == "sent"]
+    for event in events:
+        if event.state in ("superseded", "rerouted"):
+            state, reason = event.state, event.detail
+            break
+        if event.state in _RANK and _RANK[event.state] >= _RANK[state]:
+            state = event.state
+            reason = event.detail if event.state == "rejected" else None
+    return Delivery(state=state, attempts=len(sends), first_sent=min(sends, default=None),
+                    last_sent=max(sends, default=None), reason=reason)

@@ -4,7 +4,10 @@ Consumes `sen.pupil-history.v1` in batches; stores each partition's share with i
 position in one transaction (see application.py), then publishes every stored packet
 not yet published to the receiver's inbox, keyed by `packet_id`, and marks it published
 only after the broker acknowledged it. Receivers may see a packet twice after a crash
-(same `packet_id`), never not at all.
+(same `packet_id`), never not at all. Consumes `sen.packet-receipts.v1` the same way: a
+receipt for an unknown packet or from the wrong receiver is dead-lettered (before its
+position is stored) with the reason. A periodic task re-queues packets nobody
+acknowledged within the re-send period and publishes whatever is waiting.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from contracts.dead_letter import problems_from
+from contracts.dead_letter import DeadLetterV1, Problem, problems_from
 from contracts.history import PupilHistoryEventV1
+from contracts.receipts import PacketReceiptV1
 from services.shared.kafka import (
     batch_consumer_options,
     dead_letter_for,
@@ -32,6 +39,7 @@ from services.shared.settings import HubSettings
 from services.transfers.application import ConsumedPosition, TransfersStore
 
 SERVICE = "transfers"
+RECEIPTS = "transfers-receipts"
 log = logging.getLogger("sendhub.transfers")
 
 
@@ -60,18 +68,33 @@ class PacketDelivery:
                         topic=self.settings.topics.inbox(p.receiver),
                         key=str(p.packet_id).encode(),
                         headers={"content-type": "application/json",
-                                 "sendhub-packet-version": "1"},
+                                 "sendhub-packet-version": "1",
+                                 "sendhub-attempt": str(p.attempt)},
                         no_confirm=True,
                     )
                     for p in pending
                 ]
                 await asyncio.gather(*sends)
-                await asyncio.to_thread(self.store.mark_published, [p.packet_id for p in pending])
+                await asyncio.to_thread(self.store.mark_published, pending)
                 for p in pending:
-                    log.info("packet.delivered",
-                             extra={"packet_id": str(p.packet_id), "receiver": p.receiver})
+                    log.info("packet.delivered", extra={"packet_id": str(p.packet_id),
+                                                        "receiver": p.receiver,
+                                                        "attempt": p.attempt})
                 delivered += len(pending)
             return delivered
+
+    async def run(self) -> None:
+        """Every few seconds: re-queue overdue packets, then send whatever waits."""
+        while True:
+            try:
+                await asyncio.to_thread(self.store.resend_overdue)
+                await self.deliver_pending()
+                await asyncio.sleep(self.settings.delivery_interval_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("packet.delivery_retry")
+                await asyncio.sleep(1.0)
 
 
 def build_broker(settings: HubSettings, store: TransfersStore) -> tuple[KafkaBroker, PacketDelivery]:
@@ -110,25 +133,66 @@ def build_broker(settings: HubSettings, store: TransfersStore) -> tuple[KafkaBro
             await asyncio.sleep(1.0)
             raise
 
+    @broker.subscriber(topics.packet_receipts, **batch_consumer_options(settings, RECEIPTS))
+    async def on_packet_receipts(message: KafkaMessage) -> None:
+        records = records_of(message)
+        by_partition: dict[int, list[tuple[PacketReceiptV1 | None, ConsumedPosition]]] = (
+            defaultdict(list)
+        )
+        try:
+            for record in records:
+                position = ConsumedPosition(record.topic, record.partition, record.offset)
+                receipt: PacketReceiptV1 | None = None
+                letter: DeadLetterV1 | None
+                try:
+                    receipt = PacketReceiptV1.model_validate_json(record.value or b"")
+                except ValidationError as exc:
+                    letter = dead_letter_for(record, reason="schema_invalid",
+                                             problems=problems_from(exc), service=SERVICE)
+                else:
+                    problem = await asyncio.to_thread(store.check_receipt, receipt)
+                    letter = None if problem is None else dead_letter_for(
+                        record, reason=problem[0], problems=[Problem(path="", message=problem[1])],
+                        service=SERVICE)
+                if letter is not None:
+                    # Kept before the position is stored: a crash re-sends it, never loses it.
+                    await rejected.publish(letter.model_dump_json().encode(), key=record.key)
+                    log.warning("receipt.rejected", extra={"reason": letter.reason,
+                                                           "offset": record.offset})
+                    receipt = None
+                by_partition[record.partition].append((receipt, position))
+            for partition, batch in by_partition.items():
+                recorded = await asyncio.to_thread(store.record_receipts, batch)
+                log.info("receipts.recorded", extra={"partition": partition,
+                                                     "consumed": len(batch), "recorded": recorded})
+        except Exception:
+            log.exception("receipts.retry")
+            await asyncio.sleep(1.0)
+            raise
+
     return broker, delivery
 
 
-def build_app(settings: HubSettings) -> FastStream:
+def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None) -> FastStream:
     topics = settings.topics
-    ensure_topics(settings, [topics.pupil_history, topics.rejected], rejected_topic_config(settings))
-    store = TransfersStore(settings.database_conninfo)
+    ensure_topics(settings, [topics.pupil_history, topics.rejected, topics.packet_receipts],
+                  rejected_topic_config(settings))
+    store = TransfersStore(settings.database_conninfo, clock=clock,
+                           resend_after_school_days=settings.resend_after_school_days)
     broker, delivery = build_broker(settings, store)
     stream = FastStream(broker, logger=log)
+    task: list[asyncio.Task[None]] = []
 
-    async def deliver_left_over() -> None:
-        count = await delivery.deliver_pending()
-        if count:
-            log.info("packet.delivered_after_restart", extra={"count": count})
+    async def start_delivery() -> None:
+        task.append(asyncio.create_task(delivery.run()))
 
-    stream.after_startup(deliver_left_over)
-
-    async def close_store() -> None:
+    async def stop_delivery() -> None:
+        for t in task:
+            t.cancel()
+            with suppress(asyncio.CancelledError):
+                await t
         await asyncio.to_thread(store.close)
 
-    stream.on_shutdown(close_store)
+    stream.after_startup(start_delivery)
+    stream.on_shutdown(stop_delivery)
     return stream

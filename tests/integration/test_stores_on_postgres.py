@@ -79,7 +79,7 @@ def test_transfers_builds_one_packet_per_move_whatever_is_replayed(
 
     pending = [p for p in store.pending_packets() if p.packet_id == packet_id]
     assert len(pending) == 1 and pending[0].receiver == "urn-100002"
-    store.mark_published([packet_id])
+    store.mark_published(pending)
     assert all(p.packet_id != packet_id for p in store.pending_packets())
     packet = store.packet(packet_id)
     assert packet is not None and packet.pupil.upn == upn and packet.history_version == 2

@@ -1,0 +1,163 @@
+"""A pupil's SEN record at a point in their history: the one projection the packet
+builder, the auditor's replay and the report share, so each shows the same facts.
+
+Pure: reads history events in the shape of the wire contract (`contracts.history`) and
+knows the rules: SEN status and its census code over time, current needs, concerns never
+followed up, plans as reviewed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from contracts.history import PupilHistoryEventV1
+from contracts.packet import SENStatus
+from contracts.school_events import (
+    AssessmentCompletedV1,
+    AssessmentOutcome,
+    ConcernRaisedV1,
+    PlanKind,
+    PlanReviewedV1,
+    Post16Destination,
+    RankedNeed,
+    ReviewDecision,
+    SchoolDestination,
+)
+
+CENSUS_CODE: dict[SENStatus, Literal["N", "K", "E"]] = {
+    "none": "N", "sen_support": "K", "ehc_plan": "E"}
+
+
+@dataclass
+class SENRecord:
+    """A pupil's SEN record as it stood after some prefix of their history."""
+
+    status: SENStatus = "none"
+    needs: list[RankedNeed] = field(default_factory=list)
+    concerns: list[ConcernRaisedV1] = field(default_factory=list)
+    assessments: list[AssessmentCompletedV1] = field(default_factory=list)
+    reviews: list[PlanReviewedV1] = field(default_factory=list)
+    version: int = 0
+    episodes: list[tuple[date, SENStatus]] = field(default_factory=list)
+    """Each change of status, from the day of the event that changed it."""
+
+    @property
+    def has_sen_history(self) -> bool:
+        return bool(self.concerns or self.assessments or self.reviews)
+
+    def open_concerns(self) -> list[ConcernRaisedV1]:
+        """Concerns with no later assessment that answered them.
+
+        An assessment answers a concern when it happened after it and either found no
+        SEN or identified a need in one of the concern's areas.
+        """
+        still_open = []
+        for concern in self.concerns:
+            areas = set(concern.payload.areas_of_need)
+            answered = any(
+                a.occurred_at >= concern.occurred_at
+                and (
+                    a.payload.outcome is AssessmentOutcome.NO_SEN
+                    or areas & {n.code for n in a.payload.identified_needs}
+                )
+                for a in self.assessments
+            )
+            if not answered:
+                still_open.append(concern)
+        return still_open
+
+    def apply(self, history_event: PupilHistoryEventV1) -> None:
+        event = history_event.event
+        self.version = max(self.version, history_event.version)
+        before = self.status
+        self._apply(event)
+        if self.status != before:
+            self.episodes.append((event.occurred_at.date(), self.status))
+
+    def _apply(self, event: object) -> None:
+        if isinstance(event, ConcernRaisedV1):
+            self.concerns.append(event)
+        elif isinstance(event, AssessmentCompletedV1):
+            self.assessments.append(event)
+            self._assessed(event)
+        elif isinstance(event, PlanReviewedV1):
+            self.reviews.append(event)
+            self._reviewed(event)
+
+    def _assessed(self, event: AssessmentCompletedV1) -> None:
+        outcome = event.payload.outcome
+        if outcome is AssessmentOutcome.NO_SEN:
+            if self.status != "ehc_plan":
+                self.status, self.needs = "none", []
+            return
+        self.needs = sorted(event.payload.identified_needs, key=lambda n: n.rank)
+        if outcome is AssessmentOutcome.EHC_PLAN_ISSUED:
+            self.status = "ehc_plan"
+        elif outcome in (
+            AssessmentOutcome.SEN_SUPPORT,
+            AssessmentOutcome.REQUEST_EHC_NEEDS_ASSESSMENT,
+        ) and self.status == "none":
+            self.status = "sen_support"
+
+    def _reviewed(self, event: PlanReviewedV1) -> None:
+        payload = event.payload
+        if payload.decision is ReviewDecision.CEASE:
+            if payload.plan_kind is PlanKind.EHC_PLAN or self.status == "sen_support":
+                self.status = "none"
+        elif payload.plan_kind is PlanKind.EHC_PLAN:
+            self.status = "ehc_plan"
+        elif self.status == "none":
+            self.status = "sen_support"
+
+
+def record_at(history: Sequence[PupilHistoryEventV1], version: int | None = None) -> SENRecord:
+    """The SEN record from the events up to and including `version` (all when None).
+
+    Events apply in the order they happened, so a late entry about an earlier date
+    takes its place in the story rather than overriding what came after it.
+    """
+    record = SENRecord()
+    chosen = [h for h in history if version is None or h.version <= version]
+    for history_event in sorted(chosen, key=lambda h: (h.event.occurred_at, h.version)):
+        record.apply(history_event)
+    return record
+
+
+def provision_episodes(record: SENRecord) -> list[tuple[date, Literal["N", "K", "E"]]]:
+    """The census provision code over time (N, K, E), one entry per change."""
+    return [(start, CENSUS_CODE[status]) for start, status in record.episodes]
+
+
+def describe_event(event: PupilHistoryEventV1) -> str:
+    e = event.event
+    if isinstance(e, ConcernRaisedV1):
+        areas = ", ".join(e.payload.areas_of_need)
+        return f"Concern raised by {e.payload.raised_by.value.replace('_', ' ')} ({areas})"
+    if isinstance(e, AssessmentCompletedV1):
+        needs = ", ".join(f"{n.code}" for n in e.payload.identified_needs) or "no needs identified"
+        return (
+            f"{e.payload.assessment_kind.value.replace('_', ' ').capitalize()} assessment by "
+            f"{e.payload.assessor_role.value.replace('_', ' ')}: "
+            f"{e.payload.outcome.value.replace('_', ' ')} ({needs})"
+        )
+    if isinstance(e, PlanReviewedV1):
+        return (
+            f"{e.payload.plan_kind.value.replace('_', ' ').capitalize()} reviewed: "
+            f"{e.payload.decision.value.replace('_', ' ')}"
+        )
+    d = e.payload.destination
+    if isinstance(d, SchoolDestination):
+        where = f"school URN {d.urn}"
+    elif isinstance(d, Post16Destination):
+        where = f"post-16 provider UKPRN {d.ukprn}"
+    else:
+        where = "an unknown destination (lost pupil)"
+    return (
+        f"Moved ({e.payload.move_kind.value.replace('_', ' ')}) to {where}, "
+        f"effective {e.payload.effective_date.isoformat()}"
+    )
+
+

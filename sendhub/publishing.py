@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from kafka import KafkaProducer
 from rich.progress import Progress
 
+from contracts.receipts import PacketReceiptV1
+from services.shared.kafka import ensure_topics
 from services.shared.settings import HubSettings
 
 
@@ -20,15 +22,18 @@ class Sent:
 
 
 def upn_key(line: bytes) -> bytes | None:
-    """The UPN of an event, if it can be read: the message key that keeps a pupil in order."""
+    """The message key that keeps related messages in order: an event's UPN, a
+    receipt's packet id; None when it cannot be read."""
     try:
-        upn = json.loads(line)["pupil"]["upn"]
+        message = json.loads(line)
+        key = message["pupil"]["upn"] if "pupil" in message else message["packet_id"]
     except (ValueError, KeyError, TypeError):
         return None
-    return upn.encode() if isinstance(upn, str) else None
+    return key.encode() if isinstance(key, str) else None
 
 
-def publish_lines(settings: HubSettings, lines: Sequence[bytes], progress: bool = False) -> Sent:
+def publish_lines(settings: HubSettings, lines: Sequence[bytes], progress: bool = False,
+                  topic: str | None = None) -> Sent:
     """Send each non-blank line as one message; wait until the broker has them all."""
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
@@ -43,7 +48,8 @@ def publish_lines(settings: HubSettings, lines: Sequence[bytes], progress: bool 
             for line in lines:
                 key = upn_key(line)
                 sent.unkeyed += key is None
-                futures.append(producer.send(settings.topics.school_events, value=line, key=key))
+                futures.append(producer.send(topic or settings.topics.school_events,
+                                             value=line, key=key))
                 bar.advance(task)
             producer.flush()
         for future in futures:
@@ -53,3 +59,14 @@ def publish_lines(settings: HubSettings, lines: Sequence[bytes], progress: bool 
     finally:
         producer.close()
     return sent
+
+
+def publish_receipts(settings: HubSettings, receipts: Sequence[PacketReceiptV1 | bytes]) -> Sent:
+    """Receipts onto sen.packet-receipts.v1, keyed by packet id (bytes are sent as they are)."""
+    ensure_topics(settings, [settings.topics.packet_receipts])
+    lines = [r if isinstance(r, bytes) else r.model_dump_json().encode() for r in receipts]
+    return publish_lines(settings, lines, topic=settings.topics.packet_receipts)
+
+
+def publish_receipt(settings: HubSettings, receipt: PacketReceiptV1) -> Sent:
+    return publish_receipts(settings, [receipt])

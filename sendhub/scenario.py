@@ -2,8 +2,9 @@
 
 Three schools and one post-16 provider; six pupils whose concerns are raised, assessed,
 planned and reviewed. Amira moves in-year, Ben moves primary to secondary, Chloe moves
-from secondary to a post-16 provider, Dylan moves with no SEN history at all; Ella and
-Farhan stay. One event is invalid: a plan review with `parent_carer_veiws` misspelt.
+from secondary to a post-16 provider, Dylan moves with no SEN history at all, Grace
+leaves with no known destination (found weeks later); Ella and Farhan stay. Weeks later
+Oakfield records an assessment it had not entered before Amira left. One event is invalid: a plan review with `parent_carer_veiws` misspelt.
 All people and settings are fictional. Event ids are deterministic, so running the
 scenario twice changes nothing (the hub ignores an event it already holds).
 """
@@ -29,6 +30,8 @@ SETTING_NAMES = {
     "urn-131002": RIVERSIDE["name"],
     "urn-137003": HILLCREST["name"],
     "ukprn-10034567": NORTHGATE["name"],
+    "urn-137004": "Kingsweston Academy",
+    "lost-pupils": "the local authority (lost pupils)",
 }
 
 
@@ -59,7 +62,9 @@ CHLOE = ScenarioPupil(make_upn(3), "Chloe", "Evans", "2009-01-22", uln="92763086
 DYLAN = ScenarioPupil(make_upn(4), "Dylan", "Hughes", "2015-07-09")
 ELLA = ScenarioPupil(make_upn(5), "Ella", "Smith", "2013-10-30")
 FARHAN = ScenarioPupil(make_upn(6), "Farhan", "Ali", "2019-04-11")
-PUPILS = (AMIRA, BEN, CHLOE, DYLAN, ELLA, FARHAN)
+GRACE = ScenarioPupil(make_upn(7), "Grace", "Nowak", "2017-08-02")
+PUPILS = (AMIRA, BEN, CHLOE, DYLAN, ELLA, FARHAN, GRACE)
+KINGSWESTON = {"urn": "137004", "name": "Kingsweston Academy", "system": "Arbor"}
 
 
 def event_id(pupil: ScenarioPupil, n: int) -> str:
@@ -175,6 +180,29 @@ def scenario_events() -> list[dict[str, Any]]:
                "move_kind": "phase_transfer", "effective_date": "2026-09-01"}),
     ]
     chloe = [
+        _event(CHLOE, 10, "concern_raised", "2021-10-05T15:00:00+01:00", HILLCREST, "SENCO",
+               senco_hill, {"raised_by": "previous_setting", "areas_of_need": ["ASD", "SLCN"],
+               "summary": "Primary school reports autism diagnosis (2019) and anxiety at transition."}),
+        _event(CHLOE, 11, "assessment_completed", "2022-01-18T11:00:00+00:00", HILLCREST, "SENCO",
+               senco_hill, {"assessor_role": "senco", "assessment_kind": "screening",
+               "identified_needs": [{"code": "ASD", "rank": 1}, {"code": "SLCN", "rank": 2}],
+               "outcome": "request_ehc_needs_assessment",
+               "summary": "Needs exceed what SEN support can meet; school requests an EHC needs assessment."}),
+        _event(CHLOE, 12, "assessment_completed", "2022-07-05T12:00:00+01:00", HILLCREST, "SENCO",
+               senco_hill, {"assessor_role": "educational_psychologist",
+               "assessment_kind": "ehc_needs_assessment",
+               "identified_needs": [{"code": "ASD", "rank": 1}, {"code": "SLCN", "rank": 2}],
+               "outcome": "ehc_plan_issued",
+               "summary": "EHC plan issued by the local authority, 24 weeks after the request."}),
+        _event(CHLOE, 13, "plan_reviewed", "2023-06-20T14:00:00+01:00", HILLCREST, "SENCO", senco_hill,
+               {"plan_kind": "ehc_plan", "targets": [
+                   {"description": "Use the exit pass instead of leaving without telling staff",
+                    "progress": "met"}],
+                "provision": [_provision("Quiet room access and exit pass", "in_class_support",
+                                         "as needed", "2022-09-05")],
+                "what_worked": "Exit pass; a named key adult.",
+                "parent_carer_views": "Fewer calls home this year.",
+                "decision": "continue", "next_review_due": "2024-06-19"}),
         _event(CHLOE, 1, "assessment_completed", "2024-09-20T12:00:00+01:00", HILLCREST, "SENCO",
                senco_hill, {"assessor_role": "educational_psychologist",
                "assessment_kind": "ehc_needs_assessment",
@@ -256,7 +284,48 @@ def scenario_events() -> list[dict[str, Any]]:
                      senco_riv, {"plan_kind": "sen_support_plan", "targets": [], "provision": [],
                      "what_worked": "Monitoring only.", "parent_carer_veiws": "No concerns.",
                      "decision": "continue"})
-    return amira + ben + chloe + dylan + ella + farhan + [invalid]
+    grace = [
+        _event(GRACE, 1, "concern_raised", "2025-09-22T15:30:00+01:00", RIVERSIDE, "class teacher",
+               "Mrs A. Novak", {"raised_by": "teacher", "areas_of_need": ["SEMH"],
+               "summary": "Frequent outbursts after lunch; finds it hard to settle after changes."}),
+        _event(GRACE, 2, "assessment_completed", "2025-11-10T10:00:00+00:00", RIVERSIDE, "SENCO",
+               senco_riv, {"assessor_role": "senco", "assessment_kind": "screening",
+               "identified_needs": [{"code": "SEMH", "rank": 1}], "outcome": "sen_support",
+               "summary": "Boxall profile shows difficulty with self-regulation."}),
+        _event(GRACE, 3, "plan_reviewed", "2026-02-09T15:30:00+00:00", RIVERSIDE, "SENCO", senco_riv,
+               {"plan_kind": "sen_support_plan", "targets": [
+                   {"description": "Use the calm corner before an outburst", "progress": "partly_met"}],
+                "provision": [_provision("Nurture group", "intervention", "daily, 30 min",
+                                         "2025-11-17")],
+                "what_worked": "Nurture group mornings; a visual calm-down plan.",
+                "parent_carer_views": "Mum says mornings are calmer.",
+                "decision": "continue", "next_review_due": "2026-05-18"}),
+        _event(GRACE, 4, "pupil_moved", "2026-03-23T09:00:00+00:00", RIVERSIDE, "admissions officer",
+               None, {"destination": {"kind": "unknown"}, "move_kind": "in_year",
+               "effective_date": "2026-03-20"}),
+    ]
+    return amira + ben + chloe + dylan + ella + farhan + grace + [invalid]
+
+
+def later_events() -> list[dict[str, Any]]:
+    """Weeks later: Oakfield records an assessment it had not entered before Amira left,
+    and Riverside learns where Grace went."""
+    return [
+        _event(AMIRA, 7, "assessment_completed", "2026-01-09T11:00:00+00:00", OAKFIELD, "SENCO",
+               "Mrs J. Patel", {"assessor_role": "educational_psychologist",
+               "assessment_kind": "specialist",
+               "identified_needs": [{"code": "SPLD", "rank": 1}, {"code": "SLCN", "rank": 2}],
+               "outcome": "sen_support",
+               "summary": "EP report: dyslexia confirmed; word-finding difficulties; recommends pre-teaching vocabulary."}),
+        _event(GRACE, 5, "pupil_moved", "2026-04-20T10:00:00+01:00", RIVERSIDE, "admissions officer",
+               None, {"destination": {"kind": "school", "urn": KINGSWESTON["urn"]},
+               "move_kind": "in_year", "effective_date": "2026-03-20",
+               "admissions_reference": "IYA-2026-0133"}),
+    ]
+
+
+def later_lines() -> list[bytes]:
+    return [json.dumps(e).encode() for e in later_events()]
 
 
 INVALID_EVENT_ID = event_id(FARHAN, 6)
@@ -267,7 +336,9 @@ MOVES = (
     (BEN, event_id(BEN, 6), "urn-137003"),
     (CHLOE, event_id(CHLOE, 4), "ukprn-10034567"),
     (DYLAN, event_id(DYLAN, 1), "urn-131002"),
+    (GRACE, event_id(GRACE, 4), "lost-pupils"),
 )
+LATER_MOVES = ((GRACE, event_id(GRACE, 5), "urn-137004"),)
 
 
 def scenario_lines() -> list[bytes]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -9,6 +11,7 @@ from rich.text import Text
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
+from services.transfers.application import PacketDelivery
 
 STATUS_WORDS = {"none": "No SEN", "sen_support": "SEN support (K)", "ehc_plan": "EHC plan (E)"}
 
@@ -60,3 +63,30 @@ def dead_letter_summary(letter: DeadLetterV1) -> Panel:
                  f"{letter.failed_at:%Y-%m-%d %H:%M:%S})")
     body.add_row("Original", f"{letter.original_size} bytes kept")
     return Panel(body, title="Rejected event", border_style="red", expand=False)
+
+
+STATE_STYLE = {"pending": "yellow", "sent": "cyan", "received": "blue", "accepted": "green",
+               "rejected": "bold red", "superseded": "dim", "rerouted": "dim"}
+
+
+def deliveries_table(rows: Sequence[PacketDelivery], school_days: int) -> Table:
+    table = Table(title=f"Transfer packets by delivery state (re-sent after {school_days} "
+                  "school days without a receipt)")
+    for column in ("packet", "pupil", "receiver", "kind", "state", "sends", "school days",
+                   "note"):
+        table.add_column(column)
+    for d in rows:
+        note = []
+        if d.overdue:
+            note.append("[bold red]OVERDUE[/bold red]")
+        if d.delivery.reason:
+            note.append(d.delivery.reason)
+        if d.supersedes:
+            note.append(f"replaces {str(d.supersedes)[:8]}")
+        if d.receiver_name is None and d.receiver != "lost-pupils":
+            note.append("receiver not in registry")
+        table.add_row(str(d.packet_id)[:8], f"{d.pupil} ({d.upn})",
+                      d.receiver_name or d.receiver, d.kind,
+                      Text(d.delivery.state, style=STATE_STYLE.get(d.delivery.state, "")),
+                      str(d.delivery.attempts), str(d.school_days_waiting), "; ".join(note))
+    return table

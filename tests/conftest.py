@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -115,6 +119,8 @@ def hub_env(kafka: str, database_url: str) -> dict[str, str]:
         "SENDHUB_DATABASE_URL": database_url,
         "SENDHUB_TOPIC_NAMESPACE": f"test-{RUN_ID}.",
         "SENDHUB_RELAY_INTERVAL_SECONDS": "0.1",
+        "SENDHUB_ANCHOR_INTERVAL_SECONDS": "0.5",
+        "SENDHUB_DELIVERY_INTERVAL_SECONDS": "0.5",
     }
 
 
@@ -132,3 +138,52 @@ def settings(hub_env: dict[str, str]) -> HubSettings:
 def db_settings(database_url: str) -> HubSettings:
     """Settings for tests that need only PostgreSQL."""
     return HubSettings(database_url=database_url)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+CLI = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def cli(hub_env: dict[str, str]) -> CLI:
+    """Run `sendhub ...` as a user would, against this session's broker, topics and database."""
+
+    def run(*args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "sendhub.cli", *args], capture_output=True, text=True,
+            cwd=ROOT, env={**os.environ, **hub_env, "COLUMNS": "200", **env}, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"sendhub {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (browser downloads are not possible here)."""
+    executable = os.environ.get("SENDHUB_CHROMIUM") or shutil.which("chromium")
+    if not executable:
+        message = "chromium is not installed: run `make browser` (Debian's chromium package)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -280,11 +280,13 @@ def amendment_changes(
 ) -> list[str]:
     """What an amendment adds to the packet it supersedes, one line per new event."""
     covered = {t.history_version for t in previous.timeline}
+    receiver = previous.to_setting.urn
     return [
         f"Added: {describe_event(h)} on {h.event.occurred_at:%d %B %Y} at URN "
         f"{h.event.source.urn} (recorded late, history version {h.version})"
         for h in sorted(history, key=lambda h: h.version)
         if h.version not in covered and h.version > previous.history_version
+        and h.event.source.urn != receiver
     ]
 
 
@@ -362,3 +364,37 @@ def delivery_of(events: Sequence[DeliveryEvent]) -> Delivery:
             reason = event.detail if event.state == "rejected" else None
     return Delivery(state=state, attempts=len(sends), first_sent=min(sends, default=None),
                     last_sent=max(sends, default=None), reason=reason)
+
+
+def rebuild_transfer_packet(
+    sent: TransferPacketV1,
+    history: Sequence[PupilHistoryEventV1],
+    superseded: TransferPacketV1 | None = None,
+) -> TransferPacketV1:
+    """The packet `sent` built again from the history, by the same rules.
+
+    The registry's names and numbers are copied from `sent`: they describe where the
+    packet went, not the pupil's history. An amendment's changes are recomputed from
+    the packet it superseded.
+    """
+    move_version = next((h.version for h in history if h.event.event_id == sent.move.event_id),
+                        None)
+    if move_version is None:
+        raise NotAMove(f"the history holds no move {sent.move.event_id}")
+    rebuilt = build_transfer_packet(
+        history, move_version, sent.generated_at,
+        up_to_version=sent.history_version,
+        supersedes=sent.supersedes,
+        changes=amendment_changes(superseded, [h for h in history
+                                              if h.version <= sent.history_version])
+        if superseded and not sent.rerouted_from_lost_pupils else (),
+        rerouted_from_lost_pupils=sent.rerouted_from_lost_pupils,
+    )
+    return rebuilt.model_copy(update={"from_setting": sent.from_setting,
+                                      "to_setting": sent.to_setting})
+
+
+def differences(sent: TransferPacketV1, rebuilt: TransferPacketV1) -> list[str]:
+    """The top-level fields where two packets differ (empty when they match exactly)."""
+    a, b = sent.model_dump(mode="json"), rebuilt.model_dump(mode="json")
+    return [key for key in a if a[key] != b.get(key)]

@@ -46,12 +46,20 @@ def _add(parent: etree._Element, tag: str, text: str | None = None) -> etree._El
 
 
 def render_ctf(packet: TransferPacketV1) -> bytes:
-    """A partial Common Transfer File holding this pupil's SEN history.
+    """A partial Common Transfer File holding this pupil's SEN history."""
+    return render_ctf_file([packet])
+
+
+def render_ctf_file(packets: list[TransferPacketV1]) -> bytes:
+    """One partial CTF for packets to the same receiver (the header is the first's).
 
     Element names and nesting follow the CTF layout as public code uses it (the XSD was
     not available). A pupil with no known destination is addressed like the lost pupil
     database: LEA XXX, Estab XXXX.
     """
+    if not packets:
+        raise ValueError("a CTF needs at least one pupil")
+    packet = packets[0]
     root = etree.Element("CTfile")
     header = _add(root, "Header")
     _add(header, "DocumentName", "Common Transfer File")
@@ -76,6 +84,12 @@ def render_ctf(packet: TransferPacketV1) -> bytes:
         _add(dest, "Estab", to.establishment_number or "")
         _add(dest, "URN", to.urn or "")
     pupil_data = _add(root, "CTFpupilData")
+    for packet in packets:
+        _add_pupil(pupil_data, packet)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _add_pupil(pupil_data: etree._Element, packet: TransferPacketV1) -> None:
     pupil = _add(pupil_data, "Pupil")
     _add(pupil, "UPN", packet.pupil.upn)
     if packet.pupil.uln:
@@ -93,7 +107,6 @@ def render_ctf(packet: TransferPacketV1) -> bytes:
         element = _add(needs, "SENneed")
         _add(element, "SENtypeRank", str(need.rank))
         _add(element, "SENtype", need.code.value)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from contracts.dead_letter import DeadLetterV1
+from contracts.packet import TransferPacketV1
+from sendhub.topics_reader import read_topic
+from services.shared.settings import HubSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "records", "transfers")
@@ -71,3 +78,51 @@ def services(hub_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         yield running
     finally:
         running.stop_all()
+
+
+def eventually(check: Any, seconds: float = 60) -> Any:
+    """Retry `check` until its assertions hold (the services work asynchronously)."""
+    for attempt in Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.5),
+                            retry=retry_if_exception_type(AssertionError), reraise=True):
+        with attempt:
+            return check()
+
+
+def pupil(upn: str, given: str, **more: str) -> dict[str, str]:
+    return {"upn": upn, "given_name": given, "family_name": "Test", "date_of_birth": "2014-02-03",
+            **more}
+
+
+def inbox(settings: HubSettings, receiver: str) -> list[tuple[TransferPacketV1, dict[str, bytes]]]:
+    """Every packet in a receiver's inbox topic, in order, with its headers."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    topic = settings.topics.inbox(receiver)
+    found = []
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not assigned:
+            return []
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        ends = consumer.end_offsets(assigned)
+        while any(consumer.position(tp) < ends[tp] for tp in assigned):
+            for records in consumer.poll(timeout_ms=500).values():
+                for r in records:
+                    found.append((TransferPacketV1.model_validate_json(r.value),
+                                  dict(r.headers or [])))
+    finally:
+        consumer.close()
+    return found
+
+
+def packets_for(settings: HubSettings, receiver: str, upn: str) -> list[TransferPacketV1]:
+    return [p for p, _ in inbox(settings, receiver) if p.pupil.upn == upn]
+
+
+def dead_letters(settings: HubSettings) -> list[DeadLetterV1]:
+    return [DeadLetterV1.model_validate_json(r.value)
+            for r in read_topic(settings.kafka_bootstrap, settings.topics.rejected)]

@@ -4,10 +4,8 @@ the three services as separate processes."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
@@ -16,20 +14,9 @@ from sendhub.topics_reader import read_topic
 from services.records.application import RecordsApplication
 from services.shared.settings import HubSettings
 from tests.conftest import random_upn, school_event
-from tests.e2e.conftest import RunningServices
+from tests.e2e.conftest import RunningServices, eventually, pupil
 
 pytestmark = pytest.mark.e2e
-
-
-def pupil(upn: str, given: str) -> dict[str, str]:
-    return {"upn": upn, "given_name": given, "family_name": "Test", "date_of_birth": "2014-02-03"}
-
-
-def eventually(check: Any, seconds: float = 60) -> Any:
-    for attempt in Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.5),
-                            retry=retry_if_exception_type(AssertionError), reraise=True):
-        with attempt:
-            return check()
 
 
 def packets_in(settings: HubSettings, receiver: str) -> dict[str, TransferPacketV1]:

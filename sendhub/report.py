@@ -1,0 +1,142 @@
+"""The auditor's report: one self-contained HTML page on a pupil's SEN support.
+
+A timeline chart (drawn with matplotlib, embedded as SVG), the measured intervals beside
+the statutory or guide ones with overdue items marked, the hash-chain check, and every
+event. Built from the records store's history, through the shared projection.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from importlib import resources
+
+from jinja2 import Environment, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from contracts.history import PupilHistoryEventV1
+from contracts.school_events import (
+    AssessmentCompletedV1,
+    ConcernRaisedV1,
+    PlanReviewedV1,
+    PupilMovedV1,
+)
+from services.shared.sen_record import describe_event, record_at
+from services.shared.statutory import Interval, all_measures
+
+PROVISION_COLOURS = {"sen_support": "#f2b134", "ehc_plan": "#c0392b", "none": "#cfd8dc"}
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    events: int
+    head: str
+    problem: str | None
+
+
+def timeline_svg(history: Sequence[PupilHistoryEventV1], today: date) -> str:
+    """Settings attended, SEN provision periods, needs, concerns, assessments, reviews and
+    moves on one time axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    events = sorted(history, key=lambda h: (h.event.occurred_at, h.version))
+    start = min(h.event.occurred_at.date() for h in events) - timedelta(days=20)
+    end = max([today, *(h.event.occurred_at.date() for h in events)]) + timedelta(days=20)
+    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=96)
+    rows = {"Setting": 4, "SEN provision": 3, "Needs": 2, "Events": 1}
+
+    # Settings: from the first event there (or the move in) to the move out.
+    stays: list[tuple[str, date, date]] = []
+    here, since = events[0].event.source.urn, start
+    for h in events:
+        if isinstance(h.event, PupilMovedV1):
+            stays.append((here, since, h.event.payload.effective_date))
+            d = h.event.payload.destination
+            here = getattr(d, "urn", None) or getattr(d, "ukprn", None) or "unknown"
+            since = h.event.payload.effective_date
+    stays.append((here, since, end))
+    palette = ["#dfe9f5", "#e8f5e9", "#fdf2e0", "#f3e5f5", "#e0f7fa"]
+    for n, (urn, a, b) in enumerate(stays):
+        ax.barh(rows["Setting"], mdates.date2num(b) - mdates.date2num(a), left=mdates.date2num(a),
+                height=0.6, color=palette[n % len(palette)], edgecolor="#555")
+        ax.text(mdates.date2num(a) + 3, rows["Setting"], f"URN {urn}" if urn.isdigit() and
+                len(urn) == 6 else urn, va="center", fontsize=8)
+
+    record = record_at(events)
+    episodes = record.episodes
+    for n, (a, status) in enumerate(episodes):
+        b = episodes[n + 1][0] if n + 1 < len(episodes) else end
+        ax.barh(rows["SEN provision"], mdates.date2num(b) - mdates.date2num(a),
+                left=mdates.date2num(a), height=0.6, color=PROVISION_COLOURS[status],
+                edgecolor="#555")
+        ax.text(mdates.date2num(a) + 3, rows["SEN provision"],
+                {"sen_support": "K", "ehc_plan": "E", "none": "N"}[status], va="center",
+                fontsize=8, fontweight="bold")
+
+    markers = {ConcernRaisedV1: ("^", "#e67e22", "concern"),
+               AssessmentCompletedV1: ("o", "#2c3e50", "assessment"),
+               PlanReviewedV1: ("s", "#27ae60", "plan review")}
+    labelled: set[str] = set()
+    for h in events:
+        e = h.event
+        x = mdates.date2num(e.occurred_at.date())
+        if isinstance(e, PupilMovedV1):
+            ax.axvline(mdates.date2num(e.payload.effective_date), color="#8e44ad", linestyle="--",
+                       linewidth=1, label=None if "move" in labelled else "move")
+            labelled.add("move")
+            continue
+        marker, colour, label = markers[type(e)]
+        ax.plot(x, rows["Events"], marker=marker, color=colour, markersize=7, linestyle="none",
+                label=None if label in labelled else label)
+        labelled.add(label)
+        if isinstance(e, AssessmentCompletedV1) and e.payload.identified_needs:
+            ax.text(x, rows["Needs"], "/".join(n.code.value for n in e.payload.identified_needs),
+                    fontsize=7, rotation=30, ha="left", va="center")
+
+    ax.set_yticks(list(rows.values()), list(rows.keys()))
+    ax.set_ylim(0.3, 4.7)
+    ax.set_xlim(mdates.date2num(start), mdates.date2num(end))
+    ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 4, 7, 10)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", color="#eee")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+_env = Environment(autoescape=select_autoescape(default=True), undefined=StrictUndefined,
+                   trim_blocks=True, lstrip_blocks=True)
+_env.filters["day"] = lambda value: value.strftime("%-d %b %Y")
+
+
+def _weeks(delta: timedelta) -> str:
+    days = delta.days
+    return f"{days // 7} wk {days % 7} d" if days >= 7 else f"{days} d"
+
+
+def render_report(history: Sequence[PupilHistoryEventV1], *, today: date, generated_at: datetime,
+                  actor: str, chain: ChainCheck) -> str:
+    events = sorted(history, key=lambda h: (h.event.occurred_at, h.version))
+    measures: list[Interval] = all_measures(events)
+    record = record_at(events)
+    pupil = events[-1].event.pupil
+    rows = [{"m": m, "length": _weeks(m.length(today)), "limit": _weeks(m.limit),
+             "overdue": m.overdue(today)} for m in measures]
+    template = _env.from_string(
+        resources.files("sendhub").joinpath("templates/report.html.j2").read_text())
+    return template.render(
+        pupil=pupil, upn=events[-1].upn, record=record, rows=rows,
+        overdue=sum(1 for r in rows if r["overdue"]), chart=Markup(timeline_svg(events, today)),
+        events=[(h, describe_event(h)) for h in events], today=today,
+        generated_at=generated_at, actor=actor, chain=chain)

@@ -1,0 +1,83 @@
+"""`sendhub verify`: recompute hash chains, and compare them with the anchors in Kafka."""
+
+from __future__ import annotations
+
+import time
+from uuid import UUID
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from contracts.anchors import AuditAnchorV1
+from sendhub.topics_reader import read_topic
+from services.records.application import RecordsApplication
+from services.records.domain import ChainBreak
+from services.shared.settings import HubSettings
+
+
+def anchored_heads(settings: HubSettings) -> tuple[int, dict[UUID, dict[int, tuple[str, str]]]]:
+    """Every chain head in the anchors topic: (anchor messages, {pupil: {version: (head, when)}})."""
+    heads: dict[UUID, dict[int, tuple[str, str]]] = {}
+    count = 0
+    for record in read_topic(settings.kafka_bootstrap, settings.topics.audit_anchors):
+        anchor = AuditAnchorV1.model_validate_json(record.value)
+        count += 1
+        when = anchor.anchored_at.strftime("%Y-%m-%d %H:%M:%S")
+        for head in anchor.heads:
+            heads.setdefault(head.pupil_id, {})[head.version] = (head.head, when)
+    return count, heads
+
+
+def _show(console: Console, breaks: list[ChainBreak], upns: dict[UUID, str], title: str) -> None:
+    table = Table(title=title)
+    for column in ("pupil", "version", "what differs"):
+        table.add_column(column)
+    for b in breaks:
+        table.add_row(upns.get(b.pupil_id, str(b.pupil_id)), str(b.version), b.problem)
+    console.print(table)
+
+
+def verify_command(settings: HubSettings, records: RecordsApplication, console: Console, *,
+                   upn: str | None, against_anchors: bool) -> int:
+    started = time.perf_counter()
+    upns: dict[UUID, str] = {}
+    if upn:
+        from services.records.domain import pupil_id_for
+
+        upns[pupil_id_for(upn)] = upn
+        events, broken = records.verify_pupil(upn)
+        breaks = [broken] if broken else []
+        pupils = 1 if events else 0
+        if not events:
+            console.print(f"No SEN history is stored for UPN {upn}.")
+    else:
+        total = records.recorder.max_notification_id() or 0
+        with Progress(TextColumn("verifying hash chains"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=False) as progress:
+            task = progress.add_task("events", total=total)
+            pupils, events, breaks = records.verify_all(lambda n: progress.advance(task, n))
+    elapsed = time.perf_counter() - started
+    if breaks:
+        _show(console, breaks, upns, f"{len(breaks)} broken chain(s)")
+    console.print(f"Checked {events} event(s) of {pupils} pupil(s) in {elapsed:.2f} s: "
+                  + ("[green]every chain intact[/green]" if not breaks
+                     else f"[red]{len(breaks)} pupil(s) with a broken chain[/red]"))
+    failed = bool(breaks)
+    if against_anchors:
+        anchors, heads = anchored_heads(settings)
+        if upn:
+            from services.records.domain import pupil_id_for
+
+            heads = {k: v for k, v in heads.items() if k == pupil_id_for(upn)}
+        checked, mismatches = records.verify_against_anchors(heads)
+        if mismatches:
+            _show(console, mismatches, upns, f"{len(mismatches)} pupil(s) differ from the anchors")
+        console.print(f"Compared {checked} anchored chain head(s) from {anchors} anchor "
+                      "message(s): " + ("[green]all match the store[/green]" if not mismatches
+                                         else f"[red]{len(mismatches)} mismatch(es)[/red]"))
+        if anchors == 0:
+            console.print("[yellow]No anchors have been published yet (records publishes them "
+                          "every SENDHUB_ANCHOR_INTERVAL_SECONDS).[/yellow]")
+        failed = failed or bool(mismatches)
+    return 1 if failed else 0

@@ -1,0 +1,129 @@
+"""The hash chain, replay on both time axes (in memory), and the statutory measures."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from contracts.accepted import AcceptedSchoolEventV1, Position
+from contracts.history import PupilHistoryEventV1
+from contracts.school_events import SCHOOL_EVENT
+from services.records.application import ConsumedPosition, RecordsApplication
+from services.records.domain import GENESIS_HASH, SENHistoryEvent, chain_hash, first_break
+from services.records.handlers import to_school_event_record
+from services.shared.statutory import (
+    concern_to_assessment,
+    ehc_request_to_plan,
+    plan_gaps,
+    reviews_against_due_dates,
+)
+from tests.conftest import school_event
+
+UPN = "H801200001001"
+
+
+def accepted(event: dict[str, Any]) -> AcceptedSchoolEventV1:
+    return AcceptedSchoolEventV1(
+        accepted_at=datetime.now(UTC), upn_is_temporary=False,
+        received_from=Position(topic="t", partition=0, offset=0),
+        event=SCHOOL_EVENT.validate_python(event))
+
+
+def recorded(*events: dict[str, Any]) -> tuple[RecordsApplication, list[SENHistoryEvent]]:
+    app = RecordsApplication()
+    for n, e in enumerate(events):
+        app.record_school_events([(to_school_event_record(accepted(e)),
+                                   ConsumedPosition("t", 0, n))])
+    return app, app.history_events(UPN)
+
+
+def test_each_event_links_to_the_hash_of_the_one_before() -> None:
+    _, events = recorded(school_event(), school_event("assessment_completed"),
+                         school_event("plan_reviewed"))
+    assert events[0].previous_hash == GENESIS_HASH
+    assert [e.previous_hash for e in events[1:]] == [e.event_hash for e in events[:-1]]
+    assert all(chain_hash(e) == e.event_hash for e in events)
+    assert first_break(events[0].originator_id, [(e.originator_version, e) for e in events]) is None
+
+
+def test_altered_deleted_and_reordered_events_are_located() -> None:
+    _, events = recorded(school_event(), school_event("assessment_completed"),
+                         school_event("plan_reviewed"), school_event("pupil_moved"))
+    pid = events[0].originator_id
+    stored = [(e.originator_version, e) for e in events]
+
+    altered = list(stored)
+    e2 = events[1]
+    altered[1] = (2, replace(e2, school_event={**e2.school_event, "payload": {
+        **e2.school_event["payload"], "summary": "Nothing found."}}))
+    found = first_break(pid, altered)  # type: ignore[arg-type]
+    assert found and found.version == 2 and "content was altered" in found.problem
+
+    deleted = [s for s in stored if s[0] != 3]
+    found = first_break(pid, deleted)  # type: ignore[arg-type]
+    assert found and found.version == 3 and "missing" in found.problem
+
+    # Swap the content of versions 2 and 3 (the rows keep their version numbers).
+    swapped = [(1, events[0]), (2, replace(events[2], originator_version=2)),
+               (3, replace(events[1], originator_version=3)), (4, events[3])]
+    found = first_break(pid, swapped)  # type: ignore[arg-type]
+    assert found and found.version == 2 and "reordered" in found.problem
+
+    unreadable = [(1, events[0]), (2, "JSONDecodeError: Expecting value")]
+    found = first_break(pid, unreadable)
+    assert found and found.version == 2 and "cannot be read" in found.problem
+
+
+def test_replay_as_known_at_leaves_out_later_entries_and_as_of_leaves_out_later_events() -> None:
+    app, _ = recorded(school_event(occurred_at="2025-01-10T09:00:00+00:00"),
+                      school_event("plan_reviewed", occurred_at="2025-06-01T09:00:00+01:00"))
+    between = datetime.now(UTC)
+    # A late entry, recorded now, about something that happened in March.
+    app.record_school_events([(to_school_event_record(accepted(school_event(
+        "assessment_completed", occurred_at="2025-03-01T10:00:00+00:00"))),
+        ConsumedPosition("t", 0, 9))])
+    known_then = app.replay(UPN, known_at=between)
+    assert [type(e).__name__ for e in known_then] == ["ConcernRaised", "PlanReviewed"]
+    as_of_april = app.replay(UPN, as_of_day=date(2025, 4, 1))
+    assert [type(e).__name__ for e in as_of_april] == ["ConcernRaised", "AssessmentCompleted"]
+    assert app.replay(UPN, known_at=between - timedelta(days=400)) == []
+
+
+def history(*events: dict[str, Any]) -> list[PupilHistoryEventV1]:
+    return [PupilHistoryEventV1(pupil_id="00000000-0000-0000-0000-000000000001", upn=UPN,
+                                version=i, notification_id=i, recorded_at=datetime.now(UTC),
+                                upn_is_temporary=False, event=SCHOOL_EVENT.validate_python(e))
+            for i, e in enumerate(events, start=1)]
+
+
+def assessment(when: str, outcome: str, kind: str = "screening") -> dict[str, Any]:
+    needs = [] if outcome == "no_sen" else [{"code": "SLCN", "rank": 1}]
+    return school_event("assessment_completed", occurred_at=when, payload={
+        "assessor_role": "senco", "assessment_kind": kind, "identified_needs": needs,
+        "outcome": outcome, "summary": "x"})
+
+
+def test_ehc_request_to_plan_is_measured_against_20_weeks() -> None:
+    h = history(assessment("2022-01-18T11:00:00+00:00", "request_ehc_needs_assessment"),
+                assessment("2022-07-05T11:00:00+01:00", "ehc_plan_issued", "ehc_needs_assessment"))
+    (interval,) = ehc_request_to_plan(h)
+    assert interval.length(date(2026, 1, 1)).days == 168 and interval.overdue(date(2026, 1, 1))
+    (waiting,) = ehc_request_to_plan(h[:1])
+    assert waiting.still_open and waiting.overdue(date(2022, 7, 1))
+    assert not waiting.overdue(date(2022, 5, 1))
+
+
+def test_concerns_reviews_and_gaps_are_measured() -> None:
+    concern = school_event(occurred_at="2025-01-06T09:00:00+00:00")
+    found = assessment("2025-03-31T09:00:00+01:00", "sen_support")
+    review = school_event("plan_reviewed", occurred_at="2025-05-12T16:00:00+01:00")  # due 2025-06-01
+    late_review = school_event("plan_reviewed", occurred_at="2025-07-10T16:00:00+01:00")
+    h = history(concern, found, review, late_review)
+    (c,) = concern_to_assessment(h)
+    assert c.end == date(2025, 3, 31) and c.overdue(date(2026, 1, 1))  # 12 weeks > 6
+    due = [r for r in reviews_against_due_dates(h) if r.start == date(2025, 5, 12)]
+    assert due[0].end == date(2025, 7, 10) and due[0].overdue(date(2026, 1, 1))
+    (gap,) = plan_gaps(h)
+    assert (gap.start, gap.end) == (date(2025, 3, 31), date(2025, 5, 12)) and not gap.overdue(
+        date(2026, 1, 1))

@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up down status demo test unit lint schemas bench
+.PHONY: install up down status browser demo test unit lint schemas bench
 
 $(BIN)/sendhub: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,10 +22,13 @@ down:
 status:
 	deploy/local/status
 
+browser:
+	deploy/local/browser
+
 demo: install
 	$(BIN)/sendhub demo
 
-test: install up
+test: install up browser
 	$(BIN)/python -m pytest
 
 unit: install
@@ -39,3 +42,4 @@ schemas: install
 
 bench: install up
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/verify_chains.py

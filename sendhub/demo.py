@@ -1,5 +1,7 @@
-"""The hub's main job, demonstrated: infrastructure and services up, a scenario in,
-packets out, a readable summary, and everything it started stopped again.
+"""The hub's main job, demonstrated: infrastructure and services up, the settings
+registry loaded, a scenario in, packets out in three forms, receipts back, a late entry
+amended, a lost pupil found, an auditor's replay and chain check, and everything it
+started stopped again.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -22,12 +25,17 @@ from rich.rule import Rule
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
+from contracts.receipts import PacketReceiptV1
 from sendhub import scenario
-from sendhub.publishing import publish_lines
-from sendhub.summaries import dead_letter_summary, packet_summary
+from sendhub.publishing import publish_lines, publish_receipts
+from sendhub.summaries import dead_letter_summary, deliveries_table, packet_summary
 from sendhub.topics_reader import read_topic
+from services.records.entrypoint import build_application
 from services.shared.settings import HubSettings
+from services.transfers.application import TransfersStore
 from services.transfers.domain import packet_id_for
+from services.transfers.forms import render
+from services.transfers.registry import parse_registry_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("ingest", "records", "transfers")
@@ -107,7 +115,13 @@ def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool 
     log_dir = ROOT / ".cache" / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    store = TransfersStore(settings.database_conninfo,
+                           resend_after_school_days=settings.resend_after_school_days)
     try:
+        registry, problems = parse_registry_csv((ROOT / REGISTRY_SAMPLE).read_text())
+        store.import_settings(registry)
+        console.print(f"Settings registry: {len(registry)} schools and colleges from "
+                      f"{REGISTRY_SAMPLE} ({len(problems)} rows skipped)")
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), console=console) as progress:
             for name in SERVICES:
@@ -118,20 +132,93 @@ def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool 
             progress.add_task("school events published", total=len(lines), completed=sent.count)
             invalid_index = next(i for i, line in enumerate(lines)
                                  if scenario.INVALID_EVENT_ID.encode() in line)
-            invalid_position = sent.positions[invalid_index]
-            expected = {
-                packet_id_for(pupil.upn, UUID(move_id)): receiver
-                for pupil, move_id, receiver in scenario.MOVES
-            }
-            packets, letter = wait_for_results(settings, expected, invalid_position, progress)
+            expected = {packet_id_for(pupil.upn, UUID(move_id)): receiver
+                        for pupil, move_id, receiver in scenario.MOVES}
+            packets, letter = wait_for_results(settings, expected, sent.positions[invalid_index],
+                                               progress)
+            receipts_sent = publish_receipts(settings, demo_receipts(packets))
+            known_before_later_events = datetime.now(UTC)
+            later = scenario.later_lines()
+            publish_lines(settings, later)
+            progress.add_task("later events published (weeks on)", total=len(later),
+                              completed=len(later))
+            amended, found = wait_for_later(settings, progress)
+            wait_for_receipts(store, progress)
         show_results(console, settings, expected, packets, letter, log_dir)
-        return 0 if len(packets) == len(expected) and letter is not None else 1
+        show_later(console, settings, store, amended, found, receipts_sent.positions[-1],
+                   known_before_later_events)
+        ok = len(packets) == len(expected) and letter is not None and amended and found
+        return 0 if ok else 1
     finally:
+        store.close()
         console.print("Stopping the services...")
         stop_services(procs)
         if missing and not keep_infrastructure:
             console.print(f"Stopping what the demonstration started: {', '.join(missing)}")
             subprocess.run([str(ROOT / "deploy/local/down"), *missing], check=False)
+
+
+REGISTRY_SAMPLE = "data/settings-registry-sample.csv"
+FORMS_DIR = ROOT / ".cache" / "demo" / "forms"
+
+
+def _receipt(packet: TransferPacketV1, status: str, at: str, reason: str | None = None,
+             receiver: str | None = None) -> PacketReceiptV1:
+    return PacketReceiptV1.model_validate({
+        "packet_id": packet.packet_id, "receiver": receiver or packet.to_setting.receiver,
+        "status": status, "reason": reason, "at": at})
+
+
+def demo_receipts(packets: dict[UUID, TransferPacketV1]) -> list[PacketReceiptV1]:
+    """Riverside receives and accepts Amira's packet, Hillcrest receives Ben's, Northgate
+    accepts Chloe's; nobody answers for Dylan; Hillcrest wrongly acknowledges Amira's.
+    Fixed times, so a second run adds nothing."""
+    by_upn = {p.pupil.upn: p for p in packets.values()}
+    amira, ben, chloe = by_upn[scenario.AMIRA.upn], by_upn[scenario.BEN.upn], by_upn[
+        scenario.CHLOE.upn]
+    return [
+        _receipt(amira, "received", "2025-12-01T10:02:00+00:00"),
+        _receipt(amira, "accepted", "2025-12-03T14:30:00+00:00"),
+        _receipt(ben, "received", "2026-04-16T09:15:00+01:00"),
+        _receipt(chloe, "accepted", "2026-05-18T11:00:00+01:00"),
+        _receipt(amira, "accepted", "2025-12-04T09:00:00+00:00", receiver="urn-137003"),
+    ]
+
+
+def wait_for_later(settings: HubSettings, progress: Progress
+                   ) -> tuple[TransferPacketV1 | None, TransferPacketV1 | None]:
+    """Amira's amendment (Oakfield's late entry) and Grace's packet to the school found."""
+    task = progress.add_task("amendment and re-routed packet", total=2)
+    grace_id = packet_id_for(scenario.GRACE.upn, UUID(scenario.LATER_MOVES[0][1]))
+    amended = found = None
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline and not (amended and found):
+        for record in read_topic(settings.kafka_bootstrap, settings.topics.inbox("urn-131002")):
+            packet = TransferPacketV1.model_validate_json(record.value, extra="ignore")
+            if packet.pupil.upn == scenario.AMIRA.upn and packet.supersedes:
+                amended = packet
+        for record in read_topic(settings.kafka_bootstrap, settings.topics.inbox("urn-137004")):
+            packet = TransferPacketV1.model_validate_json(record.value, extra="ignore")
+            if packet.packet_id == grace_id:
+                found = packet
+        progress.update(task, completed=(amended is not None) + (found is not None))
+        if not (amended and found):
+            time.sleep(1.0)
+    return amended, found
+
+
+def wait_for_receipts(store: TransfersStore, progress: Progress) -> None:
+    task = progress.add_task("receipts recorded", total=3)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = {d.upn: d.delivery.state for d in store.deliveries() if d.kind == "first"}
+        done = sum(states.get(p.upn) == s for p, s in ((scenario.AMIRA, "superseded"),
+                                                         (scenario.BEN, "received"),
+                                                         (scenario.CHLOE, "accepted")))
+        progress.update(task, completed=done)
+        if done == 3:
+            return
+        time.sleep(0.5)
 
 
 def wait_for_results(
@@ -186,3 +273,46 @@ def show_results(console: Console, settings: HubSettings, expected: dict[UUID, s
         f"Service logs: {log_dir}. Read a history with: sendhub history "
         f"{scenario.AMIRA.upn}"
     )
+
+
+def show_later(console: Console, settings: HubSettings, store: TransfersStore,
+               amended: TransferPacketV1 | None, found: TransferPacketV1 | None,
+               bad_receipt: tuple[int, int], known_at: datetime) -> None:
+    console.print(Rule("Weeks later: a late entry and a lost pupil found"))
+    for packet in (amended, found):
+        if packet is None:
+            console.print("[red]An expected packet has not arrived.[/red]")
+        else:
+            console.print(packet_summary(packet))
+    if amended is not None:
+        FORMS_DIR.mkdir(parents=True, exist_ok=True)
+        console.print(Rule("Riverside's packet for Amira in the three forms"))
+        for form, suffix in (("json", "json"), ("ctf", "xml"), ("html", "html")):
+            path = FORMS_DIR / f"amira-{amended.packet_id}.{suffix}"
+            path.write_bytes(render(amended, form))  # type: ignore[arg-type]
+            console.print(f"  {form:5} {path.relative_to(ROOT)} ({path.stat().st_size:,} bytes)")
+        ctf = render(amended, "ctf").decode()
+        console.print(ctf[ctf.index("<SENhistory>"):ctf.index("</SENhistory>") + 13], markup=False,
+                      highlight=False)
+    console.print(Rule("Delivery states (sendhub transfers)"))
+    console.print(deliveries_table(store.deliveries(), settings.resend_after_school_days))
+    for record in read_topic(settings.kafka_bootstrap, settings.topics.rejected):
+        letter = DeadLetterV1.model_validate_json(record.value)
+        if (letter.source_topic == settings.topics.packet_receipts
+                and (letter.partition, letter.offset) == bad_receipt):
+            console.print(dead_letter_summary(letter))
+    console.print(Rule("An auditor's questions"))
+    records = build_application(settings)
+    then = records.replay(scenario.AMIRA.upn, known_at=known_at)
+    now = records.history_events(scenario.AMIRA.upn)
+    console.print(f"Amira's history as the hub knew it at {known_at:%H:%M:%S}: {len(then)} "
+                  f"events; now: {len(now)} (Oakfield's late EP assessment, dated 9 January "
+                  "2026, was recorded after).")
+    started = time.perf_counter()
+    pupils, events, breaks = records.verify_all()
+    console.print(f"Hash chains: {events} events of {pupils} pupils checked in "
+                  f"{time.perf_counter() - started:.2f} s, "
+                  + ("[green]all intact[/green]." if not breaks else f"[red]{len(breaks)} broken[/red]."))
+    console.print("Try: sendhub history " + scenario.AMIRA.upn + " --as-of 2025-12-31 "
+                  "--actor you@example --reason demo; sendhub report " + scenario.CHLOE.upn
+                  + " --actor you@example --reason demo; sendhub verify --all --against-anchors")

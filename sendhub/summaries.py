@@ -11,6 +11,7 @@ from rich.text import Text
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
+from services.shared.sen_record import words
 from services.transfers.application import PacketDelivery
 
 STATUS_WORDS = {"none": "No SEN", "sen_support": "SEN support (K)", "ehc_plan": "EHC plan (E)"}
@@ -23,9 +24,19 @@ def packet_summary(packet: TransferPacketV1) -> Panel:
     lines.add_column()
     lines.add_row("Pupil", f"{p.given_name} {p.family_name}, born {p.date_of_birth}, UPN {p.upn}"
                   + (" (temporary)" if p.upn_is_temporary else ""))
-    origin = packet.from_setting.urn
-    lines.add_row("Move", f"{packet.move.kind.value.replace('_', ' ')} from URN {origin}, "
+    origin = packet.from_setting.name or f"URN {packet.from_setting.urn}"
+    to = ("an unknown destination (lost pupil: for the local authority)"
+          if packet.to_setting.kind == "unknown"
+          else packet.to_setting.name or packet.to_setting.receiver)
+    lines.add_row("Move", f"{words(packet.move.kind.value)} from {origin} to {to}, "
                   f"effective {packet.move.effective_date}")
+    if packet.supersedes:
+        what = "Re-routes" if packet.rerouted_from_lost_pupils else "Amends"
+        lines.add_row(Text(what, style="bold yellow"), f"packet {packet.supersedes}"
+                      + "".join(f"\n{change}" for change in packet.changes))
+    if packet.policy == "post16":
+        lines.add_row("Policy", "post-16: current picture in full, history before "
+                      + "two years summarised" + "".join(f"\n{s}" for s in packet.history_summary))
     lines.add_row("SEN status", STATUS_WORDS[packet.sen_status])
     if not packet.has_sen_history:
         lines.add_row("History", Text(packet.sen_history_statement, style="italic"))
@@ -38,7 +49,7 @@ def packet_summary(packet: TransferPacketV1) -> Panel:
                 for c in packet.concerns_open))
         current = packet.plans.current
         if current:
-            lines.add_row("Current plan", f"{current.plan_kind.value.replace('_', ' ')}, "
+            lines.add_row("Current plan", f"{words(current.plan_kind.value)}, "
                           f"last reviewed {current.reviewed_on}; "
                           f"{len(current.targets)} target(s), {len(current.provision)} provision(s)")
             last = packet.plans.reviews[-1]
@@ -72,21 +83,19 @@ STATE_STYLE = {"pending": "yellow", "sent": "cyan", "received": "blue", "accepte
 def deliveries_table(rows: Sequence[PacketDelivery], school_days: int) -> Table:
     table = Table(title=f"Transfer packets by delivery state (re-sent after {school_days} "
                   "school days without a receipt)")
-    for column in ("packet", "pupil", "receiver", "kind", "state", "sends", "school days",
-                   "note"):
+    for column in ("packet", "pupil", "to", "kind", "state", "sends", "days", "note"):
         table.add_column(column)
     for d in rows:
         note = []
         if d.overdue:
             note.append("[bold red]OVERDUE[/bold red]")
-        if d.delivery.reason:
+        if d.delivery.state == "rejected" and d.delivery.reason:
             note.append(d.delivery.reason)
         if d.supersedes:
             note.append(f"replaces {str(d.supersedes)[:8]}")
         if d.receiver_name is None and d.receiver != "lost-pupils":
-            note.append("receiver not in registry")
-        table.add_row(str(d.packet_id)[:8], f"{d.pupil} ({d.upn})",
-                      d.receiver_name or d.receiver, d.kind,
+            note.append("not in registry")
+        table.add_row(str(d.packet_id)[:8], d.pupil, d.receiver_name or d.receiver, d.kind,
                       Text(d.delivery.state, style=STATE_STYLE.get(d.delivery.state, "")),
                       str(d.delivery.attempts), str(d.school_days_waiting), "; ".join(note))
     return table

@@ -164,9 +164,12 @@ def cli(hub_env: dict[str, str]) -> CLI:
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (browser downloads are not possible here)."""
+    """Debian's Chromium driven by Playwright (browser downloads are not possible here).
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread
+    while it is open, which pytest-asyncio's tests elsewhere must not see."""
     executable = os.environ.get("SENDHUB_CHROMIUM") or shutil.which("chromium")
     if not executable:
         message = "chromium is not installed: run `make browser` (Debian's chromium package)"

@@ -131,23 +131,29 @@ def provision_episodes(record: SENRecord) -> list[tuple[date, Literal["N", "K", 
     return [(start, CENSUS_CODE[status]) for start, status in record.episodes]
 
 
+_ACRONYMS = {"ehc": "EHC", "sen": "SEN", "senco": "SENCO", "camhs": "CAMHS", "post16": "post-16"}
+
+
+def words(code: str, capital: bool = False) -> str:
+    """A code as words: `ehc_plan_issued` -> `EHC plan issued`."""
+    text = " ".join(_ACRONYMS.get(w, w) for w in code.split("_"))
+    return text[0].upper() + text[1:] if capital and text else text
+
+
 def describe_event(event: PupilHistoryEventV1) -> str:
     e = event.event
     if isinstance(e, ConcernRaisedV1):
         areas = ", ".join(e.payload.areas_of_need)
-        return f"Concern raised by {e.payload.raised_by.value.replace('_', ' ')} ({areas})"
+        return f"Concern raised by {words(e.payload.raised_by.value)} ({areas})"
     if isinstance(e, AssessmentCompletedV1):
         needs = ", ".join(f"{n.code}" for n in e.payload.identified_needs) or "no needs identified"
-        return (
-            f"{e.payload.assessment_kind.value.replace('_', ' ').capitalize()} assessment by "
-            f"{e.payload.assessor_role.value.replace('_', ' ')}: "
-            f"{e.payload.outcome.value.replace('_', ' ')} ({needs})"
-        )
+        kind = {"screening": "Screening assessment", "specialist": "Specialist assessment",
+                "ehc_needs_assessment": "EHC needs assessment"}[e.payload.assessment_kind.value]
+        return (f"{kind} by {words(e.payload.assessor_role.value)}: "
+                f"{words(e.payload.outcome.value)} ({needs})")
     if isinstance(e, PlanReviewedV1):
-        return (
-            f"{e.payload.plan_kind.value.replace('_', ' ').capitalize()} reviewed: "
-            f"{e.payload.decision.value.replace('_', ' ')}"
-        )
+        return (f"{words(e.payload.plan_kind.value, capital=True)} reviewed: "
+                f"{words(e.payload.decision.value)}")
     d = e.payload.destination
     if isinstance(d, SchoolDestination):
         where = f"school URN {d.urn}"
@@ -155,9 +161,5 @@ def describe_event(event: PupilHistoryEventV1) -> str:
         where = f"post-16 provider UKPRN {d.ukprn}"
     else:
         where = "an unknown destination (lost pupil)"
-    return (
-        f"Moved ({e.payload.move_kind.value.replace('_', ' ')}) to {where}, "
-        f"effective {e.payload.effective_date.isoformat()}"
-    )
-
-
+    return (f"Moved ({words(e.payload.move_kind.value)}) to {where}, "
+            f"effective {e.payload.effective_date.isoformat()}")

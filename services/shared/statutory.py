@@ -128,8 +128,9 @@ def reviews_against_due_dates(history: Sequence[PupilHistoryEventV1]) -> list[In
 def plan_gaps(history: Sequence[PupilHistoryEventV1]) -> list[Interval]:
     """Periods when needs were identified but no plan was in place at the pupil's setting.
 
-    Needs open from an assessment that found SEN; a plan is in place from a review that
-    did not cease it; a move ends the plan (the new setting has to make its own).
+    Needs open from an assessment that found SEN; a plan is in place from an issued EHC
+    plan or a review that did not cease it; a move ends the plan (the new setting has to
+    make its own).
     """
     found = []
     needs_open = False
@@ -142,6 +143,8 @@ def plan_gaps(history: Sequence[PupilHistoryEventV1]) -> list[Interval]:
             needs_open = e.payload.outcome is not AssessmentOutcome.NO_SEN or needs_open
             if e.payload.outcome is AssessmentOutcome.NO_SEN and not plan_in_place:
                 needs_open = False
+            if e.payload.outcome is AssessmentOutcome.EHC_PLAN_ISSUED:
+                plan_in_place = True  # the local authority's plan is the plan
         elif isinstance(e, PlanReviewedV1):
             plan_in_place = e.payload.decision is not ReviewDecision.CEASE
             if not plan_in_place:

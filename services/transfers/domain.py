@@ -282,7 +282,7 @@ def amendment_changes(
     covered = {t.history_version for t in previous.timeline}
     receiver = previous.to_setting.urn
     return [
-        f"Added: {describe_event(h)} on {h.event.occurred_at:%d %B %Y} at URN "
+        f"Added: {describe_event(h)} on {h.event.occurred_at:%-d %B %Y} at URN "
         f"{h.event.source.urn} (recorded late, history version {h.version})"
         for h in sorted(history, key=lambda h: h.version)
         if h.version not in covered and h.version > previous.history_version

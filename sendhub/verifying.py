@@ -11,22 +11,27 @@ from rich.table import Table
 
 from contracts.anchors import AuditAnchorV1
 from sendhub.topics_reader import read_topic
-from services.records.application import RecordsApplication
+from services.records.application import AnchorHeads, RecordsApplication
 from services.records.domain import ChainBreak
 from services.shared.settings import HubSettings
 
 
-def anchored_heads(settings: HubSettings) -> tuple[int, dict[UUID, dict[int, tuple[str, str]]]]:
-    """Every chain head in the anchors topic: (anchor messages, {pupil: {version: (head, when)}})."""
+def anchored_heads(settings: HubSettings
+                   ) -> tuple[int, dict[UUID, dict[int, tuple[str, str]]], AuditAnchorV1 | None]:
+    """Every chain head in the anchors topic: (anchor messages, {pupil: {version: (head,
+    when)}}, the latest anchor)."""
     heads: dict[UUID, dict[int, tuple[str, str]]] = {}
     count = 0
+    latest: AuditAnchorV1 | None = None
     for record in read_topic(settings.kafka_bootstrap, settings.topics.audit_anchors):
         anchor = AuditAnchorV1.model_validate_json(record.value)
         count += 1
+        if latest is None or anchor.up_to_notification_id > latest.up_to_notification_id:
+            latest = anchor
         when = anchor.anchored_at.strftime("%Y-%m-%d %H:%M:%S")
         for head in anchor.heads:
             heads.setdefault(head.pupil_id, {})[head.version] = (head.head, when)
-    return count, heads
+    return count, heads, latest
 
 
 def _show(console: Console, breaks: list[ChainBreak], upns: dict[UUID, str], title: str) -> None:
@@ -34,7 +39,8 @@ def _show(console: Console, breaks: list[ChainBreak], upns: dict[UUID, str], tit
     for column in ("pupil", "version", "what differs"):
         table.add_column(column)
     for b in breaks:
-        table.add_row(upns.get(b.pupil_id, str(b.pupil_id)), str(b.version), b.problem)
+        table.add_row(b.upn or upns.get(b.pupil_id, f"pupil id {b.pupil_id}"), str(b.version),
+                      b.problem)
     console.print(table)
 
 
@@ -65,7 +71,17 @@ def verify_command(settings: HubSettings, records: RecordsApplication, console: 
                      else f"[red]{len(breaks)} pupil(s) with a broken chain[/red]"))
     failed = bool(breaks)
     if against_anchors:
-        anchors, heads = anchored_heads(settings)
+        anchors, heads, latest = anchored_heads(settings)
+        if latest is not None and latest.all_heads_digest and not upn:
+            now = records.all_heads(latest.up_to_notification_id)
+            if AnchorHeads.digest(now) == latest.all_heads_digest:
+                console.print(f"The digest of all {len(now)} chain heads at the latest anchor "
+                              f"({latest.anchored_at:%Y-%m-%d %H:%M:%S}) matches the store.")
+            else:
+                failed = True
+                console.print(f"[red]The digest of all chain heads at the latest anchor "
+                              f"({latest.anchored_at:%Y-%m-%d %H:%M:%S}, {latest.pupils} pupils) "
+                              f"does not match the store ({len(now)} pupils).[/red]")
         if upn:
             from services.records.domain import pupil_id_for
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
@@ -34,6 +34,7 @@ from services.records.domain import (
     project_pupil_history,
     pupil_id_for,
     record_school_event,
+    upn_in,
 )
 
 VERIFY_PAGE = 5_000
@@ -173,7 +174,7 @@ class RecordsApplication(Application[UUID]):
             events += len(items)
             found = first_break(pupil_id, items)
             if found:
-                breaks.append(found)
+                breaks.append(replace(found, upn=upn_in(items)))
         return pupils, events, breaks
 
     def verify_against_anchors(
@@ -197,12 +198,14 @@ class RecordsApplication(Application[UUID]):
                 head, when = expected[version]
                 if version not in hashes:
                     mismatches.append(ChainBreak(pupil_id, version, f"anchored on {when} but "
-                                                 "no longer in the store (deleted or unreadable)"))
+                                                 "no longer in the store (deleted or unreadable)",
+                                                 upn_in(items)))
                     break
                 if hashes[version] != head:
                     mismatches.append(ChainBreak(
                         pupil_id, version, f"the anchor of {when} holds head {head[:12]}... "
-                        f"but the store now gives {hashes[version][:12]}...: history rewritten"))
+                        f"but the store now gives {hashes[version][:12]}...: history rewritten",
+                        upn_in(items)))
                     break
         for pupil_id in sorted(set(anchored) - seen):
             checked += len(anchored[pupil_id])
@@ -224,6 +227,28 @@ class RecordsApplication(Application[UUID]):
             if pupil_id not in heads or heads[pupil_id][0] < n.originator_version:
                 heads[pupil_id] = (n.originator_version, event.event_hash)
         return AnchorHeads(after=after, up_to=page[-1].id, heads=heads)
+
+    def all_heads(self, up_to: int) -> list[tuple[UUID, int, str]]:
+        """Every pupil's chain head as it stood at notification `up_to`: one row per pupil,
+        read with one query (the newest stored event of each stream)."""
+        recorder = cast(Any, self.recorder)
+        table = recorder.events_table_name
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                f"SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, "  # noqa: S608
+                f"state, notification_id FROM {table} WHERE notification_id <= %s "
+                "ORDER BY originator_id, originator_version DESC", (up_to,))
+            rows = curs.fetchall()
+        heads = []
+        for row in rows:
+            stored = Notification(originator_id=row["originator_id"],
+                                  originator_version=row["originator_version"],
+                                  topic=row["topic"], state=bytes(row["state"]),
+                                  id=row["notification_id"])
+            event = self._read(stored)
+            head = chain_hash(event) if not isinstance(event, str) else f"unreadable: {event}"
+            heads.append((UUID(str(stored.originator_id)), stored.originator_version, head))
+        return heads
 
     ANCHOR_KEY = "anchor#audit"
 

@@ -168,6 +168,13 @@ class ChainBreak:
     pupil_id: UUID
     version: int
     problem: str
+    upn: str | None = None
+
+
+def upn_in(stored: Sequence[tuple[int, SENHistoryEvent | str]]) -> str | None:
+    """The pupil's UPN, from any event of theirs that can still be read."""
+    return next((str(e.school_event["pupil"]["upn"]) for _, e in stored
+                 if not isinstance(e, str)), None)
 
 
 def first_break(

@@ -170,7 +170,8 @@ class HistoryRelay:
                 await self._task
 
 
-def anchor_messages(heads: AnchorHeads, anchored_at: datetime) -> list[AuditAnchorV1]:
+def anchor_messages(heads: AnchorHeads, anchored_at: datetime,
+                    all_heads: list[tuple[UUID, int, str]]) -> list[AuditAnchorV1]:
     """One anchor, split into parts; its id is fixed by the range it covers, so a re-sent
     anchor (after a crash) is recognisably the same one."""
     anchor_id = uuid5(_ANCHOR_NAMESPACE, f"{heads.after}-{heads.up_to}")
@@ -183,6 +184,7 @@ def anchor_messages(heads: AnchorHeads, anchored_at: datetime) -> list[AuditAnch
             part=n, parts=len(chunks),
             heads=[ChainHead(pupil_id=p, version=v, head=h) for p, v, h in chunk],
             digest=AnchorHeads.digest(chunk),
+            all_heads_digest=AnchorHeads.digest(all_heads), pupils=len(all_heads),
         )
         for n, chunk in enumerate(chunks, start=1)
     ]
@@ -207,7 +209,8 @@ class AuditAnchoring:
         heads = await asyncio.to_thread(self.app.heads_between, after, ANCHOR_BATCH)
         if heads is None:
             return 0
-        messages = anchor_messages(heads, datetime.now(UTC))
+        all_heads = await asyncio.to_thread(self.app.all_heads, heads.up_to)
+        messages = anchor_messages(heads, datetime.now(UTC), all_heads)
         sends = [
             await self.broker.publish(m.model_dump_json().encode(), topic=self.topic,
                                       key=str(m.anchor_id).encode(), no_confirm=True)

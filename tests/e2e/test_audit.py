@@ -107,6 +107,7 @@ def test_a_rewritten_chain_is_caught_by_the_anchors_held_in_kafka(
 
     eventually(anchored)
     assert "every chain intact" in cli("verify", upn, "--against-anchors").stdout
+    assert "matches the store" in cli("verify", "--all", "--against-anchors").stdout
     everything = cli("verify", "--all").stdout
     assert "verifying hash chains" in everything and "every chain intact" in everything
 
@@ -128,6 +129,9 @@ def test_a_rewritten_chain_is_caught_by_the_anchors_held_in_kafka(
     caught = cli("verify", upn, "--against-anchors", check=False)
     assert caught.returncode == 1  # ...but cannot rewrite what Kafka holds
     assert upn in caught.stdout and "history rewritten" in caught.stdout
+    whole = cli("verify", "--all", "--against-anchors", check=False)
+    assert whole.returncode == 1
+    assert "does not match the store" in whole.stdout  # the digest of all heads, too
 
 
 def test_reads_need_an_actor_and_a_reason_and_are_logged(

@@ -84,3 +84,31 @@ def test_transfers_builds_one_packet_per_move_whatever_is_replayed(
     packet = store.packet(packet_id)
     assert packet is not None and packet.pupil.upn == upn and packet.history_version == 2
     assert [c.areas_of_need for c in packet.concerns_open] == [["SPLD"]]
+
+
+def test_a_receipt_redelivered_or_sent_twice_is_stored_once(
+    records: RecordsApplication, store: TransfersStore,
+) -> None:
+    from contracts.receipts import PacketReceiptV1
+
+    upn = random_upn()
+    pupil = {"upn": upn, "given_name": "Ella", "family_name": "Smith",
+             "date_of_birth": "2013-10-30"}
+    topic = f"integration-{upn}"
+    records.record_school_events([
+        (record_of(school_event("pupil_moved", pupil=pupil)), ConsumedPosition(topic, 0, 0)),  # type: ignore[list-item]
+    ])
+    [message] = [to_history_contract(e, 1) for e in records.history_events(upn)]
+    [packet_id] = store.record_history([(message, HistoryPosition(topic, 0, 0))])
+    store.mark_published(store.pending_packets())
+    receipt = PacketReceiptV1(packet_id=packet_id, receiver="urn-100002", status="received",
+                              at=datetime.now(UTC))
+    receipts = f"receipts-{upn}"
+    assert store.check_receipt(receipt) is None
+    assert store.record_receipts([(receipt, HistoryPosition(receipts, 0, 0)),
+                                  (receipt, HistoryPosition(receipts, 0, 1))]) == 1
+    assert store.record_receipts([(receipt, HistoryPosition(receipts, 0, 0))]) == 0  # redelivered
+    assert [e.state for e in store.delivery_events(packet_id)] == ["pending", "sent", "received"]
+    wrong = receipt.model_copy(update={"receiver": "urn-100003"})
+    assert store.check_receipt(wrong) == (
+        "wrong_receiver", f"packet {packet_id} was sent to urn-100002, not to urn-100003")

@@ -16,6 +16,7 @@ from jinja2 import Environment, StrictUndefined, select_autoescape
 from lxml import etree
 
 from contracts.packet import TransferPacketV1
+from services.shared.sen_record import words
 
 CTF_VERSION = "25.0"
 SUPPLIER_ID = "SENDHUB"
@@ -144,7 +145,7 @@ NEED_WORDS = {
 
 _env = Environment(autoescape=select_autoescape(default=True), undefined=StrictUndefined,
                    trim_blocks=True, lstrip_blocks=True)
-_env.filters["words"] = lambda value: str(value).replace("_", " ")
+_env.filters["words"] = lambda value: words(str(value))
 _env.filters["day"] = lambda value: value.strftime("%-d %b %Y")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from contextlib import suppress
 from datetime import UTC, datetime
 from uuid import UUID, uuid5
 
@@ -37,6 +36,7 @@ from services.shared.kafka import (
     rejected_topic_config,
 )
 from services.shared.settings import HubSettings
+from services.shared.tasks import PeriodicTask
 
 SERVICE = "records"
 RELAY_BATCH = 500
@@ -112,7 +112,7 @@ def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
     return broker
 
 
-class HistoryRelay:
+class HistoryRelay(PeriodicTask):
     """Publishes the notification log to `sen.pupil-history.v1`: in order, none lost.
 
     At-least-once: a crash between publishing and marking re-publishes a few events,
@@ -120,11 +120,13 @@ class HistoryRelay:
     """
 
     def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker):
+        super().__init__(settings.relay_interval_seconds, log, "history.relay")
         self.topic = settings.topics.pupil_history
-        self.interval = settings.relay_interval_seconds
         self.app = app
         self.broker = broker
-        self._task: asyncio.Task[None] | None = None
+
+    async def once(self) -> bool:
+        return await self.relay_once() == RELAY_BATCH
 
     async def relay_once(self) -> int:
         after = await asyncio.to_thread(self.app.relayed_up_to)
@@ -149,26 +151,6 @@ class HistoryRelay:
                                            "up_to": notifications[-1].id})
         return len(notifications)
 
-    async def run(self) -> None:
-        while True:
-            try:
-                if await self.relay_once() < RELAY_BATCH:
-                    await asyncio.sleep(self.interval)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("history.relay_retry")
-                await asyncio.sleep(1.0)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-
 
 def anchor_messages(heads: AnchorHeads, anchored_at: datetime,
                     all_heads: list[tuple[UUID, int, str]]) -> list[AuditAnchorV1]:
@@ -190,7 +172,7 @@ def anchor_messages(heads: AnchorHeads, anchored_at: datetime,
     ]
 
 
-class AuditAnchoring:
+class AuditAnchoring(PeriodicTask):
     """Publishes the heads of grown hash chains to `sen.audit-anchors.v1`, periodically.
 
     At-least-once, like the relay: the anchored position is stored after the broker
@@ -198,11 +180,14 @@ class AuditAnchoring:
     """
 
     def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker):
+        super().__init__(settings.anchor_interval_seconds, log, "audit.anchor")
         self.topic = settings.topics.audit_anchors
-        self.interval = settings.anchor_interval_seconds
         self.app = app
         self.broker = broker
-        self._task: asyncio.Task[None] | None = None
+
+    async def once(self) -> bool:
+        await self.anchor_once()
+        return False
 
     async def anchor_once(self) -> int:
         after = await asyncio.to_thread(self.app.anchored_up_to)
@@ -221,26 +206,6 @@ class AuditAnchoring:
         log.info("audit.anchored", extra={"pupils": len(heads.heads), "up_to": heads.up_to,
                                           "parts": len(messages)})
         return len(heads.heads)
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.anchor_once()
-                await asyncio.sleep(self.interval)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("audit.anchor_retry")
-                await asyncio.sleep(1.0)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
 
 
 def build_app(settings: HubSettings) -> FastStream:

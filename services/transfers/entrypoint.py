@@ -16,7 +16,6 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from contextlib import suppress
 from datetime import datetime
 
 from faststream import FastStream
@@ -36,6 +35,7 @@ from services.shared.kafka import (
     rejected_topic_config,
 )
 from services.shared.settings import HubSettings
+from services.shared.tasks import PeriodicTask
 from services.transfers.application import ConsumedPosition, TransfersStore
 
 SERVICE = "transfers"
@@ -43,10 +43,12 @@ RECEIPTS = "transfers-receipts"
 log = logging.getLogger("sendhub.transfers")
 
 
-class PacketDelivery:
-    """Publishes stored packets to inbox topics (creating a receiver's topic on first use)."""
+class PacketDelivery(PeriodicTask):
+    """Publishes stored packets to inbox topics (creating a receiver's topic on first use);
+    every few seconds re-queues overdue packets and sends whatever waits."""
 
     def __init__(self, settings: HubSettings, store: TransfersStore, broker: KafkaBroker):
+        super().__init__(settings.delivery_interval_seconds, log, "packet.delivery")
         self.settings = settings
         self.store = store
         self.broker = broker
@@ -83,18 +85,10 @@ class PacketDelivery:
                 delivered += len(pending)
             return delivered
 
-    async def run(self) -> None:
-        """Every few seconds: re-queue overdue packets, then send whatever waits."""
-        while True:
-            try:
-                await asyncio.to_thread(self.store.resend_overdue)
-                await self.deliver_pending()
-                await asyncio.sleep(self.settings.delivery_interval_seconds)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("packet.delivery_retry")
-                await asyncio.sleep(1.0)
+    async def once(self) -> bool:
+        await asyncio.to_thread(self.store.resend_overdue)
+        await self.deliver_pending()
+        return False
 
 
 def build_broker(settings: HubSettings, store: TransfersStore) -> tuple[KafkaBroker, PacketDelivery]:
@@ -181,18 +175,11 @@ def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None
                            resend_after_school_days=settings.resend_after_school_days)
     broker, delivery = build_broker(settings, store)
     stream = FastStream(broker, logger=log)
-    task: list[asyncio.Task[None]] = []
-
-    async def start_delivery() -> None:
-        task.append(asyncio.create_task(delivery.run()))
 
     async def stop_delivery() -> None:
-        for t in task:
-            t.cancel()
-            with suppress(asyncio.CancelledError):
-                await t
+        await delivery.stop()
         await asyncio.to_thread(store.close)
 
-    stream.after_startup(start_delivery)
+    stream.after_startup(delivery.start)
     stream.on_shutdown(stop_delivery)
     return stream

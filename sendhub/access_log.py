@@ -27,9 +27,12 @@ CREATE TABLE IF NOT EXISTS access_log (
 CREATE INDEX IF NOT EXISTS access_log_by_upn ON access_log (upn, id);
 CREATE OR REPLACE FUNCTION access_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'access_log is append-only'; END $$;
-DROP TRIGGER IF EXISTS access_log_append_only ON access_log;
-CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log
-    FOR EACH ROW EXECUTE FUNCTION access_log_append_only();
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'access_log_append_only') THEN
+        CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log
+            FOR EACH ROW EXECUTE FUNCTION access_log_append_only();
+    END IF;
+END $$;
 """
 
 

@@ -77,9 +77,12 @@ CREATE TABLE IF NOT EXISTS transfers_delivery (
 CREATE INDEX IF NOT EXISTS transfers_delivery_by_packet ON transfers_delivery (packet_id, id);
 CREATE OR REPLACE FUNCTION transfers_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'transfers_delivery is append-only'; END $$;
-DROP TRIGGER IF EXISTS transfers_delivery_append_only ON transfers_delivery;
-CREATE TRIGGER transfers_delivery_append_only BEFORE UPDATE OR DELETE ON transfers_delivery
-    FOR EACH ROW EXECUTE FUNCTION transfers_append_only();
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'transfers_delivery_append_only') THEN
+        CREATE TRIGGER transfers_delivery_append_only BEFORE UPDATE OR DELETE
+            ON transfers_delivery FOR EACH ROW EXECUTE FUNCTION transfers_append_only();
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS settings_registry (
     urn text PRIMARY KEY,
     name text NOT NULL,
@@ -363,7 +366,7 @@ class TransfersStore:
     def resend_overdue(self) -> list[UUID]:
         """Queue for re-sending every packet with no receipt for the re-send period."""
         today = self.clock().date()
-        due = [d.packet_id for d in self.deliveries()
+        due = [d.packet_id for d in self.deliveries(unacknowledged_only=True)
                if d.delivery.resend_due(today, self.resend_after_school_days)]
         if due:
             with self.pool.connection() as conn, conn.transaction():
@@ -373,7 +376,10 @@ class TransfersStore:
         return due
 
     def deliveries(self, *, receiver: str | None = None, overdue_only: bool = False,
-                   upn: str | None = None) -> list[PacketDelivery]:
+                   upn: str | None = None, unacknowledged_only: bool = False
+                   ) -> list[PacketDelivery]:
+        """Packets with their delivery state; `unacknowledged_only` leaves out, in SQL,
+        those with a receipt or a successor (what the re-send check needs to look at)."""
         today = self.clock().date()
         query = ("SELECT p.packet_id, p.upn, p.receiver, p.kind, p.built_at, p.supersedes, "
                  "p.body->'pupil'->>'given_name' || ' ' || (p.body->'pupil'->>'family_name'), "
@@ -388,6 +394,10 @@ class TransfersStore:
         if upn:
             query += " AND p.upn = %s"
             params.append(upn)
+        if unacknowledged_only or overdue_only:
+            query += (" AND p.published_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                      "transfers_delivery d WHERE d.packet_id = p.packet_id AND d.state IN "
+                      "('received', 'accepted', 'rejected', 'superseded', 'rerouted'))")
         query += " ORDER BY p.built_at, p.packet_id"
         with self.pool.connection() as conn:
             rows = conn.execute(query, params).fetchall()

@@ -59,10 +59,18 @@ def verify_command(settings: HubSettings, records: RecordsApplication, console: 
             console.print(f"No SEN history is stored for UPN {upn}.")
     else:
         total = records.recorder.max_notification_id() or 0
-        with Progress(TextColumn("verifying hash chains"), BarColumn(), MofNCompleteColumn(),
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=False) as progress:
-            task = progress.add_task("events", total=total)
-            pupils, events, breaks = records.verify_all(lambda n: progress.advance(task, n))
+            reading = progress.add_task("reading stored events", total=total)
+            checking = progress.add_task("verifying hash chains (pupils)", total=None)
+
+            def pupil_checked(done: int, pupils: int) -> None:
+                if done % 500 == 0 or done == pupils:
+                    progress.update(checking, completed=done, total=pupils)
+
+            pupils, events, breaks = records.verify_all(
+                lambda n: progress.advance(reading, n), pupil_checked)
+            progress.update(reading, completed=total)
     elapsed = time.perf_counter() - started
     if breaks:
         _show(console, breaks, upns, f"{len(breaks)} broken chain(s)")
@@ -86,10 +94,10 @@ def verify_command(settings: HubSettings, records: RecordsApplication, console: 
             from services.records.domain import pupil_id_for
 
             heads = {k: v for k, v in heads.items() if k == pupil_id_for(upn)}
-        checked, mismatches = records.verify_against_anchors(heads)
+        compared, mismatches = records.verify_against_anchors(heads)
         if mismatches:
             _show(console, mismatches, upns, f"{len(mismatches)} pupil(s) differ from the anchors")
-        console.print(f"Compared {checked} anchored chain head(s) from {anchors} anchor "
+        console.print(f"Compared {compared} anchored chain head(s) from {anchors} anchor "
                       "message(s): " + ("[green]all match the store[/green]" if not mismatches
                                          else f"[red]{len(mismatches)} mismatch(es)[/red]"))
         if anchors == 0:

@@ -164,18 +164,25 @@ class RecordsApplication(Application[UUID]):
                 progress(len(page))
         yield from streams.items()
 
-    def verify_all(self, progress: Callable[[int], None] | None = None
+    def verify_all(self, on_read: Callable[[int], None] | None = None,
+                   on_checked: Callable[[int, int], None] | None = None
                    ) -> tuple[int, int, list[ChainBreak]]:
-        """(pupils, events, first break per broken pupil) over the whole store."""
-        pupils = events = 0
+        """(pupils, events, first break per broken pupil) over the whole store.
+
+        `on_read(events)` is called per page read, `on_checked(done, pupils)` per pupil
+        checked, for progress bars.
+        """
+        streams = list(self.stored_streams(on_read))
+        events = 0
         breaks = []
-        for pupil_id, items in self.stored_streams(progress):
-            pupils += 1
+        for done, (pupil_id, items) in enumerate(streams, start=1):
             events += len(items)
             found = first_break(pupil_id, items)
             if found:
                 breaks.append(replace(found, upn=upn_in(items)))
-        return pupils, events, breaks
+            if on_checked:
+                on_checked(done, len(streams))
+        return len(streams), events, breaks
 
     def verify_against_anchors(
         self, anchored: dict[UUID, dict[int, tuple[str, str]]],

@@ -281,9 +281,13 @@ def amendment_changes(
     """What an amendment adds to the packet it supersedes, one line per new event."""
     covered = {t.history_version for t in previous.timeline}
     receiver = previous.to_setting.urn
+    left = departures(history)
     return [
         f"Added: {describe_event(h)} on {h.event.occurred_at:%-d %B %Y} at URN "
-        f"{h.event.source.urn} (recorded late, history version {h.version})"
+        f"{h.event.source.urn} ("
+        + ("recorded after the pupil had left" if recorded_after_leaving(h, left)
+           else "recorded late")
+        + f", history version {h.version})"
         for h in sorted(history, key=lambda h: h.version)
         if h.version not in covered and h.version > previous.history_version
         and h.event.source.urn != receiver

@@ -31,6 +31,9 @@ READER = ("--actor", "senco@riverside.example", "--reason", "preparing for admis
 def registry(cli: CLI) -> None:
     result = cli("settings", "import", str(ROOT / "data/settings-registry-sample.csv"))
     assert "Imported 9 setting(s)" in result.stdout
+    listing = cli("settings", "list").stdout
+    assert "Oakfield Primary School" in listing and "8012001" in listing  # LAESTAB
+    assert "10034567" in listing and "Severn Vale Learning Trust" in listing
 
 
 def send(settings: HubSettings, *events: dict[str, Any]) -> None:
@@ -143,13 +146,23 @@ def test_a_late_entry_amends_the_packet_and_a_setting_unknown_to_the_registry_st
          move(ben, {"kind": "school", "urn": "100002"}, "2026-01-12"))
     (first,) = one_packet(settings, "urn-100002", upn)
     assert first.to_setting.in_registry is False  # not in the registry: delivered anyway
+    # Oakfield records a review dated after Ben left: kept, no amendment of its own...
+    send(settings, school_event("plan_reviewed", pupil=ben, source=OAKFIELD,
+                                occurred_at="2026-02-02T15:00:00+00:00"))
+    eventually(lambda: _stored_versions(settings, upn, 3))
+    assert len(packets_for(settings, "urn-100002", upn)) == 1
+    # ...then an assessment dated before he left: an amendment, which marks both.
     send(settings, school_event("assessment_completed", pupil=ben, source=OAKFIELD,
                                 occurred_at="2026-01-09T11:00:00+00:00"))
     packets = one_packet(settings, "urn-100002", upn, count=2)
     (amendment,) = [p for p in packets if p.packet_id != first.packet_id]
     assert amendment.supersedes == first.packet_id
-    assert len(amendment.changes) == 1 and "recorded late" in amendment.changes[0]
-    assert amendment.sen_status == "sen_support" and amendment.history_version == 3
+    assert [c.split("(")[-1] for c in amendment.changes] == [
+        "recorded after the pupil had left, history version 3)",
+        "recorded late, history version 4)"]
+    assert {t.history_version: t.recorded_after_leaving for t in amendment.timeline} == {
+        1: False, 2: False, 3: True, 4: False}
+    assert amendment.sen_status == "sen_support" and amendment.history_version == 4
 
     rows = {r["packet_id"]: r for r in map(json.loads, cli(
         "transfers", "--receiver", "urn-100002", "--json").stdout.splitlines())}
@@ -269,3 +282,11 @@ def _attempts(store: TransfersStore, packet_id: Any) -> int:
     (row,) = [d for d in store.deliveries() if d.packet_id == packet_id]
     assert row.delivery.attempts == 2
     return row.delivery.attempts
+
+
+def _stored_versions(settings: HubSettings, upn: str, count: int) -> None:
+    store = TransfersStore(settings.database_conninfo)
+    try:
+        assert len(store.history_of(upn)) == count, "not all projected yet"
+    finally:
+        store.close()

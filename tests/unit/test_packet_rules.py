@@ -133,6 +133,7 @@ def test_a_late_entry_from_the_former_school_makes_an_amendment_that_names_the_c
                                     supersedes=first.packet_id, changes=changes)
     assert amended.packet_id != first.packet_id and amended.supersedes == first.packet_id
     assert len(changes) == 2 and "recorded late, history version 3" in changes[0]
+    assert "recorded after the pupil had left, history version 4" in changes[1]
     assert [t.history_version for t in amended.timeline] == [1, 2, 3, 4]  # not the receiver's own
     marked = {t.history_version: t.recorded_after_leaving for t in amended.timeline}
     assert marked == {1: False, 2: False, 3: False, 4: True}

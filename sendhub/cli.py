@@ -485,5 +485,27 @@ def demo(
     raise typer.Exit(run_demo(HubSettings(), console, keep_infrastructure=keep_running))
 
 
+def main() -> None:
+    """The `sendhub` command: infrastructure that cannot be reached is a clear message
+    (exit 3), not a traceback."""
+    import psycopg
+    from eventsourcing.persistence import OperationalError as StoreUnreachable
+    from kafka.errors import KafkaError
+    from psycopg_pool import PoolTimeout
+
+    try:
+        app(standalone_mode=True)
+    except (psycopg.OperationalError, StoreUnreachable, PoolTimeout) as exc:
+        settings = HubSettings()
+        errors.print(f"[red]PostgreSQL cannot be reached at {settings.database_url.hosts()[0]['host']}"
+                     f":{settings.database_url.hosts()[0]['port']} ({str(exc).splitlines()[0]}). "
+                     "Start it with deploy/local/up, or set SENDHUB_DATABASE_URL.[/red]")
+        sys.exit(3)
+    except KafkaError as exc:
+        errors.print(f"[red]Kafka cannot be reached at {HubSettings().kafka_bootstrap} ({exc}). "
+                     "Start it with deploy/local/up, or set SENDHUB_KAFKA_BOOTSTRAP.[/red]")
+        sys.exit(3)
+
+
 if __name__ == "__main__":
-    app()
+    main()

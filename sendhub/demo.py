@@ -56,6 +56,20 @@ def kafka_answers(settings: HubSettings) -> bool:
         return False
 
 
+def _listening(address: str) -> bool:
+    host, _, port = address.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def _pg_address(settings: HubSettings) -> str:
+    host = settings.database_url.hosts()[0]
+    return f"{host['host'] or '127.0.0.1'}:{host['port'] or 5432}"
+
+
 def postgres_answers(settings: HubSettings) -> bool:
     try:
         psycopg.connect(settings.database_conninfo, connect_timeout=3).close()
@@ -105,10 +119,14 @@ def stop_services(procs: dict[str, tuple[subprocess.Popen[bytes], Path]]) -> Non
 
 def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool = False) -> int:
     console.print(Rule("SEN transfer hub: demonstration"))
-    missing = [name for name, answers in (("kafka", kafka_answers), ("postgres", postgres_answers))
-               if not answers(settings)]
-    if missing:
-        console.print(f"Not running: {', '.join(missing)}; starting with deploy/local/up")
+    # What was not running is started, and stopped again at the end; a server that runs
+    # but lacks the hub's database or role is only completed by deploy/local/up.
+    missing = [name for name, listening in (("kafka", _listening(settings.kafka_bootstrap)),
+                                            ("postgres", _listening(_pg_address(settings))))
+               if not listening]
+    if missing or not (kafka_answers(settings) and postgres_answers(settings)):
+        console.print("Starting with deploy/local/up"
+                      + (f" (not running: {', '.join(missing)})" if missing else ""))
         subprocess.run([str(ROOT / "deploy/local/up")], check=True)
     else:
         console.print(f"Using the running Kafka ({settings.kafka_bootstrap}) and PostgreSQL.")

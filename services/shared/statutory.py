@@ -117,7 +117,7 @@ def reviews_against_due_dates(history: Sequence[PupilHistoryEventV1]) -> list[In
         if payload.next_review_due is not None:
             found.append(Interval("Review held by its due date", start, held,
                                   payload.next_review_due - start,
-                                  f"due {payload.next_review_due:%d %b %Y} (set at the review)",
+                                  f"due {payload.next_review_due:%-d %b %Y} (set at the review)",
                                   h.event.source.urn))
         if payload.plan_kind is PlanKind.EHC_PLAN:
             found.append(Interval("EHC plan annual review", start, held, EHC_REVIEW_LIMIT,

@@ -257,7 +257,7 @@ def apply_post16_policy(packet: TransferPacketV1) -> TransferPacketV1:
         kinds = {k: sum(1 for t in at if t.event_type == k) for k in
                  ("concern_raised", "assessment_completed", "plan_reviewed")}
         summary.append(
-            f"Before {cutoff:%d %B %Y} at URN {urn} ({at[0].occurred_at:%B %Y} to "
+            f"Before {cutoff:%-d %B %Y} at URN {urn} ({at[0].occurred_at:%B %Y} to "
             f"{at[-1].occurred_at:%B %Y}): {kinds['concern_raised']} concern(s), "
             f"{kinds['assessment_completed']} assessment(s), {kinds['plan_reviewed']} "
             "plan review(s); itemised in the school's own records."

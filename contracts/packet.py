@@ -173,3 +173,5 @@ class TransferPacketV1(Frozen):
     rerouted_from_lost_pupils: bool = False
     history_chain_head: str | None = None
     """SHA-256 of the newest history event the packet was built from (see `sendhub verify`)."""
+    builder_version: int | None = None
+    """The rules' version that built it: a rebuild by other rules may word things differently."""

@@ -224,6 +224,10 @@ def _rebuild(settings: HubSettings, sent: TransferPacketV1,
     if differ:
         console.print(f"[red]The rebuilt packet differs from what was sent in: "
                       f"{', '.join(differ)}[/red]")
+        if sent.builder_version != rebuilt.builder_version:
+            console.print(f"It was built by packet rules version {sent.builder_version or 0}, "
+                          f"rebuilt by version {rebuilt.builder_version}: the difference may be "
+                          "wording; compare the history itself with `sendhub verify`.")
         return 1
     console.print(f"[green]Rebuilt packet {sent.packet_id} from history versions 1.."
                   f"{sent.history_version}: it matches what was sent, field for field "

@@ -6,6 +6,7 @@ started stopped again.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -309,7 +310,13 @@ def show_later(console: Console, settings: HubSettings, store: TransfersStore,
             path = FORMS_DIR / f"amira-{amended.packet_id}.{suffix}"
             path.write_bytes(render(amended, form))  # type: ignore[arg-type]
             console.print(f"  {form:5} {path.relative_to(ROOT)} ({path.stat().st_size:,} bytes)")
+        excerpt = amended.model_dump(mode="json", include={
+            "packet_id", "supersedes", "changes", "sen_status", "current_needs",
+            "sen_provision_history", "history_chain_head"})
+        console.print("JSON (excerpt):", json.dumps(excerpt, indent=1), markup=False,
+                      highlight=False)
         ctf = render(amended, "ctf").decode()
+        console.print("CTF (excerpt):")
         console.print(ctf[ctf.index("<SENhistory>"):ctf.index("</SENhistory>") + 13], markup=False,
                       highlight=False)
     console.print(Rule("Delivery states (sendhub transfers)"))

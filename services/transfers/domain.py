@@ -39,6 +39,9 @@ NO_HISTORY_STATEMENT = (
     "that none exists, not a missing file."
 )
 
+BUILDER_VERSION = 1
+"""Raise when the packet's content or wording rules change, so rebuilds can tell."""
+
 POST16_ITEMISED_YEARS = 2
 """Post-16 policy: history older than this before the move is summarised, not itemised."""
 
@@ -227,6 +230,7 @@ def build_transfer_packet(
         changes=list(changes),
         rerouted_from_lost_pupils=rerouted_from_lost_pupils,
         history_chain_head=head,
+        builder_version=BUILDER_VERSION,
     )
     if packet.to_setting.kind == "post16_provider":
         packet = apply_post16_policy(packet)

@@ -89,6 +89,8 @@ def test_a_moved_pupil_in_each_form_and_the_readable_packet_in_a_browser(
     assert read_back.needs == [(n.rank, n.code.value) for n in sent.current_needs] == [(1, "SPLD")]
     inbox_ctf = cli("inbox", "urn-131002", "--format", "ctf", *READER).stdout
     assert upn in {p.upn for p in read_ctf(inbox_ctf.encode())}
+    cli("inbox", "urn-131002", "--format", "html", "-o", str(tmp_path / "inbox"), *READER)
+    assert (tmp_path / "inbox" / f"{sent.packet_id}.html").read_text().count(upn) >= 1
 
     as_html = tmp_path / "packet.html"
     cli("packet", str(sent.packet_id), "--format", "html", "-o", str(as_html), *READER)

@@ -58,19 +58,17 @@ def verify_command(settings: HubSettings, records: RecordsApplication, console: 
         if not events:
             console.print(f"No SEN history is stored for UPN {upn}.")
     else:
-        total = records.recorder.max_notification_id() or 0
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=False) as progress:
-            reading = progress.add_task("reading stored events", total=total)
-            checking = progress.add_task("verifying hash chains (pupils)", total=None)
+        total = records.pupil_count()
+        with Progress(TextColumn("verifying hash chains"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("pupils"), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("pupils", total=total)
 
-            def pupil_checked(done: int, pupils: int) -> None:
-                if done % 500 == 0 or done == pupils:
-                    progress.update(checking, completed=done, total=pupils)
+            def pupil_checked(done: int) -> None:
+                if done % 250 == 0 or done == total:
+                    progress.update(task, completed=done)
 
-            pupils, events, breaks = records.verify_all(
-                lambda n: progress.advance(reading, n), pupil_checked)
-            progress.update(reading, completed=total)
+            pupils, events, breaks = records.verify_all(pupil_checked)
+            progress.update(task, completed=pupils, total=max(total, pupils))
     elapsed = time.perf_counter() - started
     if breaks:
         _show(console, breaks, upns, f"{len(breaks)} broken chain(s)")

@@ -9,7 +9,6 @@ recorded are skipped; an `event_id` already in a pupil's history adds nothing.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -151,42 +150,63 @@ class RecordsApplication(Application[UUID]):
         items = [(s.originator_version, self._read(s)) for s in stored]
         return len(items), first_break(pupil_id, items)
 
-    def stored_streams(self, progress: Callable[[int], None] | None = None
-                       ) -> Iterator[tuple[UUID, list[tuple[int, SENHistoryEvent | str]]]]:
-        """Every pupil's stored events, read page by page in notification order."""
-        streams: dict[UUID, list[tuple[int, SENHistoryEvent | str]]] = defaultdict(list)
-        after = 0
-        while page := self.notifications(after, VERIFY_PAGE):
-            for n in page:
-                streams[UUID(str(n.originator_id))].append((n.originator_version, self._read(n)))
-            after = page[-1].id
-            if progress:
-                progress(len(page))
-        yield from streams.items()
+    def _rows(self, query: str, params: tuple[object, ...] = ()) -> Iterator[Notification]:
+        """Stored events straight from records' table, streamed with a server-side cursor
+        (a tampered row must be reported, not fail the read, so no repository here)."""
+        recorder = cast(Any, self.recorder)
+        sql = query.format(table=recorder.events_table_name)
+        with (recorder.datastore.get_connection() as conn, conn.transaction(),
+              conn.cursor(name="sendhub_verify") as curs):
+            curs.itersize = VERIFY_PAGE
+            curs.execute(sql, params)
+            for row in curs:
+                yield Notification(originator_id=row["originator_id"],
+                                   originator_version=row["originator_version"],
+                                   topic=row["topic"], state=bytes(row["state"]),
+                                   id=row["notification_id"])
 
-    def verify_all(self, on_read: Callable[[int], None] | None = None,
-                   on_checked: Callable[[int, int], None] | None = None
+    def pupil_count(self) -> int:
+        recorder = cast(Any, self.recorder)
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(f"SELECT count(DISTINCT originator_id) AS n "  # noqa: S608
+                         f"FROM {recorder.events_table_name}")
+            row = curs.fetchone()
+        return int(row["n"]) if row else 0
+
+    def stored_streams(self) -> Iterator[tuple[UUID, list[tuple[int, SENHistoryEvent | str]]]]:
+        """Every pupil's stored events, one pupil at a time (memory: one pupil's history)."""
+        pupil: UUID | None = None
+        items: list[tuple[int, SENHistoryEvent | str]] = []
+        for n in self._rows("SELECT originator_id, originator_version, topic, state, "
+                            "notification_id FROM {table} ORDER BY originator_id, "
+                            "originator_version"):
+            pupil_id = UUID(str(n.originator_id))
+            if pupil_id != pupil and pupil is not None:
+                yield pupil, items
+                items = []
+            pupil = pupil_id
+            items.append((n.originator_version, self._read(n)))
+        if pupil is not None:
+            yield pupil, items
+
+    def verify_all(self, on_checked: Callable[[int], None] | None = None
                    ) -> tuple[int, int, list[ChainBreak]]:
-        """(pupils, events, first break per broken pupil) over the whole store.
-
-        `on_read(events)` is called per page read, `on_checked(done, pupils)` per pupil
-        checked, for progress bars.
-        """
-        streams = list(self.stored_streams(on_read))
-        events = 0
+        """(pupils, events, first break per broken pupil) over the whole store, pupil by
+        pupil; `on_checked(pupils so far)` is called after each, for a progress bar."""
+        pupils = events = 0
         breaks = []
-        for done, (pupil_id, items) in enumerate(streams, start=1):
+        for pupil_id, items in self.stored_streams():
+            pupils += 1
             events += len(items)
             found = first_break(pupil_id, items)
             if found:
                 breaks.append(replace(found, upn=upn_in(items)))
             if on_checked:
-                on_checked(done, len(streams))
-        return len(streams), events, breaks
+                on_checked(pupils)
+        return pupils, events, breaks
 
     def verify_against_anchors(
         self, anchored: dict[UUID, dict[int, tuple[str, str]]],
-        progress: Callable[[int], None] | None = None,
     ) -> tuple[int, list[ChainBreak]]:
         """Compare the store with chain heads held in Kafka: {pupil: {version: (head, when)}}.
 
@@ -196,7 +216,7 @@ class RecordsApplication(Application[UUID]):
         checked = 0
         mismatches: list[ChainBreak] = []
         seen: set[UUID] = set()
-        for pupil_id, items in self.stored_streams(progress):
+        for pupil_id, items in self.stored_streams():
             seen.add(pupil_id)
             expected = anchored.get(pupil_id, {})
             hashes = {v: chain_hash(e) for v, e in items if not isinstance(e, str)}
@@ -238,20 +258,11 @@ class RecordsApplication(Application[UUID]):
     def all_heads(self, up_to: int) -> list[tuple[UUID, int, str]]:
         """Every pupil's chain head as it stood at notification `up_to`: one row per pupil,
         read with one query (the newest stored event of each stream)."""
-        recorder = cast(Any, self.recorder)
-        table = recorder.events_table_name
-        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                f"SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, "  # noqa: S608
-                f"state, notification_id FROM {table} WHERE notification_id <= %s "
-                "ORDER BY originator_id, originator_version DESC", (up_to,))
-            rows = curs.fetchall()
         heads = []
-        for row in rows:
-            stored = Notification(originator_id=row["originator_id"],
-                                  originator_version=row["originator_version"],
-                                  topic=row["topic"], state=bytes(row["state"]),
-                                  id=row["notification_id"])
+        for stored in self._rows(
+                "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, "
+                "state, notification_id FROM {table} WHERE notification_id <= %s "
+                "ORDER BY originator_id, originator_version DESC", (up_to,)):
             event = self._read(stored)
             head = chain_hash(event) if not isinstance(event, str) else f"unreadable: {event}"
             heads.append((UUID(str(stored.originator_id)), stored.originator_version, head))

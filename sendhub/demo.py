@@ -44,10 +44,7 @@ WAIT_SECONDS = 180
 
 
 def kafka_answers(settings: HubSettings) -> bool:
-    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=2).close()
-    except OSError:
+    if not _listening(settings.kafka_bootstrap):
         return False  # fast answer when nothing listens
     try:
         KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,

@@ -12,7 +12,7 @@ from rich.table import Table
 from contracts.anchors import AuditAnchorV1
 from sendhub.topics_reader import read_topic
 from services.records.application import AnchorHeads, RecordsApplication
-from services.records.domain import ChainBreak
+from services.records.domain import ChainBreak, pupil_id_for
 from services.shared.settings import HubSettings
 
 
@@ -49,8 +49,6 @@ def verify_command(settings: HubSettings, records: RecordsApplication, console: 
     started = time.perf_counter()
     upns: dict[UUID, str] = {}
     if upn:
-        from services.records.domain import pupil_id_for
-
         upns[pupil_id_for(upn)] = upn
         events, broken = records.verify_pupil(upn)
         breaks = [broken] if broken else []
@@ -89,8 +87,6 @@ def verify_command(settings: HubSettings, records: RecordsApplication, console: 
                               f"({latest.anchored_at:%Y-%m-%d %H:%M:%S}, {latest.pupils} pupils) "
                               f"does not match the store ({len(now)} pupils).[/red]")
         if upn:
-            from services.records.domain import pupil_id_for
-
             heads = {k: v for k, v in heads.items() if k == pupil_id_for(upn)}
         compared, mismatches = records.verify_against_anchors(heads)
         if mismatches:

@@ -16,7 +16,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
@@ -73,14 +73,17 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def _need(what: str, host: str, port: int) -> None:
-    if _reachable(host, port):
-        return
-    message = (f"{what} is not reachable on {host}:{port}; start it with deploy/local/up "
-               "or set SENDHUB_KAFKA_BOOTSTRAP / SENDHUB_DATABASE_URL")
+def unavailable(message: str) -> NoReturn:
+    """Missing infrastructure: a failure under CI, never a skip; a skip in local runs only."""
     if os.environ.get("CI"):
-        pytest.fail(message)  # CI: missing infrastructure is a failure, never a skip
-    pytest.skip(message)  # local runs without CI only
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _need(what: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        unavailable(f"{what} is not reachable on {host}:{port}; start it with deploy/local/up "
+                    "or set SENDHUB_KAFKA_BOOTSTRAP / SENDHUB_DATABASE_URL")
 
 
 @pytest.fixture(scope="session")
@@ -172,10 +175,7 @@ def chromium() -> Iterator[Any]:
     while it is open, which pytest-asyncio's tests elsewhere must not see."""
     executable = os.environ.get("SENDHUB_CHROMIUM") or shutil.which("chromium")
     if not executable:
-        message = "chromium is not installed: run `make browser` (Debian's chromium package)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("chromium is not installed: run `make browser` (Debian's chromium package)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

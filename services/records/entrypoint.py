@@ -11,27 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from datetime import UTC, datetime
 from uuid import UUID, uuid5
 
-from aiokafka import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
-from contracts.accepted import ACCEPTED_EVENT
+from contracts.accepted import ACCEPTED_EVENT, AcceptedSchoolEventV1
 from contracts.anchors import AuditAnchorV1, ChainHead
-from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode, problems_from
+from contracts.dead_letter import Problem
 from services.records.application import AnchorHeads, ConsumedPosition, RecordsApplication
-from services.records.domain import RecordsError, SchoolEventRecord
+from services.records.domain import RecordsError
 from services.records.handlers import to_history_contract, to_school_event_record
 from services.shared.kafka import (
     batch_consumer_options,
-    dead_letter_for,
+    dead_letters_to,
     ensure_topics,
     make_broker,
+    parse_by_partition,
     records_of,
     rejected_topic_config,
 )
@@ -50,36 +48,25 @@ def build_application(settings: HubSettings) -> RecordsApplication:
     return RecordsApplication(env=settings.eventsourcing_env())
 
 
-def _dead_letter(
-    record: ConsumerRecord[bytes, bytes], reason: ReasonCode, problems: list[Problem]
-) -> DeadLetterV1:
-    return dead_letter_for(record, reason=reason, problems=problems, service=SERVICE)
+def _accepted(value: bytes) -> AcceptedSchoolEventV1:
+    # Validated once at the edge by ingest: here tolerant, and the clock check skipped.
+    return ACCEPTED_EVENT.validate_json(value, extra="ignore", context={"trusted": True})
 
 
 def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
     topics = settings.topics
     broker = make_broker(settings, SERVICE)
-    rejected = broker.publisher(topics.rejected)
+    reject = dead_letters_to(broker.publisher(topics.rejected), SERVICE, log)
 
     @broker.subscriber(topics.accepted, **batch_consumer_options(settings, SERVICE))
     async def on_accepted_events(message: KafkaMessage) -> None:
-        records = records_of(message)
-        by_partition: dict[int, list[tuple[SchoolEventRecord, ConsumedPosition]]] = (
-            defaultdict(list)
-        )
         try:
-            for record in records:
-                position = ConsumedPosition(record.topic, record.partition, record.offset)
-                try:
-                    accepted = ACCEPTED_EVENT.validate_json(
-                        record.value or b"", extra="ignore", context={"trusted": True}
-                    )
-                except ValidationError as exc:
-                    letter = _dead_letter(record, "schema_invalid", problems_from(exc))
-                    await rejected.publish(letter.model_dump_json().encode(), key=record.key)
-                    log.warning("accepted_event.unreadable", extra={"offset": record.offset})
-                    continue
-                by_partition[record.partition].append((to_school_event_record(accepted), position))
+            parsed = await parse_by_partition(records_of(message), _accepted, reject)
+            by_partition = {
+                partition: [(to_school_event_record(accepted), ConsumedPosition(
+                    r.topic, r.partition, r.offset)) for accepted, r in items]
+                for partition, items in parsed.items()
+            }
             for partition, batch in by_partition.items():
                 try:
                     stored = await asyncio.to_thread(app.record_school_events, batch)
@@ -91,14 +78,10 @@ def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
                         try:
                             stored += await asyncio.to_thread(app.record_school_events, [item])
                         except RecordsError as one:
-                            record = next(r for r in records if r.offset == item[1].offset
-                                          and r.partition == partition)
-                            letter = _dead_letter(
-                                record, "history_rejected",
-                                [Problem(path="event_type", message=f"{type(one).__name__}: {one}")],
-                            )
-                            await rejected.publish(letter.model_dump_json().encode(),
-                                                   key=record.key)
+                            record = next(r for _, r in parsed[partition]
+                                          if r.offset == item[1].offset)
+                            await reject(record, "history_rejected", [Problem(
+                                path="event_type", message=f"{type(one).__name__}: {one}")])
                 log.info(
                     "history.recorded",
                     extra={"partition": partition, "consumed": len(batch), "stored": len(stored),

@@ -8,8 +8,10 @@ is at-most-once `ACK_FIRST`, which we never use).
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Protocol, TypeAlias, TypedDict, TypeVar
 
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
@@ -17,8 +19,9 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from pydantic import ValidationError
 
-from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode
+from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode, problems_from
 from services.shared.settings import HubSettings
 
 log = logging.getLogger("sendhub.kafka")
@@ -119,3 +122,42 @@ def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...
     """The consumer records behind a (batch) message."""
     raw = message.raw_message
     return raw if isinstance(raw, tuple) else (raw,)
+
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+Reject = Callable[[Record, ReasonCode, list[Problem]], Awaitable[None]]
+T = TypeVar("T")
+
+
+class Publisher(Protocol):
+    def publish(self, message: Any, /, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
+
+
+def dead_letters_to(rejected: Publisher, service: str, logger: logging.Logger) -> Reject:
+    """How a consumer keeps what it cannot use: a dead letter on the rejected topic, with
+    the original bytes, the reason and where it came from, acknowledged before moving on."""
+
+    async def reject(record: Record, reason: ReasonCode, problems: list[Problem]) -> None:
+        letter = dead_letter_for(record, reason=reason, problems=problems, service=service)
+        await rejected.publish(letter.model_dump_json().encode(), key=record.key)
+        logger.warning("message.dead_lettered", extra={
+            "reason": reason, "topic": record.topic, "partition": record.partition,
+            "offset": record.offset})
+
+    return reject
+
+
+async def parse_by_partition(
+    records: Sequence[Record], parse: Callable[[bytes], T], reject: Reject
+) -> dict[int, list[tuple[T, Record]]]:
+    """Parse a batch; dead-letter what fails validation (`schema_invalid`); keep the rest
+    grouped by partition, in offset order, each with the record it came from."""
+    by_partition: dict[int, list[tuple[T, Record]]] = defaultdict(list)
+    for record in records:
+        try:
+            item = parse(record.value or b"")
+        except ValidationError as exc:
+            await reject(record, "schema_invalid", problems_from(exc))
+            continue
+        by_partition[record.partition].append((item, record))
+    return by_partition

@@ -14,23 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
-from contracts.dead_letter import DeadLetterV1, Problem, problems_from
+from contracts.dead_letter import Problem
 from contracts.history import PupilHistoryEventV1
 from contracts.receipts import PacketReceiptV1
 from services.shared.kafka import (
     batch_consumer_options,
-    dead_letter_for,
+    dead_letters_to,
     ensure_topics,
     make_broker,
+    parse_by_partition,
     records_of,
     rejected_topic_config,
 )
@@ -91,33 +90,23 @@ class PacketDelivery(PeriodicTask):
         return False
 
 
+def _history_event(value: bytes) -> PupilHistoryEventV1:
+    return PupilHistoryEventV1.model_validate_json(value, extra="ignore",
+                                                   context={"trusted": True})
+
+
 def build_broker(settings: HubSettings, store: TransfersStore) -> tuple[KafkaBroker, PacketDelivery]:
     topics = settings.topics
     broker = make_broker(settings, SERVICE)
-    rejected = broker.publisher(topics.rejected)
+    reject = dead_letters_to(broker.publisher(topics.rejected), SERVICE, log)
     delivery = PacketDelivery(settings, store, broker)
 
     @broker.subscriber(topics.pupil_history, **batch_consumer_options(settings, SERVICE))
     async def on_pupil_history(message: KafkaMessage) -> None:
-        records = records_of(message)
-        by_partition: dict[int, list[tuple[PupilHistoryEventV1, ConsumedPosition]]] = (
-            defaultdict(list)
-        )
         try:
-            for record in records:
-                try:
-                    history_event = PupilHistoryEventV1.model_validate_json(
-                        record.value or b"", extra="ignore", context={"trusted": True}
-                    )
-                except ValidationError as exc:
-                    letter = dead_letter_for(record, reason="schema_invalid",
-                                             problems=problems_from(exc), service=SERVICE)
-                    await rejected.publish(letter.model_dump_json().encode(), key=record.key)
-                    continue
-                by_partition[record.partition].append(
-                    (history_event, ConsumedPosition(record.topic, record.partition, record.offset))
-                )
-            for partition, batch in by_partition.items():
+            parsed = await parse_by_partition(records_of(message), _history_event, reject)
+            for partition, items in parsed.items():
+                batch = [(h, ConsumedPosition(r.topic, r.partition, r.offset)) for h, r in items]
                 built = await asyncio.to_thread(store.record_history, batch)
                 log.info("history.projected", extra={"partition": partition,
                                                      "consumed": len(batch), "packets": len(built)})
@@ -129,33 +118,18 @@ def build_broker(settings: HubSettings, store: TransfersStore) -> tuple[KafkaBro
 
     @broker.subscriber(topics.packet_receipts, **batch_consumer_options(settings, RECEIPTS))
     async def on_packet_receipts(message: KafkaMessage) -> None:
-        records = records_of(message)
-        by_partition: dict[int, list[tuple[PacketReceiptV1 | None, ConsumedPosition]]] = (
-            defaultdict(list)
-        )
         try:
-            for record in records:
-                position = ConsumedPosition(record.topic, record.partition, record.offset)
-                receipt: PacketReceiptV1 | None = None
-                letter: DeadLetterV1 | None
-                try:
-                    receipt = PacketReceiptV1.model_validate_json(record.value or b"")
-                except ValidationError as exc:
-                    letter = dead_letter_for(record, reason="schema_invalid",
-                                             problems=problems_from(exc), service=SERVICE)
-                else:
+            parsed = await parse_by_partition(records_of(message),
+                                              PacketReceiptV1.model_validate_json, reject)
+            for partition, items in parsed.items():
+                batch: list[tuple[PacketReceiptV1 | None, ConsumedPosition]] = []
+                for receipt, r in items:
                     problem = await asyncio.to_thread(store.check_receipt, receipt)
-                    letter = None if problem is None else dead_letter_for(
-                        record, reason=problem[0], problems=[Problem(path="", message=problem[1])],
-                        service=SERVICE)
-                if letter is not None:
-                    # Kept before the position is stored: a crash re-sends it, never loses it.
-                    await rejected.publish(letter.model_dump_json().encode(), key=record.key)
-                    log.warning("receipt.rejected", extra={"reason": letter.reason,
-                                                           "offset": record.offset})
-                    receipt = None
-                by_partition[record.partition].append((receipt, position))
-            for partition, batch in by_partition.items():
+                    if problem is not None:
+                        # Kept before the position is stored: a crash re-sends it, never loses it.
+                        await reject(r, problem[0], [Problem(path="", message=problem[1])])
+                    batch.append((receipt if problem is None else None,
+                                  ConsumedPosition(r.topic, r.partition, r.offset)))
                 recorded = await asyncio.to_thread(store.record_receipts, batch)
                 log.info("receipts.recorded", extra={"partition": partition,
                                                      "consumed": len(batch), "recorded": recorded})

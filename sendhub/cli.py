@@ -482,11 +482,14 @@ def rejected(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command()
 def demo(
     keep_running: Annotated[bool, typer.Option(help="leave Kafka and PostgreSQL running")] = False,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="drop and recreate the hub's database first (all its data is lost)")] = False,
 ) -> None:
     """The whole flow on a realistic scenario: services up, events in, packets out."""
     from sendhub.demo import run_demo
 
-    raise typer.Exit(run_demo(HubSettings(), console, keep_infrastructure=keep_running))
+    raise typer.Exit(run_demo(HubSettings(), console, keep_infrastructure=keep_running,
+                              fresh=fresh))
 
 
 def main() -> None:
@@ -497,8 +500,13 @@ def main() -> None:
     from kafka.errors import KafkaError
     from psycopg_pool import PoolTimeout
 
+    from services.shared.binding import WrongCluster
+
     try:
         app(standalone_mode=True)
+    except WrongCluster as exc:
+        errors.print(f"[red]Refusing to start: {exc}[/red]")
+        sys.exit(3)
     except (psycopg.OperationalError, StoreUnreachable, PoolTimeout) as exc:
         settings = HubSettings()
         errors.print(f"[red]PostgreSQL cannot be reached at {settings.database_url.hosts()[0]['host']}"

@@ -114,6 +114,17 @@ def database_url(base_settings: HubSettings) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="module")
+def scratch_db(database_url: str, request: pytest.FixtureRequest) -> Iterator[HubSettings]:
+    """A database of one test module's own, for tests that damage or bind it."""
+    name = f"{database_url.rsplit('/', 1)[1]}_{request.module.__name__.rsplit('.', 1)[-1]}"[:63]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield HubSettings(database_url=database_url.rsplit("/", 1)[0] + f"/{name}")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def hub_env(kafka: str, database_url: str) -> dict[str, str]:
     """SENDHUB_* variables for services and tools under test."""

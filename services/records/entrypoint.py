@@ -24,6 +24,7 @@ from contracts.dead_letter import Problem
 from services.records.application import AnchorHeads, ConsumedPosition, RecordsApplication
 from services.records.domain import RecordsError
 from services.records.handlers import to_history_contract, to_school_event_record
+from services.shared.binding import bind
 from services.shared.kafka import (
     batch_consumer_options,
     dead_letters_to,
@@ -193,6 +194,7 @@ class AuditAnchoring(PeriodicTask):
 
 def build_app(settings: HubSettings) -> FastStream:
     topics = settings.topics
+    bind(settings)  # refuse a database that belongs to another cluster or namespace
     ensure_topics(
         settings, [topics.accepted, topics.rejected, topics.pupil_history, topics.audit_anchors],
         {**rejected_topic_config(settings), topics.audit_anchors: {"retention.ms": "-1"}},

@@ -24,6 +24,7 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts.dead_letter import Problem
 from contracts.history import PupilHistoryEventV1
 from contracts.receipts import PacketReceiptV1
+from services.shared.binding import bind
 from services.shared.kafka import (
     batch_consumer_options,
     dead_letters_to,
@@ -143,6 +144,7 @@ def build_broker(settings: HubSettings, store: TransfersStore) -> tuple[KafkaBro
 
 def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None) -> FastStream:
     topics = settings.topics
+    bind(settings)  # refuse a database that belongs to another cluster or namespace
     ensure_topics(settings, [topics.pupil_history, topics.rejected, topics.packet_receipts],
                   rejected_topic_config(settings))
     store = TransfersStore(settings.database_conninfo, clock=clock,

@@ -22,25 +22,14 @@ from tests.conftest import random_upn, school_event
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def tampered_db(database_url: str) -> Iterator[HubSettings]:
-    """A database of these tests' own: the damage they do stays out of the others'."""
-    admin, name = database_url, database_url.rsplit("/", 1)[1] + "_tamper"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield HubSettings(database_url=admin.rsplit("/", 1)[0] + f"/{name}")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+def records(scratch_db: HubSettings) -> RecordsApplication:
+    return RecordsApplication(env=scratch_db.eventsourcing_env())
 
 
 @pytest.fixture
-def records(tampered_db: HubSettings) -> RecordsApplication:
-    return RecordsApplication(env=tampered_db.eventsourcing_env())
-
-
-@pytest.fixture
-def sql(tampered_db: HubSettings) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(tampered_db.database_conninfo, autocommit=True) as conn:
+def sql(scratch_db: HubSettings) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(scratch_db.database_conninfo, autocommit=True) as conn:
         yield conn
 
 

@@ -1,0 +1,62 @@
+"""A hub database belongs to one Kafka cluster and one topic namespace.
+
+The stores keep Kafka positions (offsets) and what they have already relayed or sent.
+Against a recreated broker, or another namespace, those would skip new messages and
+never re-send old ones, silently. So the first service to start records which cluster
+and namespace the database serves, and every later start checks it and refuses, with
+a clear message, when they differ.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from kafka.admin import KafkaAdminClient
+
+from services.shared.settings import HubSettings
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS hub_binding (
+    only_one boolean PRIMARY KEY DEFAULT true CHECK (only_one),
+    kafka_cluster_id text NOT NULL,
+    topic_namespace text NOT NULL,
+    bound_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+class WrongCluster(RuntimeError):
+    """The database holds the hub's state for another Kafka cluster or namespace."""
+
+
+def kafka_cluster_id(settings: HubSettings) -> str:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                             client_id="sendhub-binding")
+    try:
+        return str(admin.describe_cluster()["cluster_id"])
+    finally:
+        admin.close()
+
+
+def check_binding(settings: HubSettings, cluster_id: str) -> None:
+    """Bind an unbound database to this cluster and namespace; refuse a different one."""
+    with psycopg.connect(settings.database_conninfo) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(727003)")
+        conn.execute(SCHEMA)
+        conn.execute("INSERT INTO hub_binding (kafka_cluster_id, topic_namespace) "
+                     "VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                     (cluster_id, settings.topic_namespace))
+        row = conn.execute("SELECT kafka_cluster_id, topic_namespace, bound_at "
+                           "FROM hub_binding").fetchone()
+    assert row is not None
+    if (row[0], row[1]) != (cluster_id, settings.topic_namespace):
+        raise WrongCluster(
+            f"the database {settings.database_url.path} holds the hub's state for Kafka "
+            f"cluster {row[0]} (namespace {row[1]!r}, since {row[2]:%Y-%m-%d %H:%M}), but "
+            f"the broker at {settings.kafka_bootstrap} is cluster {cluster_id} (namespace "
+            f"{settings.topic_namespace!r}). Its positions and sent packets do not match "
+            "these topics. Use a new database for this cluster (SENDHUB_DATABASE_URL), "
+            "or point SENDHUB_KAFKA_BOOTSTRAP at the cluster it belongs to.")
+
+
+def bind(settings: HubSettings) -> None:
+    check_binding(settings, kafka_cluster_id(settings))

@@ -126,16 +126,27 @@ def scratch_db(database_url: str, request: pytest.FixtureRequest) -> Iterator[Hu
 
 
 @pytest.fixture(scope="session")
-def hub_env(kafka: str, database_url: str) -> dict[str, str]:
-    """SENDHUB_* variables for services and tools under test."""
-    return {
+def hub_env(kafka: str, database_url: str) -> Iterator[dict[str, str]]:
+    """SENDHUB_* variables for services and tools under test; the session's topics are
+    deleted at the end, like its database, so a developer's broker does not fill up."""
+    namespace = f"test-{RUN_ID}."
+    yield {
         "SENDHUB_KAFKA_BOOTSTRAP": kafka,
         "SENDHUB_DATABASE_URL": database_url,
-        "SENDHUB_TOPIC_NAMESPACE": f"test-{RUN_ID}.",
+        "SENDHUB_TOPIC_NAMESPACE": namespace,
         "SENDHUB_RELAY_INTERVAL_SECONDS": "0.1",
         "SENDHUB_ANCHOR_INTERVAL_SECONDS": "0.5",
         "SENDHUB_DELIVERY_INTERVAL_SECONDS": "0.5",
     }
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka, client_id="sendhub-tests")
+    try:
+        ours = [t for t in admin.list_topics() if t.startswith(namespace)]
+        if ours:
+            admin.delete_topics(ours)
+    finally:
+        admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ REASON_CODES = (
 )
 ReasonCode = Literal[
     "not_utf8", "not_json", "empty", "too_large", "schema_invalid", "history_rejected",
-    "unknown_packet", "wrong_receiver",
+    "unknown_packet", "wrong_receiver", "internal_error",
 ]
 
 

@@ -148,6 +148,7 @@ def history(
 ) -> None:
     """A pupil's SEN history from the records store: now, as known at T, or as of D."""
     from sendhub.replay import history_document, history_table
+    from services.records.handlers import to_history_entry
 
     settings = HubSettings()
     if as_known_at and as_of:
@@ -165,14 +166,15 @@ def history(
     point = (f"as known at {known_at.isoformat()}" if known_at
              else f"as of {day.isoformat()}" if day else "now")
     access_log(settings).record(who, "history", upn=upn, detail=point)
-    if not events:
+    entries = [to_history_entry(e) for e in events]
+    if not entries:
         errors.print(f"No SEN history is recorded for UPN {upn} ({point}).")
         raise typer.Exit(1)
     if as_json:
-        document = history_document(upn, events, known_at=known_at, as_of=day)
+        document = history_document(upn, entries, known_at=known_at, as_of=day)
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
-    console.print(history_table(upn, events, point))
+    console.print(history_table(upn, entries, point))
 
 
 @app.command()
@@ -187,12 +189,12 @@ def packet(
     reason: Reason = None,
 ) -> None:
     """One transfer packet, as sent, in the form a receiving setting uses."""
-    from services.transfers.application import TransfersStore
+    from services.transfers.application import TransfersApplication
     from services.transfers.forms import render
 
     settings = HubSettings()
     who = reader_for(settings, actor, reason)
-    store = TransfersStore(settings.database_conninfo)
+    store = TransfersApplication.on_postgres(settings.database_conninfo)
     try:
         sent = store.packet(packet_id)
         superseded = store.packet(sent.supersedes) if sent and sent.supersedes else None
@@ -214,11 +216,11 @@ def packet(
 
 def _rebuild(settings: HubSettings, sent: TransferPacketV1,
              superseded: TransferPacketV1 | None) -> int:
-    from services.records.handlers import to_history_contract
-    from services.transfers.domain import differences, rebuild_transfer_packet
+    from services.records.handlers import to_history_entry
+    from services.transfers.packets import differences, rebuild_transfer_packet
 
     events = records_app(settings).history_events(sent.pupil.upn)
-    history = [to_history_contract(e, 0) for e in events]
+    history = [to_history_entry(e) for e in events]
     rebuilt = rebuild_transfer_packet(sent, history, superseded)
     differ = differences(sent, rebuilt)
     if differ:
@@ -294,11 +296,11 @@ def transfers(
 ) -> None:
     """Packets by delivery state, for admissions and the local authority."""
     from sendhub.summaries import deliveries_table
-    from services.transfers.application import TransfersStore
+    from services.transfers.application import TransfersApplication
 
     settings = HubSettings()
-    store = TransfersStore(settings.database_conninfo,
-                           resend_after_school_days=settings.resend_after_school_days)
+    store = TransfersApplication.on_postgres(
+        settings.database_conninfo, resend_after_school_days=settings.resend_after_school_days)
     try:
         rows = store.deliveries(receiver=receiver, overdue_only=overdue)
     finally:
@@ -391,7 +393,7 @@ def report(
     """An auditor's report: timeline chart, measured and statutory intervals, every event."""
     from sendhub.report import ChainCheck, render_report
     from services.records.domain import chain_head
-    from services.records.handlers import to_history_contract
+    from services.records.handlers import to_history_entry
 
     if form != "html":
         raise fail("The report is produced as --format html.")
@@ -404,7 +406,7 @@ def report(
     checked, broken = records.verify_pupil(upn)
     access_log(settings).record(who, "report", upn=upn)
     now = datetime.now(UTC)
-    page = render_report([to_history_contract(e, 0) for e in events], today=now.date(),
+    page = render_report([to_history_entry(e) for e in events], today=now.date(),
                          generated_at=now, actor=who.actor,
                          chain=ChainCheck(checked, chain_head(events),
                                           broken.problem if broken else None))
@@ -417,7 +419,7 @@ def report(
 def settings_import(file: Annotated[Path, typer.Argument(help="CSV in the DfE establishment "
                                                           "data layout")]) -> None:
     """Load schools and post-16 providers into the registry (new ones added, known updated)."""
-    from services.transfers.application import TransfersStore
+    from services.transfers.application import TransfersApplication
     from services.transfers.registry import RegistryFileError, parse_registry_csv
 
     if not file.exists():
@@ -428,7 +430,7 @@ def settings_import(file: Annotated[Path, typer.Argument(help="CSV in the DfE es
         raise fail(str(exc)) from None
     for problem in problems:
         errors.print(f"[yellow]{file}:{problem.line}: skipped: {problem.message}[/yellow]")
-    store = TransfersStore(HubSettings().database_conninfo)
+    store = TransfersApplication.on_postgres(HubSettings().database_conninfo)
     try:
         count = store.import_settings(found)
     finally:
@@ -442,9 +444,9 @@ def settings_import(file: Annotated[Path, typer.Argument(help="CSV in the DfE es
 @settings_app.command("list")
 def settings_list() -> None:
     """The settings the registry knows."""
-    from services.transfers.application import TransfersStore
+    from services.transfers.application import TransfersApplication
 
-    store = TransfersStore(HubSettings().database_conninfo)
+    store = TransfersApplication.on_postgres(HubSettings().database_conninfo)
     try:
         known = store.registered_settings()
     finally:

@@ -35,9 +35,9 @@ from sendhub.topics_reader import read_topic
 from services.records.entrypoint import build_application
 from services.shared.binding import WrongCluster, bind
 from services.shared.settings import HubSettings
-from services.transfers.application import TransfersStore
-from services.transfers.domain import packet_id_for
+from services.transfers.application import TransfersApplication
 from services.transfers.forms import render
+from services.transfers.packets import packet_id_for
 from services.transfers.registry import parse_registry_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool 
     log_dir = ROOT / ".cache" / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
-    store: TransfersStore | None = None
+    store: TransfersApplication | None = None
     try:
         if fresh:
             recreate_database(settings, console)
@@ -144,7 +144,7 @@ def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool 
             console.print(f"[red]Cannot run the demonstration: {exc}[/red]\n"
                           "To run it on an empty database instead: sendhub demo --fresh")
             return 1
-        store = TransfersStore(settings.database_conninfo,
+        store = TransfersApplication.on_postgres(settings.database_conninfo,
                                resend_after_school_days=settings.resend_after_school_days)
         registry, problems = parse_registry_csv((ROOT / REGISTRY_SAMPLE).read_text())
         store.import_settings(registry)
@@ -253,7 +253,7 @@ def wait_for_later(settings: HubSettings, progress: Progress
     return amended, found
 
 
-def wait_for_receipts(store: TransfersStore, progress: Progress) -> None:
+def wait_for_receipts(store: TransfersApplication, progress: Progress) -> None:
     task = progress.add_task("receipts recorded", total=3)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -321,7 +321,7 @@ def show_results(console: Console, settings: HubSettings, expected: dict[UUID, s
     )
 
 
-def show_later(console: Console, settings: HubSettings, store: TransfersStore,
+def show_later(console: Console, settings: HubSettings, store: TransfersApplication,
                amended: TransferPacketV1 | None, found: TransferPacketV1 | None,
                bad_receipt: tuple[int, int], known_at: datetime) -> None:
     console.print(Rule("Weeks later: a late entry and a lost pupil found"))

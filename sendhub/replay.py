@@ -14,16 +14,26 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from services.records.domain import SENHistoryEvent, chain_head
-from services.records.handlers import to_history_contract
-from services.shared.sen_record import describe_event, record_at
+from services.records.domain import GENESIS_HASH, pupil_id_for
+from services.shared.sen_record import HistoryEntry, describe_event, record_at
 
 STATUS_WORDS = {"none": "No SEN", "sen_support": "SEN support (K)", "ehc_plan": "EHC plan (E)"}
 
 
-def history_document(upn: str, events: Sequence[SENHistoryEvent], *,
+def _chain_head(history: Sequence[HistoryEntry]) -> str:
+    return (history[-1].event_hash or GENESIS_HASH) if history else GENESIS_HASH
+
+
+def _entry_document(entry: HistoryEntry) -> dict[str, Any]:
+    return {"pupil_id": str(pupil_id_for(entry.upn)), "upn": entry.upn,
+            "version": entry.version, "recorded_at": entry.recorded_at.isoformat(),
+            "upn_is_temporary": entry.upn_is_temporary,
+            "event": entry.event.model_dump(mode="json"),
+            "previous_hash": entry.previous_hash, "event_hash": entry.event_hash}
+
+
+def history_document(upn: str, history: Sequence[HistoryEntry], *,
                      known_at: datetime | None, as_of: date | None) -> dict[str, Any]:
-    history = [to_history_contract(e, 0) for e in events]
     record = record_at(history)
     return {
         "upn": upn,
@@ -32,13 +42,12 @@ def history_document(upn: str, events: Sequence[SENHistoryEvent], *,
         "sen_status": record.status,
         "current_needs": [{"code": n.code.value, "rank": n.rank} for n in record.needs],
         "open_concerns": [str(c.event_id) for c in record.open_concerns()],
-        "chain_head": chain_head(events),
-        "events": [h.model_dump(mode="json", exclude={"notification_id"}) for h in history],
+        "chain_head": _chain_head(history),
+        "events": [_entry_document(h) for h in history],
     }
 
 
-def history_table(upn: str, events: Sequence[SENHistoryEvent], point: str) -> Group:
-    history = [to_history_contract(e, 0) for e in events]
+def history_table(upn: str, history: Sequence[HistoryEntry], point: str) -> Group:
     record = record_at(history)
     pupil = history[-1].event.pupil
     table = Table(title=f"SEN history of {pupil.given_name} {pupil.family_name} ({upn}), {point}")
@@ -52,5 +61,5 @@ def history_table(upn: str, events: Sequence[SENHistoryEvent], point: str) -> Gr
     summary = Text.assemble(
         ("SEN record at this point: ", "bold"), STATUS_WORDS[record.status],
         f"; needs {needs}; {len(record.open_concerns())} open concern(s); "
-        f"chain head {chain_head(events)[:16]}...")
+        f"chain head {_chain_head(history)[:16]}...")
     return Group(table, summary)

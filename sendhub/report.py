@@ -16,14 +16,13 @@ from importlib import resources
 from jinja2 import Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from contracts.history import PupilHistoryEventV1
 from contracts.school_events import (
     AssessmentCompletedV1,
     ConcernRaisedV1,
     PlanReviewedV1,
     PupilMovedV1,
 )
-from services.shared.sen_record import describe_event, record_at
+from services.shared.sen_record import HistoryEntry, describe_event, record_at
 from services.shared.statutory import Interval, all_measures
 
 PROVISION_COLOURS = {"sen_support": "#f2b134", "ehc_plan": "#c0392b", "none": "#cfd8dc"}
@@ -36,7 +35,7 @@ class ChainCheck:
     problem: str | None
 
 
-def timeline_svg(history: Sequence[PupilHistoryEventV1], today: date) -> str:
+def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
     """Settings attended, SEN provision periods, needs, concerns, assessments, reviews and
     moves on one time axis."""
     import matplotlib
@@ -126,7 +125,7 @@ def _weeks(delta: timedelta) -> str:
     return f"{days // 7} wk {days % 7} d" if days >= 7 else f"{days} d"
 
 
-def render_report(history: Sequence[PupilHistoryEventV1], *, today: date, generated_at: datetime,
+def render_report(history: Sequence[HistoryEntry], *, today: date, generated_at: datetime,
                   actor: str, chain: ChainCheck) -> str:
     events = sorted(history, key=lambda h: (h.event.occurred_at, h.version))
     measures: list[Interval] = all_measures(events)

@@ -12,7 +12,7 @@ from rich.text import Text
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
 from services.shared.sen_record import words
-from services.transfers.application import PacketDelivery
+from services.transfers.domain import PacketDelivery
 
 STATUS_WORDS = {"none": "No SEN", "sen_support": "SEN support (K)", "ehc_plan": "EHC plan (E)"}
 

@@ -51,21 +51,42 @@ class SENHistoryEvent(DomainEvent):
     previous_hash: str = ""
     event_hash: str = ""
 
+    @property
+    def upn(self) -> UPN:
+        """Whose history this is, read from the event as the school sent it."""
+        return UPN(str(self.school_event["pupil"]["upn"]))
+
 
 class ConcernRaised(SENHistoryEvent):
-    pass
+    """A teacher, parent, the pupil or an agency raised a concern about possible SEN."""
 
 
 class AssessmentCompleted(SENHistoryEvent):
-    pass
+    """An assessment (screening, specialist, EHC needs assessment) reached an outcome."""
 
 
 class PlanReviewed(SENHistoryEvent):
-    pass
+    """A SEN support plan or an EHC plan was reviewed (assess, plan, do, review)."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a pupil moved to: a school (URN), a post-16 provider (UKPRN), or unknown."""
+
+    kind: str
+    urn: str | None = None
+    ukprn: str | None = None
 
 
 class PupilMoved(SENHistoryEvent):
-    pass
+    """The pupil left the recording setting (admissions' record of the move)."""
+
+    @property
+    def destination(self) -> Destination:
+        """The stored destination, typed; the stored event itself stays as sent, since
+        its bytes are what the hash chain covers."""
+        d = self.school_event["payload"]["destination"]
+        return Destination(kind=str(d["kind"]), urn=d.get("urn"), ukprn=d.get("ukprn"))
 
 
 EVENT_CLASSES: Mapping[str, type[SENHistoryEvent]] = {
@@ -173,8 +194,7 @@ class ChainBreak:
 
 def upn_in(stored: Sequence[tuple[int, SENHistoryEvent | str]]) -> str | None:
     """The pupil's UPN, from any event of theirs that can still be read."""
-    return next((str(e.school_event["pupil"]["upn"]) for _, e in stored
-                 if not isinstance(e, str)), None)
+    return next((e.upn for _, e in stored if not isinstance(e, str)), None)
 
 
 def first_break(
@@ -263,15 +283,12 @@ def as_of(day: date) -> Projector:
 
 
 def evolve(history: PupilHistory, event: SENHistoryEvent) -> PupilHistory:
-    moved_to = None
-    if isinstance(event, PupilMoved):
-        destination = event.school_event["payload"]["destination"]
-        moved_to = destination.get("urn")
     return replace(
         history,
         version=event.originator_version,
         event_ids=history.event_ids | {event.event_id},
-        current_setting_urn=moved_to if isinstance(event, PupilMoved) else event.setting_urn,
+        current_setting_urn=(event.destination.urn if isinstance(event, PupilMoved)
+                             else event.setting_urn),
         head_hash=event.event_hash,
     )
 

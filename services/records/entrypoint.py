@@ -20,17 +20,15 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts.accepted import ACCEPTED_EVENT, AcceptedSchoolEventV1
 from contracts.anchors import AuditAnchorV1, ChainHead
-from contracts.dead_letter import Problem
 from services.records.application import AnchorHeads, ConsumedPosition, RecordsApplication
 from services.records.domain import RecordsError
 from services.records.handlers import to_history_contract, to_school_event_record
 from services.shared.binding import bind
+from services.shared.consuming import ConsumerPolicy, Record
 from services.shared.kafka import (
     batch_consumer_options,
-    dead_letters_to,
     ensure_topics,
     make_broker,
-    parse_by_partition,
     records_of,
     rejected_topic_config,
 )
@@ -57,41 +55,26 @@ def _accepted(value: bytes) -> AcceptedSchoolEventV1:
 def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
     topics = settings.topics
     broker = make_broker(settings, SERVICE)
-    reject = dead_letters_to(broker.publisher(topics.rejected), SERVICE, log)
+    # A school event the history refuses (RecordsError) is the message's fault.
+    policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log,
+                            refusals={RecordsError: "history_rejected"})
+
+    async def record_events(items: list[tuple[AcceptedSchoolEventV1, Record]]) -> None:
+        batch = [(to_school_event_record(accepted), ConsumedPosition(
+            r.topic, r.partition, r.offset)) for accepted, r in items]
+        stored = await asyncio.to_thread(app.record_school_events, batch)
+        log.info("history.recorded", extra={
+            "partition": items[0][1].partition, "consumed": len(batch), "stored": len(stored),
+            "last_offset": batch[-1][1].offset})
 
     @broker.subscriber(topics.accepted, **batch_consumer_options(settings, SERVICE))
     async def on_accepted_events(message: KafkaMessage) -> None:
-        try:
-            parsed = await parse_by_partition(records_of(message), _accepted, reject)
-            by_partition = {
-                partition: [(to_school_event_record(accepted), ConsumedPosition(
-                    r.topic, r.partition, r.offset)) for accepted, r in items]
-                for partition, items in parsed.items()
-            }
-            for partition, batch in by_partition.items():
-                try:
-                    stored = await asyncio.to_thread(app.record_school_events, batch)
-                except RecordsError as exc:
-                    # One bad event must not block the others: record them one by one.
-                    log.warning("history.batch_refused", extra={"error": type(exc).__name__})
-                    stored = []
-                    for item in batch:
-                        try:
-                            stored += await asyncio.to_thread(app.record_school_events, [item])
-                        except RecordsError as one:
-                            record = next(r for _, r in parsed[partition]
-                                          if r.offset == item[1].offset)
-                            await reject(record, "history_rejected", [Problem(
-                                path="event_type", message=f"{type(one).__name__}: {one}")])
-                log.info(
-                    "history.recorded",
-                    extra={"partition": partition, "consumed": len(batch), "stored": len(stored),
-                           "last_offset": batch[-1][1].offset},
-                )
-        except Exception:
-            log.exception("history.retry")
-            await asyncio.sleep(1.0)
-            raise
+        async def record() -> None:
+            parsed = await policy.parse_by_partition(records_of(message), _accepted)
+            for items in parsed.values():
+                await policy.store(items, record_events)
+
+        await policy.guard(record)
 
     return broker
 

@@ -1,16 +1,22 @@
-"""A pupil's SEN record at a point in their history: the one projection the packet
-builder, the auditor's replay and the report share, so each shows the same facts.
+"""A pupil's SEN record at a point in their history: the one read model the packet
+builder, the auditor's replay, the report and the tools share, so each shows the same
+facts.
 
-Pure: reads history events in the shape of the wire contract (`contracts.history`) and
-knows the rules: SEN status and its census code over time, current needs, concerns never
-followed up, plans as reviewed.
+Pure. Its input is `HistoryEntry`: one event of a pupil's history with its place in the
+stream and in the hash chain. Records makes entries from its stored events
+(`services.records.handlers.to_history_entry`), transfers from the history topic
+(`HistoryEntry.from_contract`); nothing else converts. What the school said stays in
+the validated school-event types of `contracts.school_events` (the DfE codes and the
+hub's inbound vocabulary), which is the one deliberate use of contract types here.
+Knows the rules: SEN status and its census code over time, current needs, concerns
+never followed up, plans as reviewed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from contracts.history import PupilHistoryEventV1
@@ -25,7 +31,31 @@ from contracts.school_events import (
     RankedNeed,
     ReviewDecision,
     SchoolDestination,
+    SchoolEventV1,
 )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event of a pupil's SEN history as every reader sees it: what the setting said
+    (typed), the pupil's history version, when the hub recorded it, and its hash-chain
+    link. Not a wire message: it has no notification id or topic position."""
+
+    upn: str
+    version: int
+    recorded_at: datetime
+    upn_is_temporary: bool
+    event: SchoolEventV1
+    event_hash: str | None = None
+    previous_hash: str | None = None
+
+    @classmethod
+    def from_contract(cls, message: PupilHistoryEventV1) -> HistoryEntry:
+        """The one place a history-topic message becomes a read-model entry."""
+        return cls(upn=message.upn, version=message.version, recorded_at=message.recorded_at,
+                   upn_is_temporary=message.upn_is_temporary, event=message.event,
+                   event_hash=message.event_hash, previous_hash=message.previous_hash)
+
 
 CENSUS_CODE: dict[SENStatus, Literal["N", "K", "E"]] = {
     "none": "N", "sen_support": "K", "ehc_plan": "E"}
@@ -69,7 +99,7 @@ class SENRecord:
                 still_open.append(concern)
         return still_open
 
-    def apply(self, history_event: PupilHistoryEventV1) -> None:
+    def apply(self, history_event: HistoryEntry) -> None:
         event = history_event.event
         self.version = max(self.version, history_event.version)
         before = self.status
@@ -113,7 +143,7 @@ class SENRecord:
             self.status = "sen_support"
 
 
-def record_at(history: Sequence[PupilHistoryEventV1], version: int | None = None) -> SENRecord:
+def record_at(history: Sequence[HistoryEntry], version: int | None = None) -> SENRecord:
     """The SEN record from the events up to and including `version` (all when None).
 
     Events apply in the order they happened, so a late entry about an earlier date
@@ -140,7 +170,7 @@ def words(code: str, capital: bool = False) -> str:
     return text[0].upper() + text[1:] if capital and text else text
 
 
-def describe_event(event: PupilHistoryEventV1) -> str:
+def describe_event(event: HistoryEntry) -> str:
     e = event.event
     if isinstance(e, ConcernRaisedV1):
         areas = ", ".join(e.payload.areas_of_need)

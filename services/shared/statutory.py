@@ -1,6 +1,6 @@
 """Measured intervals in a pupil's SEN history, beside the statutory or guide ones.
 
-Pure; reads history events (the wire contract) in the order they happened. Used by the
+Pure; reads history entries (the shared read model) in the order they happened. Used by the
 auditor's report. Statutory: EHC plan within 20 weeks of the request (SEND Regulations
 2014, reg. 13) and an EHC plan reviewed at least every 12 months. Guides (no statute):
 a concern assessed within 6 weeks, a plan in place within 6 weeks of needs being
@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from contracts.history import PupilHistoryEventV1
 from contracts.school_events import (
     AssessmentCompletedV1,
     AssessmentOutcome,
@@ -23,6 +22,7 @@ from contracts.school_events import (
     PupilMovedV1,
     ReviewDecision,
 )
+from services.shared.sen_record import HistoryEntry
 
 EHC_PLAN_LIMIT = timedelta(weeks=20)
 EHC_REVIEW_LIMIT = timedelta(days=366)
@@ -53,11 +53,11 @@ class Interval:
         return self.end is None
 
 
-def _ordered(history: Sequence[PupilHistoryEventV1]) -> list[PupilHistoryEventV1]:
+def _ordered(history: Sequence[HistoryEntry]) -> list[HistoryEntry]:
     return sorted(history, key=lambda h: (h.event.occurred_at, h.version))
 
 
-def concern_to_assessment(history: Sequence[PupilHistoryEventV1]) -> list[Interval]:
+def concern_to_assessment(history: Sequence[HistoryEntry]) -> list[Interval]:
     events = _ordered(history)
     found = []
     for h in events:
@@ -74,7 +74,7 @@ def concern_to_assessment(history: Sequence[PupilHistoryEventV1]) -> list[Interv
     return found
 
 
-def _is_ehc_request(h: PupilHistoryEventV1) -> bool:
+def _is_ehc_request(h: HistoryEntry) -> bool:
     e = h.event
     return ((isinstance(e, AssessmentCompletedV1)
              and e.payload.outcome is AssessmentOutcome.REQUEST_EHC_NEEDS_ASSESSMENT)
@@ -82,10 +82,10 @@ def _is_ehc_request(h: PupilHistoryEventV1) -> bool:
                 and e.payload.decision is ReviewDecision.REQUEST_EHC_NEEDS_ASSESSMENT))
 
 
-def ehc_request_to_plan(history: Sequence[PupilHistoryEventV1]) -> list[Interval]:
+def ehc_request_to_plan(history: Sequence[HistoryEntry]) -> list[Interval]:
     events = _ordered(history)
     found = []
-    open_request: PupilHistoryEventV1 | None = None
+    open_request: HistoryEntry | None = None
     for h in events:
         if _is_ehc_request(h) and open_request is None:
             open_request = h
@@ -103,7 +103,7 @@ def ehc_request_to_plan(history: Sequence[PupilHistoryEventV1]) -> list[Interval
     return found
 
 
-def reviews_against_due_dates(history: Sequence[PupilHistoryEventV1]) -> list[Interval]:
+def reviews_against_due_dates(history: Sequence[HistoryEntry]) -> list[Interval]:
     """Each review's `next_review_due` against the next review actually held (anywhere)."""
     reviews = [h for h in _ordered(history) if isinstance(h.event, PlanReviewedV1)]
     found = []
@@ -125,7 +125,7 @@ def reviews_against_due_dates(history: Sequence[PupilHistoryEventV1]) -> list[In
     return found
 
 
-def plan_gaps(history: Sequence[PupilHistoryEventV1]) -> list[Interval]:
+def plan_gaps(history: Sequence[HistoryEntry]) -> list[Interval]:
     """Periods when needs were identified but no plan was in place at the pupil's setting.
 
     Needs open from an assessment that found SEN; a plan is in place from an issued EHC
@@ -175,6 +175,6 @@ def _destination_urn(move: PupilMovedV1) -> str:
     return getattr(d, "urn", None) or getattr(d, "ukprn", None) or "unknown"
 
 
-def all_measures(history: Sequence[PupilHistoryEventV1]) -> list[Interval]:
+def all_measures(history: Sequence[HistoryEntry]) -> list[Interval]:
     return [*concern_to_assessment(history), *ehc_request_to_plan(history),
             *reviews_against_due_dates(history), *plan_gaps(history)]

@@ -1,309 +1,189 @@
-"""Transfer packets: what a receiving setting gets when a pupil moves, and amendments.
+"""Transfers' policies: when something happens to a pupil's history or a packet, what the
+hub stores and sends. Each policy is named after its trigger and its reaction.
 
-Domain layer: no I/O. It reads the history in the shape of the wire contract
-(`contracts.history`) and writes the packet contract, because the packet *is* that
-standardised format. The SEN record itself comes from the shared projection
-(`services.shared.sen_record`), so the auditor's replay shows the same facts. The rules
-here are the packet's: which events it covers, what it flags, and the post-16 policy.
+Domain layer, pure: no I/O, no clock (the time is passed in). The packet itself is built
+by `packets.py`; the registry of settings is passed in as a lookup function. Refusals
+are named `TransfersError`s, each with the dead-letter reason a receiver is told.
+
+Delivery is a sequence of append-only events per packet (`pending`, `sent`, `received`,
+`accepted`, `rejected`, `superseded`, `rerouted`); a packet's state is folded from them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from uuid import UUID, uuid5
+from typing import ClassVar, Literal
+from uuid import UUID
 
-from contracts.history import PupilHistoryEventV1
-from contracts.packet import (
-    Assessment,
-    CurrentPlan,
-    Move,
-    OpenConcern,
-    PacketPupil,
-    PlanReview,
-    Plans,
-    ProvisionEpisode,
-    Setting,
-    TimelineEntry,
-    TransferPacketV1,
-)
-from contracts.school_events import Post16Destination, PupilMovedV1, SchoolDestination
-from services.shared.sen_record import describe_event, provision_episodes, record_at
+from contracts.packet import Setting, TransferPacketV1
+from contracts.school_events import PupilMovedV1
+from services.shared.sen_record import HistoryEntry
+from services.transfers.packets import amendment_changes, build_transfer_packet, is_late_entry
+from services.transfers.registry import RegisteredSetting
 
-_PACKET_NAMESPACE = UUID("0b8f3f4e-6a8d-4d0e-8f1c-2f6b7c9d0e11")
-
-NO_HISTORY_STATEMENT = (
-    "No SEN history is recorded for this pupil at any setting connected to the hub: "
-    "no concern, assessment or plan review was ever received. This is a statement "
-    "that none exists, not a missing file."
-)
-
-BUILDER_VERSION = 1
-"""Raise when the packet's content or wording rules change, so rebuilds can tell."""
-
-POST16_ITEMISED_YEARS = 2
-"""Post-16 policy: history older than this before the move is summarised, not itemised."""
+PacketKind = Literal["first", "amendment", "reroute"]
+RegistryLookup = Callable[[Setting], RegisteredSetting | None]
 
 
 class TransfersError(Exception):
-    """Base class of the transfers domain's refusals."""
+    """Base class of the transfers domain's refusals; `reason` is the dead-letter code."""
+
+    reason: ClassVar[Literal["unknown_packet", "wrong_receiver"]]
 
 
-class NotAMove(TransfersError):
-    """Raised when a packet is asked for at a history event that is not a move."""
+class UnknownPacket(TransfersError):
+    """Raised when a receipt names a packet this hub never built."""
+
+    reason = "unknown_packet"
 
 
-def packet_id_for(upn: str, move_event_id: UUID, history_version: int | None = None) -> UUID:
-    """Deterministic: rebuilding or re-sending a packet keeps its id. The first packet for
-    a move is keyed by the move; an amendment also by the history version it covers."""
-    name = f"{upn}/{move_event_id}"
-    if history_version is not None:
-        name += f"/{history_version}"
-    return uuid5(_PACKET_NAMESPACE, name)
+class WrongReceiver(TransfersError):
+    """Raised when a receipt comes from a setting the packet was not sent to."""
+
+    reason = "wrong_receiver"
 
 
-def destination_of(move: PupilMovedV1) -> Setting:
-    d = move.payload.destination
-    if isinstance(d, SchoolDestination):
-        return Setting(kind="school", urn=d.urn)
-    if isinstance(d, Post16Destination):
-        return Setting(kind="post16_provider", ukprn=d.ukprn)
-    return Setting(kind="unknown")
+@dataclass(frozen=True)
+class IssuedPacket:
+    """A packet the hub built, with the history version of the move it is about."""
+
+    packet: TransferPacketV1
+    move_version: int
+    kind: PacketKind
 
 
-def departures(history: Sequence[PupilHistoryEventV1]) -> dict[str, date]:
-    """For each setting the pupil left, the effective date of the (last) move away."""
-    left: dict[str, date] = {}
-    for h in sorted(history, key=lambda h: h.version):
-        if isinstance(h.event, PupilMovedV1):
-            left[h.event.source.urn] = h.event.payload.effective_date
-    return left
+@dataclass(frozen=True)
+class DeliveryEvent:
+    """One step in a packet's delivery, as stored (append-only)."""
+
+    state: str
+    at: datetime
+    detail: str | None = None
 
 
-def recorded_after_leaving(event: PupilHistoryEventV1, left: dict[str, date]) -> bool:
-    """A setting recorded something that happened after the pupil had left it."""
-    if isinstance(event.event, PupilMovedV1):
+@dataclass(frozen=True)
+class DeliveryStep:
+    """A delivery event to append to one packet; a receipt's step carries a key so the
+    same receipt twice is stored once."""
+
+    packet_id: UUID
+    event: DeliveryEvent
+    receipt_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Issue:
+    """What issuing a packet stores: the packet, and delivery steps for it and for the
+    packet it replaces."""
+
+    issued: IssuedPacket
+    steps: tuple[DeliveryStep, ...]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A receiving setting's word on a packet: received, accepted or rejected (why)."""
+
+    packet_id: UUID
+    receiver: str
+    status: str
+    at: datetime
+    reason: str | None = None
+
+
+def with_registry(packet: TransferPacketV1, registry: RegistryLookup) -> TransferPacketV1:
+    """The packet with the registry's names and DfE numbers for both settings; a setting
+    the registry does not know is marked `in_registry: false`, and still gets its packet."""
+    return packet.model_copy(update={"from_setting": _described(packet.from_setting, registry),
+                                     "to_setting": _described(packet.to_setting, registry)})
+
+
+def _described(setting: Setting, registry: RegistryLookup) -> Setting:
+    if setting.kind == "unknown":
+        return setting
+    known = registry(setting)
+    if known is None:
+        return setting.model_copy(update={"in_registry": False})
+    return setting.model_copy(update={"name": known.name, "la_code": known.la_code,
+                                      "establishment_number": known.establishment_number,
+                                      "in_registry": True})
+
+
+def _issue(packet: TransferPacketV1, move_version: int, kind: PacketKind, now: datetime,
+           registry: RegistryLookup, replaced: DeliveryStep | None = None) -> Issue:
+    packet = with_registry(packet, registry)
+    note = (f"{packet.to_setting.receiver} is not in the settings registry"
+            if packet.to_setting.in_registry is False else None)
+    pending = DeliveryStep(packet.packet_id, DeliveryEvent("pending", now, note))
+    steps = (pending,) if replaced is None else (pending, replaced)
+    return Issue(IssuedPacket(packet, move_version, kind), steps)
+
+
+def when_pupil_moved_issue_packet(
+    history: Sequence[HistoryEntry], move: HistoryEntry, latest: IssuedPacket | None,
+    now: datetime, registry: RegistryLookup,
+) -> Issue:
+    """A move issues the packet built from the history as it stood at the move. When the
+    pupil's latest packet went to the lost-pupils inbox, this one re-routes it."""
+    previous = latest.packet if latest else None
+    rerouted = previous is not None and previous.to_setting.kind == "unknown"
+    packet = build_transfer_packet(
+        [h for h in history if h.version <= move.version], move.version, generated_at=now,
+        supersedes=previous.packet_id if rerouted and previous else None,
+        rerouted_from_lost_pupils=rerouted,
+    )
+    replaced = None
+    if rerouted and previous is not None:
+        replaced = DeliveryStep(previous.packet_id, DeliveryEvent(
+            "rerouted", now, f"destination now known: re-sent as {packet.packet_id} "
+            f"to {packet.to_setting.receiver}"))
+    return _issue(packet, move.version, "reroute" if rerouted else "first", now, registry,
+                  replaced)
+
+
+def is_late_for(entry: HistoryEntry, latest: IssuedPacket | None,
+                history: Sequence[HistoryEntry]) -> bool:
+    """An entry calls for an amendment when it is newer than the latest packet and the
+    former school is catching up on a day on or before the move (`is_late_entry`)."""
+    if latest is None or entry.version <= latest.packet.history_version:
         return False
-    effective = left.get(event.event.source.urn)
-    return effective is not None and event.event.occurred_at.date() > effective
+    move = next((h.event for h in history if h.version == latest.move_version), None)
+    return isinstance(move, PupilMovedV1) and is_late_entry(entry, move)
 
 
-def covered_events(
-    history: Sequence[PupilHistoryEventV1], move_version: int, up_to_version: int
-) -> list[PupilHistoryEventV1]:
-    """The events a packet covers: everything up to the move, and what was recorded
-    later (late entries, former settings) except the receiving setting's own records."""
-    move = next(h for h in history if h.version == move_version).event
-    assert isinstance(move, PupilMovedV1)
-    destination = move.payload.destination
-    receiver_urn = destination.urn if isinstance(destination, SchoolDestination) else None
-    return sorted(
-        (h for h in history if h.version <= move_version or (
-            h.version <= up_to_version and h.event.source.urn != receiver_urn)),
-        key=lambda h: h.version,
+def when_late_entry_recorded_amend_packet(
+    history: Sequence[HistoryEntry], latest: IssuedPacket, now: datetime,
+    registry: RegistryLookup,
+) -> Issue | None:
+    """Late entries from the former school issue an amendment that supersedes the latest
+    packet and lists what it adds; None when nothing new would be added."""
+    previous = latest.packet
+    changes = amendment_changes(previous, history)
+    if not changes:
+        return None
+    packet = build_transfer_packet(
+        history, latest.move_version, generated_at=now,
+        up_to_version=max(h.version for h in history),
+        supersedes=previous.packet_id, changes=changes,
     )
+    replaced = DeliveryStep(previous.packet_id, DeliveryEvent(
+        "superseded", now, f"amended by {packet.packet_id}: {len(changes)} late entr(ies)"))
+    return _issue(packet, latest.move_version, "amendment", now, registry, replaced)
 
 
-def build_transfer_packet(
-    history: Sequence[PupilHistoryEventV1],
-    move_version: int,
-    generated_at: datetime,
-    *,
-    up_to_version: int | None = None,
-    supersedes: UUID | None = None,
-    changes: Sequence[str] = (),
-    rerouted_from_lost_pupils: bool = False,
-) -> TransferPacketV1:
-    """The packet for the move at `move_version`, from the history up to `up_to_version`
-    (the move itself for a first packet; later for an amendment)."""
-    by_version = {h.version: h for h in history}
-    move_event = by_version.get(move_version)
-    if move_event is None or not isinstance(move_event.event, PupilMovedV1):
-        raise NotAMove(f"history version {move_version} is not a pupil_moved event")
-    up_to = max(up_to_version or move_version, move_version)
-    move = move_event.event
-    upto = covered_events(history, move_version, up_to)
-    record = record_at(upto)
-    left = departures(upto)
-    latest_review = max(record.reviews, key=lambda r: r.occurred_at, default=None)
-    pupil = move.pupil
-    head = max(upto, key=lambda h: h.version).event_hash
-    packet = TransferPacketV1(
-        packet_id=packet_id_for(pupil.upn, move.event_id,
-                                up_to if up_to != move_version else None),
-        generated_at=generated_at,
-        pupil=PacketPupil(
-            upn=pupil.upn,
-            upn_is_temporary=move_event.upn_is_temporary,
-            given_name=pupil.given_name,
-            family_name=pupil.family_name,
-            date_of_birth=pupil.date_of_birth,
-            uln=pupil.uln,
-        ),
-        from_setting=Setting(kind="school", urn=move.source.urn),
-        to_setting=destination_of(move),
-        move=Move(
-            kind=move.payload.move_kind,
-            effective_date=move.payload.effective_date,
-            admissions_reference=move.payload.admissions_reference,
-            event_id=move.event_id,
-        ),
-        sen_status=record.status,
-        has_sen_history=record.has_sen_history,
-        sen_history_statement=(
-            NO_HISTORY_STATEMENT
-            if not record.has_sen_history
-            else f"SEN history recorded at {len({h.event.source.urn for h in upto})} "
-            f"setting(s): {len(record.concerns)} concern(s), {len(record.assessments)} "
-            f"assessment(s), {len(record.reviews)} plan review(s)."
-        ),
-        current_needs=record.needs,
-        concerns_open=[
-            OpenConcern(
-                event_id=c.event_id,
-                raised_on=c.occurred_at.date(),
-                setting_urn=c.source.urn,
-                raised_by=c.payload.raised_by,
-                areas_of_need=c.payload.areas_of_need,
-                summary=c.payload.summary,
-            )
-            for c in record.open_concerns()
-        ],
-        assessments=[
-            Assessment(
-                event_id=a.event_id,
-                completed_on=a.occurred_at.date(),
-                setting_urn=a.source.urn,
-                assessor_role=a.payload.assessor_role,
-                assessment_kind=a.payload.assessment_kind,
-                identified_needs=a.payload.identified_needs,
-                outcome=a.payload.outcome,
-                summary=a.payload.summary,
-            )
-            for a in sorted(record.assessments, key=lambda a: a.occurred_at)
-        ],
-        plans=Plans(
-            current=None
-            if latest_review is None
-            else CurrentPlan(
-                plan_kind=latest_review.payload.plan_kind,
-                reviewed_on=latest_review.occurred_at.date(),
-                setting_urn=latest_review.source.urn,
-                targets=latest_review.payload.targets,
-                provision=latest_review.payload.provision,
-                next_review_due=latest_review.payload.next_review_due,
-            ),
-            reviews=[
-                PlanReview(
-                    event_id=r.event_id,
-                    reviewed_on=r.occurred_at.date(),
-                    setting_urn=r.source.urn,
-                    plan_kind=r.payload.plan_kind,
-                    decision=r.payload.decision,
-                    what_worked=r.payload.what_worked,
-                    parent_carer_views=r.payload.parent_carer_views,
-                    pupil_views=r.payload.pupil_views,
-                    next_review_due=r.payload.next_review_due,
-                )
-                for r in sorted(record.reviews, key=lambda r: r.occurred_at)
-            ],
-        ),
-        timeline=[
-            TimelineEntry(
-                occurred_at=h.event.occurred_at,
-                event_type=h.event.event_type,
-                setting_urn=h.event.source.urn,
-                recorded_by_role=h.event.recorded_by.role,
-                description=describe_event(h),
-                history_version=h.version,
-                recorded_after_leaving=recorded_after_leaving(h, left),
-            )
-            for h in sorted(upto, key=lambda h: (h.event.occurred_at, h.version))
-        ],
-        history_version=up_to,
-        sen_provision_history=[
-            ProvisionEpisode(start_date=start, provision=code)
-            for start, code in provision_episodes(record)
-        ],
-        supersedes=supersedes,
-        changes=list(changes),
-        rerouted_from_lost_pupils=rerouted_from_lost_pupils,
-        history_chain_head=head,
-        builder_version=BUILDER_VERSION,
-    )
-    if packet.to_setting.kind == "post16_provider":
-        packet = apply_post16_policy(packet)
-    return packet
-
-
-def _years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
-
-
-def apply_post16_policy(packet: TransferPacketV1) -> TransferPacketV1:
-    """What a college needs and no more (see README, "Post-16 packets").
-
-    Kept whole: SEN status and its census history, current needs, the current plan with
-    its targets and provision, open concerns, and the most recent review (what worked,
-    the parent/carer's and the pupil's views). Itemised only for the last two years
-    before the move: assessments, reviews and the timeline; older history becomes one
-    summary line per setting. Always kept: the latest assessment and the latest review.
-    """
-    cutoff = _years_before(packet.move.effective_date, POST16_ITEMISED_YEARS)
-    old = [t for t in packet.timeline if t.occurred_at.date() < cutoff]
-    summary = []
-    for urn in sorted({t.setting_urn for t in old}):
-        at = [t for t in old if t.setting_urn == urn]
-        kinds = {k: sum(1 for t in at if t.event_type == k) for k in
-                 ("concern_raised", "assessment_completed", "plan_reviewed")}
-        summary.append(
-            f"Before {cutoff:%-d %B %Y} at URN {urn} ({at[0].occurred_at:%B %Y} to "
-            f"{at[-1].occurred_at:%B %Y}): {kinds['concern_raised']} concern(s), "
-            f"{kinds['assessment_completed']} assessment(s), {kinds['plan_reviewed']} "
-            "plan review(s); itemised in the school's own records."
-        )
-    latest_assessment = packet.assessments[-1:] if packet.assessments else []
-    latest_review = packet.plans.reviews[-1:] if packet.plans.reviews else []
-    assessments = [a for a in packet.assessments if a.completed_on >= cutoff]
-    reviews = [r for r in packet.plans.reviews if r.reviewed_on >= cutoff]
-    return packet.model_copy(update={
-        "policy": "post16",
-        "history_summary": summary,
-        "timeline": [t for t in packet.timeline if t.occurred_at.date() >= cutoff],
-        "assessments": assessments or latest_assessment,
-        "plans": packet.plans.model_copy(update={"reviews": reviews or latest_review}),
-    })
-
-
-def amendment_changes(
-    previous: TransferPacketV1, history: Sequence[PupilHistoryEventV1]
-) -> list[str]:
-    """What an amendment adds to the packet it supersedes, one line per new event."""
-    covered = {t.history_version for t in previous.timeline}
-    receiver = previous.to_setting.urn
-    left = departures(history)
-    return [
-        f"Added: {describe_event(h)} on {h.event.occurred_at:%-d %B %Y} at URN "
-        f"{h.event.source.urn} ("
-        + ("recorded after the pupil had left" if recorded_after_leaving(h, left)
-           else "recorded late")
-        + f", history version {h.version})"
-        for h in sorted(history, key=lambda h: h.version)
-        if h.version not in covered and h.version > previous.history_version
-        and h.event.source.urn != receiver
-    ]
-
-
-def is_late_entry(event: PupilHistoryEventV1, move: PupilMovedV1) -> bool:
-    """An event about a day on or before the move's effective date, recorded after it:
-    the former school catching up. It calls for an amendment to the receiver."""
-    return (not isinstance(event.event, PupilMovedV1)
-            and event.event.occurred_at.date() <= move.payload.effective_date
-            and event.event.source.urn == move.source.urn)
+def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: str | None) -> DeliveryStep:
+    """A receipt becomes a delivery step of its packet, keyed so a repeat is stored once.
+    Refused when the hub never built the packet, or sent it to another setting."""
+    if sent_to is None:
+        raise UnknownPacket(f"no packet {receipt.packet_id} was sent by this hub")
+    if sent_to != receipt.receiver:
+        raise WrongReceiver(f"packet {receipt.packet_id} was sent to {sent_to}, "
+                            f"not to {receipt.receiver}")
+    key = f"{receipt.packet_id}/{receipt.status}/{receipt.at.isoformat()}"
+    return DeliveryStep(receipt.packet_id, DeliveryEvent(receipt.status, receipt.at,
+                                                         receipt.reason), receipt_key=key)
 
 
 def school_days_between(start: date, end: date) -> int:
@@ -318,19 +198,6 @@ def school_days_between(start: date, end: date) -> int:
         if (start + timedelta(days=weeks * 7 + offset)).weekday() < 5:
             count += 1
     return count
-
-
-DELIVERY_STATES = ("pending", "sent", "received", "accepted", "rejected", "superseded",
-                   "rerouted")
-
-
-@dataclass(frozen=True)
-class DeliveryEvent:
-    """One step in a packet's delivery, as stored (append-only)."""
-
-    state: str
-    at: datetime
-    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -374,35 +241,52 @@ def delivery_of(events: Sequence[DeliveryEvent]) -> Delivery:
                     last_sent=max(sends, default=None), reason=reason)
 
 
-def rebuild_transfer_packet(
-    sent: TransferPacketV1,
-    history: Sequence[PupilHistoryEventV1],
-    superseded: TransferPacketV1 | None = None,
-) -> TransferPacketV1:
-    """The packet `sent` built again from the history, by the same rules.
+@dataclass(frozen=True)
+class PacketRecord:
+    """A stored packet as the delivery views need it: who, where, and its events."""
 
-    The registry's names and numbers are copied from `sent`: they describe where the
-    packet went, not the pupil's history. An amendment's changes are recomputed from
-    the packet it superseded.
-    """
-    move_version = next((h.version for h in history if h.event.event_id == sent.move.event_id),
-                        None)
-    if move_version is None:
-        raise NotAMove(f"the history holds no move {sent.move.event_id}")
-    rebuilt = build_transfer_packet(
-        history, move_version, sent.generated_at,
-        up_to_version=sent.history_version,
-        supersedes=sent.supersedes,
-        changes=amendment_changes(superseded, [h for h in history
-                                              if h.version <= sent.history_version])
-        if superseded and not sent.rerouted_from_lost_pupils else (),
-        rerouted_from_lost_pupils=sent.rerouted_from_lost_pupils,
-    )
-    return rebuilt.model_copy(update={"from_setting": sent.from_setting,
-                                      "to_setting": sent.to_setting})
+    packet_id: UUID
+    upn: str
+    pupil: str
+    receiver: str
+    receiver_name: str | None
+    kind: str
+    built_at: datetime
+    supersedes: UUID | None
+    events: tuple[DeliveryEvent, ...]
 
 
-def differences(sent: TransferPacketV1, rebuilt: TransferPacketV1) -> list[str]:
-    """The top-level fields where two packets differ (empty when they match exactly)."""
-    a, b = sent.model_dump(mode="json"), rebuilt.model_dump(mode="json")
-    return [key for key in a if a[key] != b.get(key)]
+@dataclass(frozen=True)
+class PacketDelivery:
+    """A row of `sendhub transfers`: one packet and where its delivery stands."""
+
+    packet_id: UUID
+    upn: str
+    pupil: str
+    receiver: str
+    receiver_name: str | None
+    kind: str
+    built_at: datetime
+    supersedes: UUID | None
+    delivery: Delivery
+    overdue: bool
+    school_days_waiting: int
+
+
+def delivery_status(record: PacketRecord, today: date, school_days: int) -> PacketDelivery:
+    delivery = delivery_of(record.events)
+    return PacketDelivery(
+        packet_id=record.packet_id, upn=record.upn, pupil=record.pupil,
+        receiver=record.receiver, receiver_name=record.receiver_name, kind=record.kind,
+        built_at=record.built_at, supersedes=record.supersedes, delivery=delivery,
+        overdue=delivery.is_overdue(today, school_days),
+        school_days_waiting=delivery.school_days_waiting(today))
+
+
+def when_packet_overdue_send_again(
+    unacknowledged: Sequence[PacketRecord], today: date, school_days: int,
+) -> list[UUID]:
+    """Packets sent with no receipt for `school_days` weekdays since they were last sent
+    are sent again, with the same `packet_id` (README: receipts and re-sending)."""
+    return [r.packet_id for r in unacknowledged
+            if delivery_of(r.events).resend_due(today, school_days)]

@@ -6,7 +6,8 @@ not yet published to the receiver's inbox, keyed by `packet_id`, and marks it pu
 only after the broker acknowledged it. Receivers may see a packet twice after a crash
 (same `packet_id`), never not at all. Consumes `sen.packet-receipts.v1` the same way: a
 receipt for an unknown packet or from the wrong receiver is dead-lettered (before its
-position is stored) with the reason. A periodic task re-queues packets nobody
+position is stored) with the reason. Failures follow the hub's one error policy
+(`services.shared.consuming`). A periodic task re-queues packets nobody
 acknowledged within the re-send period and publishes whatever is waiting.
 """
 
@@ -14,29 +15,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from contracts.dead_letter import Problem
 from contracts.history import PupilHistoryEventV1
-from contracts.receipts import PacketReceiptV1
 from services.shared.binding import bind
+from services.shared.consuming import ConsumerPolicy, Record
 from services.shared.kafka import (
     batch_consumer_options,
-    dead_letters_to,
     ensure_topics,
     make_broker,
-    parse_by_partition,
     records_of,
     rejected_topic_config,
 )
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
-from services.transfers.application import ConsumedPosition, TransfersStore
+from services.transfers import handlers
+from services.transfers.application import RefusedReceipt, TransfersApplication
+from services.transfers.domain import Receipt
+from services.transfers.repository import ConsumedPosition
 
 SERVICE = "transfers"
 RECEIPTS = "transfers-receipts"
@@ -47,7 +49,8 @@ class PacketDelivery(PeriodicTask):
     """Publishes stored packets to inbox topics (creating a receiver's topic on first use);
     every few seconds re-queues overdue packets and sends whatever waits."""
 
-    def __init__(self, settings: HubSettings, store: TransfersStore, broker: KafkaBroker):
+    def __init__(self, settings: HubSettings, store: TransfersApplication,
+                 broker: KafkaBroker):
         super().__init__(settings.delivery_interval_seconds, log, "packet.delivery")
         self.settings = settings
         self.store = store
@@ -91,55 +94,73 @@ class PacketDelivery(PeriodicTask):
         return False
 
 
-def _history_event(value: bytes) -> PupilHistoryEventV1:
-    return PupilHistoryEventV1.model_validate_json(value, extra="ignore",
-                                                   context={"trusted": True})
-
-
-def build_broker(settings: HubSettings, store: TransfersStore) -> tuple[KafkaBroker, PacketDelivery]:
+def build_broker(settings: HubSettings, transfers: TransfersApplication
+                 ) -> tuple[KafkaBroker, PacketDelivery]:
     topics = settings.topics
     broker = make_broker(settings, SERVICE)
-    reject = dead_letters_to(broker.publisher(topics.rejected), SERVICE, log)
-    delivery = PacketDelivery(settings, store, broker)
+    history_policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log)
+    receipts_policy = ConsumerPolicy(RECEIPTS, broker.publisher(topics.rejected), log)
+    delivery = PacketDelivery(settings, transfers, broker)
 
     @broker.subscriber(topics.pupil_history, **batch_consumer_options(settings, SERVICE))
     async def on_pupil_history(message: KafkaMessage) -> None:
-        try:
-            parsed = await parse_by_partition(records_of(message), _history_event, reject)
-            for partition, items in parsed.items():
-                batch = [(h, ConsumedPosition(r.topic, r.partition, r.offset)) for h, r in items]
-                built = await asyncio.to_thread(store.record_history, batch)
-                log.info("history.projected", extra={"partition": partition,
-                                                     "consumed": len(batch), "packets": len(built)})
+        async def project() -> None:
+            parsed = await history_policy.parse_by_partition(records_of(message),
+                                                             handlers.history_message)
+            for items in parsed.values():
+                await history_policy.store(items, record_history)
             await delivery.deliver_pending()
-        except Exception:
-            log.exception("history.retry")
-            await asyncio.sleep(1.0)
-            raise
+
+        async def record_history(items: list[tuple[PupilHistoryEventV1, Record]]) -> None:
+            batch = [(h, position_of(r)) for h, r in items]
+            built = await asyncio.to_thread(transfers.record_history, batch)
+            log.info("history.projected", extra={"partition": items[0][1].partition,
+                                                 "consumed": len(batch), "packets": len(built)})
+
+        await history_policy.guard(project)
 
     @broker.subscriber(topics.packet_receipts, **batch_consumer_options(settings, RECEIPTS))
     async def on_packet_receipts(message: KafkaMessage) -> None:
-        try:
-            parsed = await parse_by_partition(records_of(message),
-                                              PacketReceiptV1.model_validate_json, reject)
-            for partition, items in parsed.items():
-                batch: list[tuple[PacketReceiptV1 | None, ConsumedPosition]] = []
-                for receipt, r in items:
-                    problem = await asyncio.to_thread(store.check_receipt, receipt)
-                    if problem is not None:
-                        # Kept before the position is stored: a crash re-sends it, never loses it.
-                        await reject(r, problem[0], [Problem(path="", message=problem[1])])
-                    batch.append((receipt if problem is None else None,
-                                  ConsumedPosition(r.topic, r.partition, r.offset)))
-                recorded = await asyncio.to_thread(store.record_receipts, batch)
-                log.info("receipts.recorded", extra={"partition": partition,
-                                                     "consumed": len(batch), "recorded": recorded})
-        except Exception:
-            log.exception("receipts.retry")
-            await asyncio.sleep(1.0)
-            raise
+        await receipts_policy.guard(
+            partial(record_receipts, transfers, receipts_policy, records_of(message)))
 
     return broker, delivery
+
+
+def position_of(record: Record) -> ConsumedPosition:
+    return ConsumedPosition(record.topic, record.partition, record.offset)
+
+
+async def record_receipts(transfers: TransfersApplication, policy: ConsumerPolicy,
+                          records: Sequence[Record]) -> None:
+    """Receipts, partition by partition; every position counts, so a receipt that could
+    not be read (already dead-lettered) is kept as None."""
+    parsed = await policy.parse_by_partition(records, handlers.receipt)
+    for partition in sorted({r.partition for r in records}):
+        usable = {r.offset: receipt for receipt, r in parsed.get(partition, [])}
+        items = [(usable.get(r.offset), r) for r in records if r.partition == partition]
+        await policy.store(items, partial(_store_receipts, transfers, policy,
+                                          asyncio.get_running_loop()))
+
+
+async def _store_receipts(transfers: TransfersApplication, policy: ConsumerPolicy,
+                          loop: asyncio.AbstractEventLoop,
+                          items: list[tuple[Receipt | None, Record]]) -> None:
+    by_offset = {r.offset: r for _, r in items}
+
+    async def dead_letter_all(refused: list[RefusedReceipt]) -> None:
+        for r in refused:
+            await policy.reject(by_offset[r.position.offset], handlers.refusal(r.error))
+
+    def keep_refused(refused: list[RefusedReceipt]) -> None:
+        # Called inside the transaction: published and acknowledged before the position
+        # is stored, so a crash re-reads a refused receipt rather than losing it.
+        asyncio.run_coroutine_threadsafe(dead_letter_all(refused), loop).result(60)
+
+    batch = [(receipt, position_of(r)) for receipt, r in items]
+    recorded = await asyncio.to_thread(transfers.record_receipts, batch, keep_refused)
+    log.info("receipts.recorded", extra={"partition": items[0][1].partition,
+                                         "consumed": len(batch), "recorded": recorded})
 
 
 def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None) -> FastStream:
@@ -147,14 +168,15 @@ def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None
     bind(settings)  # refuse a database that belongs to another cluster or namespace
     ensure_topics(settings, [topics.pupil_history, topics.rejected, topics.packet_receipts],
                   rejected_topic_config(settings))
-    store = TransfersStore(settings.database_conninfo, clock=clock,
-                           resend_after_school_days=settings.resend_after_school_days)
-    broker, delivery = build_broker(settings, store)
+    transfers = TransfersApplication.on_postgres(
+        settings.database_conninfo, clock=clock,
+        resend_after_school_days=settings.resend_after_school_days)
+    broker, delivery = build_broker(settings, transfers)
     stream = FastStream(broker, logger=log)
 
     async def stop_delivery() -> None:
         await delivery.stop()
-        await asyncio.to_thread(store.close)
+        await asyncio.to_thread(transfers.close)
 
     stream.after_startup(delivery.start)
     stream.on_shutdown(stop_delivery)

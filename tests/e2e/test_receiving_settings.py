@@ -16,7 +16,7 @@ from contracts.packet import TransferPacketV1
 from contracts.receipts import PacketReceiptV1
 from sendhub.publishing import publish_lines, publish_receipts
 from services.shared.settings import HubSettings
-from services.transfers.application import TransfersStore
+from services.transfers.application import TransfersApplication
 from services.transfers.forms import read_ctf
 from tests.conftest import CLI, ROOT, random_upn, school_event
 from tests.e2e.conftest import RunningServices, dead_letters, eventually, inbox, packets_for, pupil
@@ -223,7 +223,7 @@ def test_receipts_move_the_delivery_state_and_bad_receipts_are_kept_with_a_reaso
 
     rows = eventually(states)
     assert rows[str(to_kingsweston.packet_id)]["reason"] == "Not on our roll"
-    store = TransfersStore(settings.database_conninfo)
+    store = TransfersApplication.on_postgres(settings.database_conninfo)
     try:
         kept = [e.state for e in store.delivery_events(to_hillcrest.packet_id)]
     finally:
@@ -261,7 +261,7 @@ def test_a_packet_with_no_receipt_is_published_again_after_15_school_days(
     # Three weeks on (an injected clock): the packet is overdue and queued again; the
     # running transfers service publishes it within its delivery interval.
     later = datetime.now(UTC) + timedelta(days=22)
-    store = TransfersStore(settings.database_conninfo, clock=lambda: later)
+    store = TransfersApplication.on_postgres(settings.database_conninfo, clock=lambda: later)
     try:
         (overdue,) = [d for d in store.deliveries(receiver="urn-139007", overdue_only=True)
                       if d.packet_id == packet.packet_id]
@@ -280,14 +280,14 @@ def test_a_packet_with_no_receipt_is_published_again_after_15_school_days(
         store.close()
 
 
-def _attempts(store: TransfersStore, packet_id: Any) -> int:
+def _attempts(store: TransfersApplication, packet_id: Any) -> int:
     (row,) = [d for d in store.deliveries() if d.packet_id == packet_id]
     assert row.delivery.attempts == 2
     return row.delivery.attempts
 
 
 def _stored_versions(settings: HubSettings, upn: str, count: int) -> None:
-    store = TransfersStore(settings.database_conninfo)
+    store = TransfersApplication.on_postgres(settings.database_conninfo)
     try:
         assert len(store.history_of(upn)) == count, "not all projected yet"
     finally:

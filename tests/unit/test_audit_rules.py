@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from contracts.accepted import AcceptedSchoolEventV1, Position
-from contracts.history import PupilHistoryEventV1
 from contracts.school_events import SCHOOL_EVENT
 from services.records.application import ConsumedPosition, RecordsApplication
 from services.records.domain import GENESIS_HASH, SENHistoryEvent, chain_hash, first_break
 from services.records.handlers import to_school_event_record
+from services.shared.sen_record import HistoryEntry
 from services.shared.statutory import (
     concern_to_assessment,
     ehc_request_to_plan,
@@ -90,9 +90,8 @@ def test_replay_as_known_at_leaves_out_later_entries_and_as_of_leaves_out_later_
     assert app.replay(UPN, known_at=between - timedelta(days=400)) == []
 
 
-def history(*events: dict[str, Any]) -> list[PupilHistoryEventV1]:
-    return [PupilHistoryEventV1(pupil_id="00000000-0000-0000-0000-000000000001", upn=UPN,
-                                version=i, notification_id=i, recorded_at=datetime.now(UTC),
+def history(*events: dict[str, Any]) -> list[HistoryEntry]:
+    return [HistoryEntry(upn=UPN, version=i, recorded_at=datetime.now(UTC),
                                 upn_is_temporary=False, event=SCHOOL_EVENT.validate_python(e))
             for i, e in enumerate(events, start=1)]
 

@@ -11,8 +11,9 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.dead_letter import DeadLetterV1
+from services.ingest.application import screen_school_event
 from services.ingest.entrypoint import build_broker
-from services.ingest.handlers import Refused, screen_school_event
+from services.shared.errors import MessageRefused
 from services.shared.settings import HubSettings
 from tests.conftest import school_event
 
@@ -20,8 +21,11 @@ POSITION = Position(topic="sen.school-events.v1", partition=2, offset=41)
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 
-def screen(raw: bytes | None, max_bytes: int = 10_000) -> AcceptedSchoolEventV1 | Refused:
-    return screen_school_event(raw, position=POSITION, now=NOW, max_bytes=max_bytes)
+def screen(raw: bytes | None, max_bytes: int = 10_000) -> AcceptedSchoolEventV1 | MessageRefused:
+    try:
+        return screen_school_event(raw, position=POSITION, now=NOW, max_bytes=max_bytes)
+    except MessageRefused as refused:
+        return refused
 
 
 @pytest.mark.parametrize(
@@ -39,7 +43,7 @@ def test_unusable_messages_are_refused_with_a_reason(
     raw: bytes | None, reason: str, message: str
 ) -> None:
     result = screen(raw)
-    assert isinstance(result, Refused)
+    assert isinstance(result, MessageRefused)
     assert result.reason == reason
     assert message in " ".join(p.path + " " + p.message for p in result.problems)
 

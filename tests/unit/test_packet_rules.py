@@ -8,28 +8,25 @@ from typing import Any
 
 from lxml import etree
 
-from contracts.history import PupilHistoryEventV1
 from contracts.school_events import SCHOOL_EVENT
-from services.transfers.domain import (
-    DeliveryEvent,
+from services.shared.sen_record import HistoryEntry
+from services.transfers.domain import DeliveryEvent, delivery_of, school_days_between
+from services.transfers.forms import read_ctf, render_ctf, render_html
+from services.transfers.packets import (
     amendment_changes,
     build_transfer_packet,
-    delivery_of,
     differences,
     is_late_entry,
     rebuild_transfer_packet,
-    school_days_between,
 )
-from services.transfers.forms import read_ctf, render_ctf, render_html
 from tests.conftest import school_event
 
 GENERATED = datetime(2026, 1, 5, tzinfo=UTC)
 
 
-def history(*events: dict[str, Any]) -> list[PupilHistoryEventV1]:
+def history(*events: dict[str, Any]) -> list[HistoryEntry]:
     return [
-        PupilHistoryEventV1(pupil_id="00000000-0000-0000-0000-000000000001", upn="H801200001001",
-                            version=i, notification_id=i, recorded_at=GENERATED,
+        HistoryEntry(upn="H801200001001", version=i, recorded_at=GENERATED,
                             upn_is_temporary=False, event=SCHOOL_EVENT.validate_python(e),
                             event_hash=f"{i:064x}")
         for i, e in enumerate(events, start=1)

@@ -7,18 +7,17 @@ from typing import Any
 
 import pytest
 
-from contracts.history import PupilHistoryEventV1
 from contracts.school_events import SCHOOL_EVENT
-from services.transfers.domain import NO_HISTORY_STATEMENT, NotAMove, build_transfer_packet
+from services.shared.sen_record import HistoryEntry
+from services.transfers.packets import NO_HISTORY_STATEMENT, NotAMove, build_transfer_packet
 from tests.conftest import school_event
 
 GENERATED = datetime(2026, 1, 5, tzinfo=UTC)
 
 
-def history(*events: dict[str, Any]) -> list[PupilHistoryEventV1]:
+def history(*events: dict[str, Any]) -> list[HistoryEntry]:
     return [
-        PupilHistoryEventV1(pupil_id="00000000-0000-0000-0000-000000000001", upn="H801200001001",
-                            version=i, notification_id=i, recorded_at=GENERATED,
+        HistoryEntry(upn="H801200001001", version=i, recorded_at=GENERATED,
                             upn_is_temporary=False, event=SCHOOL_EVENT.validate_python(e))
         for i, e in enumerate(events, start=1)
     ]

@@ -1,0 +1,129 @@
+"""Every consumer's error handling, in one place (the policy is in `errors.py`).
+
+`ConsumerPolicy` wraps a handler: messages that cannot be used are dead-lettered with
+the original bytes, the reason and their position, and acknowledged by moving on; a
+bug on one message dead-letters that message as `internal_error`; infrastructure
+trouble backs off (1 s doubling to `MAX_BACKOFF_SECONDS`) and re-raises, so faststream
+seeks back and the same messages are retried. Each outage is logged once when it
+starts and once when it ends, not on every attempt.
+
+Dead letters are published, and acknowledged by the broker, before the consumer stores
+its position, so a crash in between re-reads the message rather than losing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeAlias, TypeVar
+
+from aiokafka import ConsumerRecord
+from prometheus_client import Counter
+
+from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode
+from services.shared.errors import MessageRefused, internal_error, is_infrastructure, refusal_of
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+T = TypeVar("T")
+MAX_BACKOFF_SECONDS = 10.0
+
+DEAD_LETTERS = Counter("sendhub_dead_letters_total",
+                       "Messages dead-lettered, by service and reason", ["service", "reason"])
+
+
+class Publisher(Protocol):
+    def publish(self, message: Any, /, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
+
+
+def dead_letter_for(record: Record, refusal: MessageRefused, service: str) -> DeadLetterV1:
+    """Wrap a consumed message that cannot be used, keeping its bytes and position."""
+    return DeadLetterV1.of(
+        record.value if record.value is not None else b"",
+        reason=refusal.reason, problems=refusal.problems, service=service,
+        source_topic=record.topic, partition=record.partition, offset=record.offset,
+        key=record.key, failed_at=datetime.now(UTC))
+
+
+class ConsumerPolicy:
+    """One service's consumers' error policy: dead letters, bugs, and retries."""
+
+    def __init__(self, service: str, rejected: Publisher, log: logging.Logger,
+                 refusals: Mapping[type[Exception], ReasonCode] | None = None) -> None:
+        self.service = service
+        self.rejected = rejected
+        self.log = log
+        self.refusals = dict(refusals or {})
+        self.failures = 0
+
+    async def reject(self, record: Record, refusal: MessageRefused) -> None:
+        letter = dead_letter_for(record, refusal, self.service)
+        await self.rejected.publish(letter.model_dump_json().encode(), key=record.key)
+        DEAD_LETTERS.labels(self.service, refusal.reason).inc()
+        self.log.warning("message.dead_lettered", extra={
+            "reason": refusal.reason, "topic": record.topic, "partition": record.partition,
+            "offset": record.offset})
+
+    async def refuse(self, record: Record, reason: ReasonCode, problems: list[Problem]) -> None:
+        await self.reject(record, MessageRefused(reason, problems))
+
+    def refusal(self, error: Exception, record: Record) -> MessageRefused:
+        """What to tell about a message that failed: its refusal, or our bug."""
+        found = refusal_of(error, self.refusals)
+        if found is not None:
+            return found
+        self.log.error("message.internal_error", exc_info=error, extra={
+            "topic": record.topic, "partition": record.partition, "offset": record.offset})
+        return internal_error(error, self.service)
+
+    async def parse_by_partition(self, records: Sequence[Record], parse: Callable[[bytes], T]
+                                 ) -> dict[int, list[tuple[T, Record]]]:
+        """Parse a batch; dead-letter what cannot be used; keep the rest grouped by
+        partition, in offset order, each with the record it came from."""
+        by_partition: dict[int, list[tuple[T, Record]]] = defaultdict(list)
+        for record in records:
+            try:
+                item = parse(record.value or b"")
+            except Exception as error:
+                if is_infrastructure(error):
+                    raise
+                await self.reject(record, self.refusal(error, record))
+                continue
+            by_partition[record.partition].append((item, record))
+        return by_partition
+
+    async def store(self, items: list[tuple[T, Record]],
+                    store: Callable[[list[tuple[T, Record]]], Awaitable[object]]) -> None:
+        """Store one partition's items together; when that fails for a reason other than
+        the infrastructure, store them one by one, so only the message at fault is
+        dead-lettered and the others are kept."""
+        try:
+            await store(items)
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            if len(items) == 1:
+                await self.reject(items[0][1], self.refusal(error, items[0][1]))
+                return
+            self.log.warning("batch.split", extra={"error": type(error).__name__,
+                                                   "messages": len(items)})
+            for item in items:
+                await self.store([item], store)
+
+    async def guard(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a handler's work; on failure wait (backing off) and re-raise, so faststream
+        seeks back and the messages are read again."""
+        try:
+            await work()
+        except Exception as error:
+            self.failures += 1
+            if self.failures == 1:
+                self.log.error("consumer.retrying", exc_info=error,
+                               extra={"error": type(error).__name__})
+            await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 2.0 ** (self.failures - 1)))
+            raise
+        if self.failures:
+            self.log.info("consumer.recovered", extra={"attempts": self.failures})
+            self.failures = 0

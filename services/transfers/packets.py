@@ -1,0 +1,358 @@
+"""The transfer packet built from a pupil's history: what a receiving setting gets when
+the pupil moves, post-16 packets, amendments, and rebuilding a sent packet.
+
+Domain layer, pure: no I/O. It reads the shared SEN read model (`HistoryEntry`,
+`record_at`) and writes the packet contract, because the packet *is* that
+standardised format. The rules here are the packet's: which events it covers, what it
+flags, and the post-16 policy (a local policy, see README "Post-16 packets").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from uuid import UUID, uuid5
+
+from contracts.packet import (
+    Assessment,
+    CurrentPlan,
+    Move,
+    OpenConcern,
+    PacketPupil,
+    PlanReview,
+    Plans,
+    ProvisionEpisode,
+    Setting,
+    TimelineEntry,
+    TransferPacketV1,
+)
+from contracts.school_events import Post16Destination, PupilMovedV1, SchoolDestination
+from services.shared.sen_record import (
+    HistoryEntry,
+    SENRecord,
+    describe_event,
+    provision_episodes,
+    record_at,
+)
+
+
+class NotAMove(Exception):
+    """Raised when a packet is asked for at a history event that is not a move (a bug of
+    the caller: moves are found by their event type)."""
+
+
+_PACKET_NAMESPACE = UUID("0b8f3f4e-6a8d-4d0e-8f1c-2f6b7c9d0e11")
+
+NO_HISTORY_STATEMENT = (
+    "No SEN history is recorded for this pupil at any setting connected to the hub: "
+    "no concern, assessment or plan review was ever received. This is a statement "
+    "that none exists, not a missing file."
+)
+
+BUILDER_VERSION = 1
+"""Raise when the packet's content or wording rules change, so rebuilds can tell."""
+
+POST16_ITEMISED_YEARS = 2
+"""Post-16 policy: history older than this before the move is summarised, not itemised."""
+
+
+def packet_id_for(upn: str, move_event_id: UUID, history_version: int | None = None) -> UUID:
+    """Deterministic: rebuilding or re-sending a packet keeps its id. The first packet for
+    a move is keyed by the move; an amendment also by the history version it covers."""
+    name = f"{upn}/{move_event_id}"
+    if history_version is not None:
+        name += f"/{history_version}"
+    return uuid5(_PACKET_NAMESPACE, name)
+
+
+def destination_of(move: PupilMovedV1) -> Setting:
+    d = move.payload.destination
+    if isinstance(d, SchoolDestination):
+        return Setting(kind="school", urn=d.urn)
+    if isinstance(d, Post16Destination):
+        return Setting(kind="post16_provider", ukprn=d.ukprn)
+    return Setting(kind="unknown")
+
+
+def departures(history: Sequence[HistoryEntry]) -> dict[str, date]:
+    """For each setting the pupil left, the effective date of the (last) move away."""
+    left: dict[str, date] = {}
+    for h in sorted(history, key=lambda h: h.version):
+        if isinstance(h.event, PupilMovedV1):
+            left[h.event.source.urn] = h.event.payload.effective_date
+    return left
+
+
+def recorded_after_leaving(event: HistoryEntry, left: dict[str, date]) -> bool:
+    """A setting recorded something that happened after the pupil had left it."""
+    if isinstance(event.event, PupilMovedV1):
+        return False
+    effective = left.get(event.event.source.urn)
+    return effective is not None and event.event.occurred_at.date() > effective
+
+
+def covered_events(
+    history: Sequence[HistoryEntry], move_version: int, up_to_version: int
+) -> list[HistoryEntry]:
+    """The events a packet covers: everything up to the move, and what was recorded
+    later (late entries, former settings) except the receiving setting's own records."""
+    move = next(h for h in history if h.version == move_version).event
+    if not isinstance(move, PupilMovedV1):
+        raise NotAMove(f"history version {move_version} is not a pupil_moved event")
+    destination = move.payload.destination
+    receiver_urn = destination.urn if isinstance(destination, SchoolDestination) else None
+    return sorted(
+        (h for h in history if h.version <= move_version or (
+            h.version <= up_to_version and h.event.source.urn != receiver_urn)),
+        key=lambda h: h.version,
+    )
+
+
+def build_transfer_packet(
+    history: Sequence[HistoryEntry],
+    move_version: int,
+    generated_at: datetime,
+    *,
+    up_to_version: int | None = None,
+    supersedes: UUID | None = None,
+    changes: Sequence[str] = (),
+    rerouted_from_lost_pupils: bool = False,
+) -> TransferPacketV1:
+    """The packet for the move at `move_version`, from the history up to `up_to_version`
+    (the move itself for a first packet; later for an amendment)."""
+    by_version = {h.version: h for h in history}
+    move_entry = by_version.get(move_version)
+    if move_entry is None or not isinstance(move_entry.event, PupilMovedV1):
+        raise NotAMove(f"history version {move_version} is not a pupil_moved event")
+    up_to = max(up_to_version or move_version, move_version)
+    move = move_entry.event
+    upto = covered_events(history, move_version, up_to)
+    record = record_at(upto)
+    pupil = move.pupil
+    packet = TransferPacketV1(
+        packet_id=packet_id_for(pupil.upn, move.event_id,
+                                up_to if up_to != move_version else None),
+        generated_at=generated_at,
+        pupil=PacketPupil(
+            upn=pupil.upn,
+            upn_is_temporary=move_entry.upn_is_temporary,
+            given_name=pupil.given_name,
+            family_name=pupil.family_name,
+            date_of_birth=pupil.date_of_birth,
+            uln=pupil.uln,
+        ),
+        from_setting=Setting(kind="school", urn=move.source.urn),
+        to_setting=destination_of(move),
+        move=Move(
+            kind=move.payload.move_kind,
+            effective_date=move.payload.effective_date,
+            admissions_reference=move.payload.admissions_reference,
+            event_id=move.event_id,
+        ),
+        sen_status=record.status,
+        has_sen_history=record.has_sen_history,
+        sen_history_statement=_history_statement(record, upto),
+        current_needs=record.needs,
+        concerns_open=_open_concerns(record),
+        assessments=_assessments(record),
+        plans=_plans(record),
+        timeline=_timeline(upto),
+        history_version=up_to,
+        sen_provision_history=[
+            ProvisionEpisode(start_date=start, provision=code)
+            for start, code in provision_episodes(record)
+        ],
+        supersedes=supersedes,
+        changes=list(changes),
+        rerouted_from_lost_pupils=rerouted_from_lost_pupils,
+        history_chain_head=max(upto, key=lambda h: h.version).event_hash,
+        builder_version=BUILDER_VERSION,
+    )
+    if packet.to_setting.kind == "post16_provider":
+        packet = apply_post16_policy(packet)
+    return packet
+
+
+def _history_statement(record: SENRecord, covered: Sequence[HistoryEntry]) -> str:
+    if not record.has_sen_history:
+        return NO_HISTORY_STATEMENT
+    return (f"SEN history recorded at {len({h.event.source.urn for h in covered})} "
+            f"setting(s): {len(record.concerns)} concern(s), {len(record.assessments)} "
+            f"assessment(s), {len(record.reviews)} plan review(s).")
+
+
+def _open_concerns(record: SENRecord) -> list[OpenConcern]:
+    return [
+        OpenConcern(
+            event_id=c.event_id,
+            raised_on=c.occurred_at.date(),
+            setting_urn=c.source.urn,
+            raised_by=c.payload.raised_by,
+            areas_of_need=c.payload.areas_of_need,
+            summary=c.payload.summary,
+        )
+        for c in record.open_concerns()
+    ]
+
+
+def _assessments(record: SENRecord) -> list[Assessment]:
+    return [
+        Assessment(
+            event_id=a.event_id,
+            completed_on=a.occurred_at.date(),
+            setting_urn=a.source.urn,
+            assessor_role=a.payload.assessor_role,
+            assessment_kind=a.payload.assessment_kind,
+            identified_needs=a.payload.identified_needs,
+            outcome=a.payload.outcome,
+            summary=a.payload.summary,
+        )
+        for a in sorted(record.assessments, key=lambda a: a.occurred_at)
+    ]
+
+
+def _plans(record: SENRecord) -> Plans:
+    latest = max(record.reviews, key=lambda r: r.occurred_at, default=None)
+    return Plans(
+        current=None if latest is None else CurrentPlan(
+            plan_kind=latest.payload.plan_kind,
+            reviewed_on=latest.occurred_at.date(),
+            setting_urn=latest.source.urn,
+            targets=latest.payload.targets,
+            provision=latest.payload.provision,
+            next_review_due=latest.payload.next_review_due,
+        ),
+        reviews=[
+            PlanReview(
+                event_id=r.event_id,
+                reviewed_on=r.occurred_at.date(),
+                setting_urn=r.source.urn,
+                plan_kind=r.payload.plan_kind,
+                decision=r.payload.decision,
+                what_worked=r.payload.what_worked,
+                parent_carer_views=r.payload.parent_carer_views,
+                pupil_views=r.payload.pupil_views,
+                next_review_due=r.payload.next_review_due,
+            )
+            for r in sorted(record.reviews, key=lambda r: r.occurred_at)
+        ],
+    )
+
+
+def _timeline(covered: Sequence[HistoryEntry]) -> list[TimelineEntry]:
+    left = departures(covered)
+    return [
+        TimelineEntry(
+            occurred_at=h.event.occurred_at,
+            event_type=h.event.event_type,
+            setting_urn=h.event.source.urn,
+            recorded_by_role=h.event.recorded_by.role,
+            description=describe_event(h),
+            history_version=h.version,
+            recorded_after_leaving=recorded_after_leaving(h, left),
+        )
+        for h in sorted(covered, key=lambda h: (h.event.occurred_at, h.version))
+    ]
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def apply_post16_policy(packet: TransferPacketV1) -> TransferPacketV1:
+    """What a college needs and no more (see README, "Post-16 packets").
+
+    Kept whole: SEN status and its census history, current needs, the current plan with
+    its targets and provision, open concerns, and the most recent review (what worked,
+    the parent/carer's and the pupil's views). Itemised only for the last two years
+    before the move: assessments, reviews and the timeline; older history becomes one
+    summary line per setting. Always kept: the latest assessment and the latest review.
+    """
+    cutoff = _years_before(packet.move.effective_date, POST16_ITEMISED_YEARS)
+    old = [t for t in packet.timeline if t.occurred_at.date() < cutoff]
+    summary = []
+    for urn in sorted({t.setting_urn for t in old}):
+        at = [t for t in old if t.setting_urn == urn]
+        kinds = {k: sum(1 for t in at if t.event_type == k) for k in
+                 ("concern_raised", "assessment_completed", "plan_reviewed")}
+        summary.append(
+            f"Before {cutoff:%-d %B %Y} at URN {urn} ({at[0].occurred_at:%B %Y} to "
+            f"{at[-1].occurred_at:%B %Y}): {kinds['concern_raised']} concern(s), "
+            f"{kinds['assessment_completed']} assessment(s), {kinds['plan_reviewed']} "
+            "plan review(s); itemised in the school's own records."
+        )
+    latest_assessment = packet.assessments[-1:] if packet.assessments else []
+    latest_review = packet.plans.reviews[-1:] if packet.plans.reviews else []
+    assessments = [a for a in packet.assessments if a.completed_on >= cutoff]
+    reviews = [r for r in packet.plans.reviews if r.reviewed_on >= cutoff]
+    return packet.model_copy(update={
+        "policy": "post16",
+        "history_summary": summary,
+        "timeline": [t for t in packet.timeline if t.occurred_at.date() >= cutoff],
+        "assessments": assessments or latest_assessment,
+        "plans": packet.plans.model_copy(update={"reviews": reviews or latest_review}),
+    })
+
+
+def amendment_changes(
+    previous: TransferPacketV1, history: Sequence[HistoryEntry]
+) -> list[str]:
+    """What an amendment adds to the packet it supersedes, one line per new event."""
+    covered = {t.history_version for t in previous.timeline}
+    receiver = previous.to_setting.urn
+    left = departures(history)
+    return [
+        f"Added: {describe_event(h)} on {h.event.occurred_at:%-d %B %Y} at URN "
+        f"{h.event.source.urn} ("
+        + ("recorded after the pupil had left" if recorded_after_leaving(h, left)
+           else "recorded late")
+        + f", history version {h.version})"
+        for h in sorted(history, key=lambda h: h.version)
+        if h.version not in covered and h.version > previous.history_version
+        and h.event.source.urn != receiver
+    ]
+
+
+def is_late_entry(event: HistoryEntry, move: PupilMovedV1) -> bool:
+    """An event about a day on or before the move's effective date, recorded after it:
+    the former school catching up. It calls for an amendment to the receiver."""
+    return (not isinstance(event.event, PupilMovedV1)
+            and event.event.occurred_at.date() <= move.payload.effective_date
+            and event.event.source.urn == move.source.urn)
+
+
+def rebuild_transfer_packet(
+    sent: TransferPacketV1,
+    history: Sequence[HistoryEntry],
+    superseded: TransferPacketV1 | None = None,
+) -> TransferPacketV1:
+    """The packet `sent` built again from the history, by the same rules.
+
+    The registry's names and numbers are copied from `sent`: they describe where the
+    packet went, not the pupil's history. An amendment's changes are recomputed from
+    the packet it superseded.
+    """
+    move_version = next((h.version for h in history if h.event.event_id == sent.move.event_id),
+                        None)
+    if move_version is None:
+        raise NotAMove(f"the history holds no move {sent.move.event_id}")
+    rebuilt = build_transfer_packet(
+        history, move_version, sent.generated_at,
+        up_to_version=sent.history_version,
+        supersedes=sent.supersedes,
+        changes=amendment_changes(superseded, [h for h in history
+                                              if h.version <= sent.history_version])
+        if superseded and not sent.rerouted_from_lost_pupils else (),
+        rerouted_from_lost_pupils=sent.rerouted_from_lost_pupils,
+    )
+    return rebuilt.model_copy(update={"from_setting": sent.from_setting,
+                                      "to_setting": sent.to_setting})
+
+
+def differences(sent: TransferPacketV1, rebuilt: TransferPacketV1) -> list[str]:
+    """The top-level fields where two packets differ (empty when they match exactly)."""
+    a, b = sent.model_dump(mode="json"), rebuilt.model_dump(mode="json")
+    return [key for key in a if a[key] != b.get(key)]

@@ -1,0 +1,268 @@
+"""Transfers' repository on PostgreSQL (psycopg 3, a small connection pool).
+
+Adapter layer: SQL lives here and nowhere else in the service; rows are read by column
+name. The tables come from the hub's migrations (`sendhub db upgrade`). Delivery events
+are appended only: a trigger refuses updates and deletes of `transfers_delivery`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from contracts.history import PupilHistoryEventV1
+from contracts.packet import Setting, TransferPacketV1
+from services.shared.sen_record import HistoryEntry
+from services.transfers.domain import DeliveryEvent, DeliveryStep, IssuedPacket, PacketRecord
+from services.transfers.registry import RegisteredSetting
+from services.transfers.repository import PendingPacket, TransfersRepository
+
+_PACKET_ROWS = (
+    "SELECT p.packet_id, p.upn, p.receiver, p.kind, p.built_at, p.supersedes, "
+    "p.body->'pupil'->>'given_name' || ' ' || (p.body->'pupil'->>'family_name') AS pupil, "
+    "p.body->'to_setting'->>'name' AS receiver_name, "
+    "coalesce((SELECT json_agg(json_build_array(d.state, d.at, d.detail) ORDER BY d.id) "
+    "FROM transfers_delivery d WHERE d.packet_id = p.packet_id), '[]') AS events "
+    "FROM transfers_packets p WHERE true")
+_UNACKNOWLEDGED = (
+    " AND p.published_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM transfers_delivery d "
+    "WHERE d.packet_id = p.packet_id AND d.state IN "
+    "('received', 'accepted', 'rejected', 'superseded', 'rerouted'))")
+_REGISTRY_COLUMNS = "urn, name, phase, la_code, la_name, establishment_number, ukprn, trust"
+
+
+class PostgresRepository(TransfersRepository):
+    """The repository inside one open transaction on one connection."""
+
+    def __init__(self, conn: Connection[DictRow]) -> None:
+        self.conn = conn
+
+    def _one(self, query: str, params: Sequence[Any] = ()) -> DictRow | None:
+        return self.conn.execute(query, params).fetchone()
+
+    def _all(self, query: str, params: Sequence[Any] = ()) -> list[DictRow]:
+        return self.conn.execute(query, params).fetchall()
+
+    def next_offset(self, topic: str, partition: int) -> int:
+        row = self._one("SELECT next_offset FROM transfers_positions "
+                        "WHERE topic = %s AND partition = %s FOR UPDATE", (topic, partition))
+        return int(row["next_offset"]) if row else 0
+
+    def save_next_offset(self, topic: str, partition: int, next_offset: int) -> None:
+        self.conn.execute(
+            "INSERT INTO transfers_positions (topic, partition, next_offset) VALUES (%s, %s, %s) "
+            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
+            (topic, partition, next_offset))
+
+    def add_history(self, message: PupilHistoryEventV1) -> bool:
+        return self._one(
+            "INSERT INTO transfers_history (upn, version, notification_id, event) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING version",
+            (message.upn, message.version, message.notification_id,
+             Jsonb(message.model_dump(mode="json")))) is not None
+
+    def history(self, upn: str, up_to_version: int | None = None) -> list[HistoryEntry]:
+        rows = self._all("SELECT event FROM transfers_history WHERE upn = %s AND "
+                         "(%s::integer IS NULL OR version <= %s) ORDER BY version",
+                         (upn, up_to_version, up_to_version))
+        return [HistoryEntry.from_contract(PupilHistoryEventV1.model_validate(
+            r["event"], extra="ignore", context={"trusted": True})) for r in rows]
+
+    def latest_packet(self, upn: str) -> IssuedPacket | None:
+        row = self._one(
+            "SELECT body, move_version, kind FROM transfers_packets WHERE upn = %s "
+            "ORDER BY move_version DESC, coalesce(history_version, move_version) DESC LIMIT 1",
+            (upn,))
+        return None if row is None else IssuedPacket(
+            TransferPacketV1.model_validate(row["body"]), int(row["move_version"]), row["kind"])
+
+    def add_packet(self, issued: IssuedPacket) -> bool:
+        packet = issued.packet
+        return self._one(
+            "INSERT INTO transfers_packets (packet_id, upn, receiver, move_version, body, "
+            "built_at, history_version, kind, supersedes) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
+            "RETURNING packet_id",
+            (packet.packet_id, packet.pupil.upn, packet.to_setting.receiver,
+             issued.move_version, Jsonb(packet.model_dump(mode="json")), packet.generated_at,
+             packet.history_version, issued.kind, packet.supersedes)) is not None
+
+    def packet(self, packet_id: UUID) -> TransferPacketV1 | None:
+        row = self._one("SELECT body FROM transfers_packets WHERE packet_id = %s", (packet_id,))
+        return None if row is None else TransferPacketV1.model_validate(row["body"])
+
+    def receiver_of(self, packet_id: UUID) -> str | None:
+        row = self._one("SELECT receiver FROM transfers_packets WHERE packet_id = %s",
+                        (packet_id,))
+        return None if row is None else str(row["receiver"])
+
+    def packets_for(self, receiver: str) -> list[TransferPacketV1]:
+        rows = self._all("SELECT body FROM transfers_packets WHERE receiver = %s "
+                         "ORDER BY built_at", (receiver,))
+        return [TransferPacketV1.model_validate(r["body"]) for r in rows]
+
+    def append_delivery(self, step: DeliveryStep) -> bool:
+        return self._one(
+            "INSERT INTO transfers_delivery (packet_id, state, at, detail, receipt_key) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            (step.packet_id, step.event.state, step.event.at, step.event.detail,
+             step.receipt_key)) is not None
+
+    def delivery_events(self, packet_id: UUID) -> list[DeliveryEvent]:
+        rows = self._all("SELECT state, at, detail FROM transfers_delivery "
+                         "WHERE packet_id = %s ORDER BY id", (packet_id,))
+        return [DeliveryEvent(r["state"], r["at"], r["detail"]) for r in rows]
+
+    def unpublished(self, limit: int) -> list[PendingPacket]:
+        rows = self._all(
+            "SELECT p.packet_id, p.receiver, p.body::text AS body, "
+            "(SELECT count(*) FROM transfers_delivery d "
+            " WHERE d.packet_id = p.packet_id AND d.state = 'sent') + 1 AS attempt "
+            "FROM transfers_packets p WHERE p.published_at IS NULL "
+            "ORDER BY p.built_at LIMIT %s", (limit,))
+        return [PendingPacket(r["packet_id"], r["receiver"], r["body"], int(r["attempt"]))
+                for r in rows]
+
+    def mark_published(self, packet_ids: Sequence[UUID], at: datetime) -> None:
+        self.conn.execute("UPDATE transfers_packets SET published_at = %s "
+                          "WHERE packet_id = ANY(%s)", (at, list(packet_ids)))
+
+    def requeue(self, packet_ids: Sequence[UUID]) -> None:
+        self.conn.execute("UPDATE transfers_packets SET published_at = NULL "
+                          "WHERE packet_id = ANY(%s)", (list(packet_ids),))
+
+    def packet_records(self, *, receiver: str | None = None, upn: str | None = None,
+                       unacknowledged_only: bool = False) -> list[PacketRecord]:
+        query, params = _PACKET_ROWS, []
+        if receiver:
+            query += " AND p.receiver = %s"
+            params.append(receiver)
+        if upn:
+            query += " AND p.upn = %s"
+            params.append(upn)
+        if unacknowledged_only:
+            query += _UNACKNOWLEDGED
+        rows = self._all(query + " ORDER BY p.built_at, p.packet_id", params)
+        return [PacketRecord(
+            packet_id=r["packet_id"], upn=r["upn"], pupil=r["pupil"], receiver=r["receiver"],
+            receiver_name=r["receiver_name"], kind=r["kind"], built_at=r["built_at"],
+            supersedes=r["supersedes"],
+            events=tuple(DeliveryEvent(state, datetime.fromisoformat(at), detail)
+                         for state, at, detail in r["events"]),
+        ) for r in rows]
+
+    def registered(self, setting: Setting) -> RegisteredSetting | None:
+        if setting.kind == "school":
+            row = self._one(f"SELECT {_REGISTRY_COLUMNS} FROM settings_registry "  # noqa: S608
+                            "WHERE urn = %s", (setting.urn,))
+        else:
+            row = self._one(f"SELECT {_REGISTRY_COLUMNS} FROM settings_registry "  # noqa: S608
+                            "WHERE ukprn = %s", (setting.ukprn,))
+        return None if row is None else RegisteredSetting(**row)
+
+    def import_settings(self, settings: Sequence[RegisteredSetting], at: datetime) -> int:
+        for s in settings:
+            self.conn.execute(
+                f"INSERT INTO settings_registry ({_REGISTRY_COLUMNS}, imported_at) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (urn) DO UPDATE "
+                "SET name = EXCLUDED.name, phase = EXCLUDED.phase, "
+                "la_code = EXCLUDED.la_code, la_name = EXCLUDED.la_name, "
+                "establishment_number = EXCLUDED.establishment_number, "
+                "ukprn = EXCLUDED.ukprn, trust = EXCLUDED.trust, "
+                "imported_at = EXCLUDED.imported_at",
+                (s.urn, s.name, s.phase, s.la_code, s.la_name, s.establishment_number,
+                 s.ukprn, s.trust, at))
+        return len(settings)
+
+    def registered_settings(self) -> list[RegisteredSetting]:
+        rows = self._all(f"SELECT {_REGISTRY_COLUMNS} FROM settings_registry "  # noqa: S608
+                         "ORDER BY la_code, urn")
+        return [RegisteredSetting(**r) for r in rows]
+
+
+_TEMP_SCHEMA = """
+CREATE TABLE IF NOT EXISTS transfers_history (
+    upn text NOT NULL,
+    version integer NOT NULL,
+    notification_id bigint NOT NULL,
+    event jsonb NOT NULL,
+    PRIMARY KEY (upn, version)
+);
+CREATE TABLE IF NOT EXISTS transfers_positions (
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS transfers_packets (
+    packet_id uuid PRIMARY KEY,
+    upn text NOT NULL,
+    receiver text NOT NULL,
+    move_version integer NOT NULL,
+    body jsonb NOT NULL,
+    built_at timestamptz NOT NULL,
+    published_at timestamptz
+);
+ALTER TABLE transfers_packets ADD COLUMN IF NOT EXISTS history_version integer;
+ALTER TABLE transfers_packets ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'first';
+ALTER TABLE transfers_packets ADD COLUMN IF NOT EXISTS supersedes uuid;
+CREATE INDEX IF NOT EXISTS transfers_packets_unpublished
+    ON transfers_packets (built_at) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS transfers_packets_by_pupil ON transfers_packets (upn);
+CREATE TABLE IF NOT EXISTS transfers_delivery (
+    id bigserial PRIMARY KEY,
+    packet_id uuid NOT NULL REFERENCES transfers_packets (packet_id),
+    state text NOT NULL,
+    at timestamptz NOT NULL,
+    detail text,
+    receipt_key text UNIQUE
+);
+CREATE INDEX IF NOT EXISTS transfers_delivery_by_packet ON transfers_delivery (packet_id, id);
+CREATE OR REPLACE FUNCTION transfers_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'transfers_delivery is append-only'; END $$;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'transfers_delivery_append_only') THEN
+        CREATE TRIGGER transfers_delivery_append_only BEFORE UPDATE OR DELETE
+            ON transfers_delivery FOR EACH ROW EXECUTE FUNCTION transfers_append_only();
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS settings_registry (
+    urn text PRIMARY KEY,
+    name text NOT NULL,
+    phase text NOT NULL,
+    la_code text,
+    la_name text,
+    establishment_number text,
+    ukprn text UNIQUE,
+    trust text,
+    imported_at timestamptz NOT NULL
+);
+"""
+
+
+class PostgresTransfers:
+    """Transactions on a pool of connections to the hub's database."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
+            conninfo, min_size=1, max_size=4, open=True,
+            kwargs={"autocommit": False, "row_factory": dict_row})
+        with self.pool.connection() as conn:  # TEMP until the migrations land
+            conn.execute("SELECT pg_advisory_xact_lock(727001)")
+            conn.execute(_TEMP_SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[TransfersRepository]:
+        with self.pool.connection() as conn, conn.transaction():
+            yield PostgresRepository(conn)
+
+    def close(self) -> None:
+        self.pool.close()

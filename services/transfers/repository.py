@@ -1,0 +1,110 @@
+"""What transfers keeps, as an interface: the history projection, Kafka positions, the
+packets it built, their delivery events, and the settings registry.
+
+Two implementations keep the same promises: `postgres.PostgresTransfers` for the
+service, and `memory.InMemoryTransfers` for tests with no I/O. A `transaction()` is the
+unit of work: everything done through the repository it yields is kept together, or
+not at all (an exception rolls it back). The application owns the transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from contracts.history import PupilHistoryEventV1
+from contracts.packet import Setting, TransferPacketV1
+from services.shared.sen_record import HistoryEntry
+from services.transfers.domain import DeliveryEvent, DeliveryStep, IssuedPacket, PacketRecord
+from services.transfers.registry import RegisteredSetting
+
+
+@dataclass(frozen=True)
+class ConsumedPosition:
+    """Where a consumed message sits in Kafka; stored with its effects."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class PendingPacket:
+    """A stored packet waiting to be published, as the bytes to publish."""
+
+    packet_id: UUID
+    receiver: str
+    body: str
+    attempt: int
+
+
+class TransfersRepository(Protocol):
+    """Typed reads and writes inside one transaction."""
+
+    def next_offset(self, topic: str, partition: int) -> int:
+        """The next offset to consume on a partition (0 when none), locked until commit."""
+        ...
+
+    def save_next_offset(self, topic: str, partition: int, next_offset: int) -> None: ...
+
+    def add_history(self, message: PupilHistoryEventV1) -> bool:
+        """Keep a history event; False when that (pupil, version) is already held."""
+        ...
+
+    def history(self, upn: str, up_to_version: int | None = None) -> list[HistoryEntry]:
+        """The pupil's projected history in version order."""
+        ...
+
+    def latest_packet(self, upn: str) -> IssuedPacket | None:
+        """The newest packet of the pupil: latest move, then latest amendment."""
+        ...
+
+    def add_packet(self, issued: IssuedPacket) -> bool:
+        """Keep a packet (unpublished); False when that `packet_id` is already held."""
+        ...
+
+    def packet(self, packet_id: UUID) -> TransferPacketV1 | None: ...
+
+    def receiver_of(self, packet_id: UUID) -> str | None: ...
+
+    def packets_for(self, receiver: str) -> list[TransferPacketV1]: ...
+
+    def append_delivery(self, step: DeliveryStep) -> bool:
+        """Append a delivery event; False when its receipt key is already held."""
+        ...
+
+    def delivery_events(self, packet_id: UUID) -> list[DeliveryEvent]: ...
+
+    def unpublished(self, limit: int) -> list[PendingPacket]:
+        """Packets waiting to be published, oldest first, with their attempt number."""
+        ...
+
+    def mark_published(self, packet_ids: Sequence[UUID], at: datetime) -> None: ...
+
+    def requeue(self, packet_ids: Sequence[UUID]) -> None:
+        """Make published packets wait to be published again (a re-send)."""
+        ...
+
+    def packet_records(self, *, receiver: str | None = None, upn: str | None = None,
+                       unacknowledged_only: bool = False) -> list[PacketRecord]:
+        """Packets with their delivery events, in the order they were built.
+        `unacknowledged_only`: published, with no receipt and no successor."""
+        ...
+
+    def registered(self, setting: Setting) -> RegisteredSetting | None: ...
+
+    def import_settings(self, settings: Sequence[RegisteredSetting], at: datetime) -> int: ...
+
+    def registered_settings(self) -> list[RegisteredSetting]: ...
+
+
+class Transfers(Protocol):
+    """The store behind the repository: opens transactions, and is closed at the end."""
+
+    def transaction(self) -> AbstractContextManager[TransfersRepository]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,214 @@
+"""Every transfers use case, written once and run on two backends: in memory
+(tests/unit/test_transfers_in_memory.py, no I/O) and on the real PostgreSQL
+(tests/integration/test_transfers_on_postgres.py), as eventsourcing's own tests run one
+case over several recorders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from contracts.history import PupilHistoryEventV1
+from contracts.school_events import SCHOOL_EVENT
+from services.transfers.application import RefusedReceipt, TransfersApplication
+from services.transfers.domain import Receipt, UnknownPacket, WrongReceiver
+from services.transfers.registry import RegisteredSetting
+from services.transfers.repository import ConsumedPosition, Transfers
+from tests.factories import random_upn, school_event
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def history_messages(upn: str, *events: dict[str, Any], first_version: int = 1
+                     ) -> list[PupilHistoryEventV1]:
+    """A pupil's history as records relays it, versions from `first_version`."""
+    pupil = {"upn": upn, "given_name": "Amira", "family_name": "Khan",
+             "date_of_birth": "2016-05-14"}
+    return [PupilHistoryEventV1(
+        pupil_id=UUID(int=1), upn=upn, version=v, notification_id=v, recorded_at=NOW,
+        upn_is_temporary=False, event=SCHOOL_EVENT.validate_python({**e, "pupil": pupil}),
+        event_hash=f"{v:064x}") for v, e in enumerate(events, start=first_version)]
+
+
+def at(topic: str, messages: list[PupilHistoryEventV1], first_offset: int = 0
+       ) -> list[tuple[PupilHistoryEventV1, ConsumedPosition]]:
+    return [(m, ConsumedPosition(topic, 0, first_offset + i)) for i, m in enumerate(messages)]
+
+
+def moved(to: dict[str, str], effective: str = "2025-11-10") -> dict[str, Any]:
+    return school_event("pupil_moved", occurred_at="2025-10-20T09:00:00+01:00",
+                        payload={"destination": to, "move_kind": "in_year",
+                                 "effective_date": effective})
+
+
+CONCERN = school_event(occurred_at="2025-03-01T10:00:00+00:00")
+LATE = school_event("assessment_completed", occurred_at="2025-11-01T11:00:00+00:00")
+TO_SCHOOL = {"kind": "school", "urn": "100002"}
+
+
+class TransfersCases:
+    """Subclasses provide `transfers()`: a fresh, empty store of their backend."""
+
+    def transfers(self) -> Iterator[Transfers]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def app(self) -> Iterator[TransfersApplication]:
+        for store in self.transfers():
+            self.clock = Clock()
+            application = TransfersApplication(store, clock=self.clock)
+            yield application
+            application.close()
+
+    def test_a_move_issues_one_packet_whatever_is_redelivered_or_replayed(
+        self, app: TransfersApplication,
+    ) -> None:
+        upn = random_upn()
+        batch = at(f"history-{upn}", history_messages(upn, CONCERN, moved(TO_SCHOOL)))
+        [packet_id] = app.record_history(batch)
+        # The same positions again (a redelivery) and the same events at new positions
+        # (the relay re-sent them) add nothing.
+        assert app.record_history(batch) == []
+        assert app.record_history(at(f"history-{upn}", [m for m, _ in batch], 10)) == []
+
+        [pending] = [p for p in app.pending_packets() if p.packet_id == packet_id]
+        assert pending.receiver == "urn-100002" and pending.attempt == 1
+        app.mark_published([pending])
+        assert all(p.packet_id != packet_id for p in app.pending_packets())
+        packet = app.packet(packet_id)
+        assert packet is not None and packet.pupil.upn == upn and packet.history_version == 2
+        assert [c.areas_of_need for c in packet.concerns_open] == [["SPLD"]]
+        assert [e.state for e in app.delivery_events(packet_id)] == ["pending", "sent"]
+        assert [h.version for h in app.history_of(upn)] == [1, 2]
+
+    def test_a_late_entry_from_the_former_school_issues_an_amendment(
+        self, app: TransfersApplication,
+    ) -> None:
+        upn = random_upn()
+        topic = f"history-{upn}"
+        [first] = app.record_history(at(topic, history_messages(upn, CONCERN, moved(TO_SCHOOL))))
+        # Weeks later the former school records an assessment dated before the move.
+        [amendment] = app.record_history(at(topic, history_messages(upn, LATE, first_version=3),
+                                            first_offset=2))
+        packet = app.packet(amendment)
+        assert packet is not None and packet.supersedes == first and packet.history_version == 3
+        assert len(packet.changes) == 1 and "recorded late" in packet.changes[0]
+        [old, new] = app.deliveries(upn=upn)
+        assert (old.packet_id, old.delivery.state, new.kind) == (first, "superseded", "amendment")
+
+    def test_a_lost_pupils_packet_is_rerouted_when_the_school_is_known(
+        self, app: TransfersApplication,
+    ) -> None:
+        upn = random_upn()
+        topic = f"history-{upn}"
+        [lost] = app.record_history(at(topic, history_messages(upn, moved({"kind": "unknown"}))))
+        assert app.packets_for("lost-pupils")[-1].packet_id == lost
+        [found] = app.record_history(at(topic, history_messages(
+            upn, moved(TO_SCHOOL, effective="2025-12-01"), first_version=2), first_offset=1))
+        packet = app.packet(found)
+        assert packet is not None and packet.supersedes == lost and packet.rerouted_from_lost_pupils
+        states = {d.packet_id: d.delivery.state for d in app.deliveries(upn=upn)}
+        assert states == {lost: "rerouted", found: "pending"}
+
+    def _sent_packet(self, app: TransfersApplication) -> UUID:
+        upn = random_upn()
+        [packet_id] = app.record_history(at(f"history-{upn}", history_messages(
+            upn, moved(TO_SCHOOL))))
+        app.mark_published(app.pending_packets())
+        return packet_id
+
+    def test_a_receipt_sent_twice_or_redelivered_is_stored_once(
+        self, app: TransfersApplication,
+    ) -> None:
+        packet_id = self._sent_packet(app)
+        receipt = Receipt(packet_id, "urn-100002", "received", NOW)
+        topic = f"receipts-{packet_id}"
+        refused: list[RefusedReceipt] = []
+        assert app.record_receipts([(receipt, ConsumedPosition(topic, 0, 0)),
+                                    (receipt, ConsumedPosition(topic, 0, 1))], refused.extend) == 1
+        assert app.record_receipts([(receipt, ConsumedPosition(topic, 0, 0))],
+                                   refused.extend) == 0
+        assert refused == []
+        assert [e.state for e in app.delivery_events(packet_id)] == ["pending", "sent", "received"]
+
+    def test_receipts_for_unknown_packets_or_from_the_wrong_setting_are_refused(
+        self, app: TransfersApplication,
+    ) -> None:
+        packet_id = self._sent_packet(app)
+        topic = f"receipts-{packet_id}"
+        wrong = Receipt(packet_id, "urn-100003", "accepted", NOW)
+        unknown = Receipt(uuid4(), "urn-100002", "accepted", NOW)
+        refused: list[RefusedReceipt] = []
+        assert app.record_receipts([(wrong, ConsumedPosition(topic, 0, 0)), (None, ConsumedPosition(
+            topic, 0, 1)), (unknown, ConsumedPosition(topic, 0, 2))], refused.extend) == 0
+        assert [(type(r.error), r.position.offset) for r in refused] == [
+            (WrongReceiver, 0), (UnknownPacket, 2)]
+        assert str(refused[0].error) == (
+            f"packet {packet_id} was sent to urn-100002, not to urn-100003")
+        assert app.deliveries(upn=None)[-1].delivery.state == "sent"
+
+    def test_when_refused_receipts_cannot_be_kept_their_position_is_not_stored(
+        self, app: TransfersApplication,
+    ) -> None:
+        packet_id = self._sent_packet(app)
+        topic = f"receipts-{packet_id}"
+        good = Receipt(packet_id, "urn-100002", "accepted", NOW)
+        wrong = Receipt(packet_id, "urn-100009", "accepted", NOW)
+
+        def broker_down(refused: list[RefusedReceipt]) -> None:
+            raise ConnectionError("broker unreachable")
+
+        batch = [(good, ConsumedPosition(topic, 0, 0)), (wrong, ConsumedPosition(topic, 0, 1))]
+        with pytest.raises(ConnectionError):
+            app.record_receipts(batch, broker_down)
+        # Nothing was kept: the good receipt and the position come back with the retry.
+        assert [e.state for e in app.delivery_events(packet_id)] == ["pending", "sent"]
+        kept: list[RefusedReceipt] = []
+        assert app.record_receipts(batch, kept.extend) == 1
+        assert len(kept) == 1
+
+    def test_a_packet_with_no_receipt_for_15_school_days_is_sent_again(
+        self, app: TransfersApplication,
+    ) -> None:
+        packet_id = self._sent_packet(app)
+        assert app.resend_overdue() == []
+        self.clock.now = NOW + timedelta(days=21)  # 15 weekdays later
+        assert [d.packet_id for d in app.deliveries(overdue_only=True)] == [packet_id]
+        assert app.resend_overdue() == [packet_id]
+        [again] = app.pending_packets()
+        assert (again.packet_id, again.attempt) == (packet_id, 2)
+        app.mark_published([again])
+        [delivery] = app.deliveries()
+        # Still overdue (counted from the first send), but not due again for 15 days.
+        assert delivery.delivery.attempts == 2 and delivery.overdue
+        assert app.resend_overdue() == []
+
+    def test_packets_carry_the_registry_names_and_unknown_receivers_are_noted(
+        self, app: TransfersApplication,
+    ) -> None:
+        app.import_settings([RegisteredSetting(urn="100001", name="Oak Primary",
+                                               phase="Primary", la_code="801",
+                                               establishment_number="2001")])
+        assert [s.name for s in app.registered_settings()] == ["Oak Primary"]
+        upn = random_upn()
+        [packet_id] = app.record_history(at(f"history-{upn}", history_messages(
+            upn, moved(TO_SCHOOL))))
+        packet = app.packet(packet_id)
+        assert packet is not None
+        assert (packet.from_setting.name, packet.from_setting.in_registry) == ("Oak Primary", True)
+        assert packet.to_setting.in_registry is False
+        assert app.delivery_events(packet_id)[0].detail == (
+            "urn-100002 is not in the settings registry")

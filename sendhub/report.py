@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import resources
+from typing import Any
 
 from jinja2 import Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -35,22 +36,11 @@ class ChainCheck:
     problem: str | None
 
 
-def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
-    """Settings attended, SEN provision periods, needs, concerns, assessments, reviews and
-    moves on one time axis."""
-    import matplotlib
+ROWS = {"Setting": 4, "SEN provision": 3, "Needs": 2, "Events": 1}
 
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
 
-    events = sorted(history, key=lambda h: (h.event.occurred_at, h.version))
-    start = min(h.event.occurred_at.date() for h in events) - timedelta(days=20)
-    end = max([today, *(h.event.occurred_at.date() for h in events)]) + timedelta(days=20)
-    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=96)
-    rows = {"Setting": 4, "SEN provision": 3, "Needs": 2, "Events": 1}
-
-    # Settings: from the first event there (or the move in) to the move out.
+def _stays(events: Sequence[HistoryEntry], start: date, end: date) -> list[tuple[str, date, date]]:
+    """Settings attended: from the first event there (or the move in) to the move out."""
     stays: list[tuple[str, date, date]] = []
     here, since = events[0].event.source.urn, start
     for h in events:
@@ -60,23 +50,33 @@ def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
             here = getattr(d, "urn", None) or getattr(d, "ukprn", None) or "unknown"
             since = h.event.payload.effective_date
     stays.append((here, since, end))
-    palette = ["#dfe9f5", "#e8f5e9", "#fdf2e0", "#f3e5f5", "#e0f7fa"]
-    for n, (urn, a, b) in enumerate(stays):
-        ax.barh(rows["Setting"], mdates.date2num(b) - mdates.date2num(a), left=mdates.date2num(a),
-                height=0.6, color=palette[n % len(palette)], edgecolor="#555")
-        ax.text(mdates.date2num(a) + 3, rows["Setting"], f"URN {urn}" if urn.isdigit() and
-                len(urn) == 6 else urn, va="center", fontsize=8)
+    return stays
 
-    record = record_at(events)
-    episodes = record.episodes
+
+def _draw_bands(ax: Any, events: Sequence[HistoryEntry], start: date, end: date) -> None:
+    """The settings row and the SEN provision row (K, E) as coloured bands."""
+    import matplotlib.dates as mdates
+
+    palette = ["#dfe9f5", "#e8f5e9", "#fdf2e0", "#f3e5f5", "#e0f7fa"]
+    for n, (urn, a, b) in enumerate(_stays(events, start, end)):
+        ax.barh(ROWS["Setting"], mdates.date2num(b) - mdates.date2num(a), left=mdates.date2num(a),
+                height=0.6, color=palette[n % len(palette)], edgecolor="#555")
+        ax.text(mdates.date2num(a) + 3, ROWS["Setting"], f"URN {urn}" if urn.isdigit() and
+                len(urn) == 6 else urn, va="center", fontsize=8)
+    episodes = record_at(events).episodes
     for n, (a, status) in enumerate(episodes):
         b = episodes[n + 1][0] if n + 1 < len(episodes) else end
-        ax.barh(rows["SEN provision"], mdates.date2num(b) - mdates.date2num(a),
+        ax.barh(ROWS["SEN provision"], mdates.date2num(b) - mdates.date2num(a),
                 left=mdates.date2num(a), height=0.6, color=PROVISION_COLOURS[status],
                 edgecolor="#555")
-        ax.text(mdates.date2num(a) + 3, rows["SEN provision"],
+        ax.text(mdates.date2num(a) + 3, ROWS["SEN provision"],
                 {"sen_support": "K", "ehc_plan": "E", "none": "N"}[status], va="center",
                 fontsize=8, fontweight="bold")
+
+
+def _draw_events(ax: Any, events: Sequence[HistoryEntry]) -> None:
+    """Concerns, assessments (with the needs found), reviews, and moves as lines."""
+    import matplotlib.dates as mdates
 
     markers = {ConcernRaisedV1: ("^", "#e67e22", "concern"),
                AssessmentCompletedV1: ("o", "#2c3e50", "assessment"),
@@ -91,14 +91,30 @@ def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
             labelled.add("move")
             continue
         marker, colour, label = markers[type(e)]
-        ax.plot(x, rows["Events"], marker=marker, color=colour, markersize=7, linestyle="none",
+        ax.plot(x, ROWS["Events"], marker=marker, color=colour, markersize=7, linestyle="none",
                 label=None if label in labelled else label)
         labelled.add(label)
         if isinstance(e, AssessmentCompletedV1) and e.payload.identified_needs:
-            ax.text(x, rows["Needs"], "/".join(n.code.value for n in e.payload.identified_needs),
+            ax.text(x, ROWS["Needs"], "/".join(n.code.value for n in e.payload.identified_needs),
                     fontsize=7, rotation=30, ha="left", va="center")
 
-    ax.set_yticks(list(rows.values()), list(rows.keys()))
+
+def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
+    """Settings attended, SEN provision periods, needs, concerns, assessments, reviews and
+    moves on one time axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    events = sorted(history, key=lambda h: (h.event.occurred_at, h.version))
+    start = min(h.event.occurred_at.date() for h in events) - timedelta(days=20)
+    end = max([today, *(h.event.occurred_at.date() for h in events)]) + timedelta(days=20)
+    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=96)
+    _draw_bands(ax, events, start, end)
+    _draw_events(ax, events)
+    ax.set_yticks(list(ROWS.values()), list(ROWS.keys()))
     ax.set_ylim(0.3, 4.7)
     ax.set_xlim(mdates.date2num(start), mdates.date2num(end))
     locator = mdates.AutoDateLocator(minticks=4, maxticks=10)

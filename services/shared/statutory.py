@@ -105,23 +105,22 @@ def ehc_request_to_plan(history: Sequence[HistoryEntry]) -> list[Interval]:
 
 def reviews_against_due_dates(history: Sequence[HistoryEntry]) -> list[Interval]:
     """Each review's `next_review_due` against the next review actually held (anywhere)."""
-    reviews = [h for h in _ordered(history) if isinstance(h.event, PlanReviewedV1)]
+    reviews = [h.event for h in _ordered(history) if isinstance(h.event, PlanReviewedV1)]
     found = []
-    for n, h in enumerate(reviews):
-        assert isinstance(h.event, PlanReviewedV1)
-        payload = h.event.payload
+    for n, review in enumerate(reviews):
+        payload = review.payload
         if payload.decision is ReviewDecision.CEASE:
             continue
-        held = reviews[n + 1].event.occurred_at.date() if n + 1 < len(reviews) else None
-        start = h.event.occurred_at.date()
+        held = reviews[n + 1].occurred_at.date() if n + 1 < len(reviews) else None
+        start = review.occurred_at.date()
         if payload.next_review_due is not None:
             found.append(Interval("Review held by its due date", start, held,
                                   payload.next_review_due - start,
                                   f"due {payload.next_review_due:%-d %b %Y} (set at the review)",
-                                  h.event.source.urn))
+                                  review.source.urn))
         if payload.plan_kind is PlanKind.EHC_PLAN:
             found.append(Interval("EHC plan annual review", start, held, EHC_REVIEW_LIMIT,
-                                  "statutory: at least every 12 months", h.event.source.urn))
+                                  "statutory: at least every 12 months", review.source.urn))
     return found
 
 

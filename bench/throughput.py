@@ -75,11 +75,11 @@ def baseline(base: HubSettings, messages: list[tuple[bytes, bytes]]) -> float:
 def hub(base: HubSettings, messages: list[tuple[bytes, bytes]]) -> float:
     run = uuid.uuid4().hex[:8]
     db = f"sendhub_bench_{run}"
-    admin = str(base.database_url)
+    admin = base.database_conninfo
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
     env = {**os.environ, "SENDHUB_TOPIC_NAMESPACE": f"bench-{run}.",
-           "SENDHUB_DATABASE_URL": admin.rsplit("/", 1)[0] + f"/{db}",
+           "SENDHUB_DATABASE_URL": str(base.database_url).rsplit("/", 1)[0] + f"/{db}",
            "SENDHUB_LOG_LEVEL": "WARNING", "SENDHUB_RELAY_INTERVAL_SECONDS": "0.05"}
     procs = []
     logs = ROOT / ".cache" / "bench"

@@ -40,11 +40,10 @@ KINDS = ("concern_raised", "assessment_completed", "plan_reviewed", "plan_review
 
 
 def fresh_database(settings: HubSettings, name: str) -> HubSettings:
-    admin = str(settings.database_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(settings.database_conninfo, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return HubSettings(database_url=admin.rsplit("/", 1)[0] + f"/{name}")
+    return HubSettings(database_url=str(settings.database_url).rsplit("/", 1)[0] + f"/{name}")
 
 
 def generate(app: RecordsApplication, pupils: int, batch: int = 100) -> int:
@@ -107,7 +106,7 @@ def main() -> None:
 
     started = time.perf_counter()
     cli = subprocess.run([sys.executable, "-m", "sendhub.cli", "verify", "--all"], cwd=ROOT,
-                         env={**os.environ, "SENDHUB_DATABASE_URL": settings.database_conninfo,
+                         env={**os.environ, "SENDHUB_DATABASE_URL": str(settings.database_url),
                               "COLUMNS": "100"},
                          capture_output=True, text=True, check=True)
     whole = time.perf_counter() - started

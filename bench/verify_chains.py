@@ -32,6 +32,7 @@ from contracts.accepted import AcceptedSchoolEventV1, Position  # noqa: E402
 from contracts.school_events import SCHOOL_EVENT  # noqa: E402
 from services.records.application import ConsumedPosition, RecordsApplication  # noqa: E402
 from services.records.handlers import to_school_event_record  # noqa: E402
+from services.shared.database import upgrade  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
 from tests.conftest import random_upn, school_event  # noqa: E402
 
@@ -43,7 +44,9 @@ def fresh_database(settings: HubSettings, name: str) -> HubSettings:
     with psycopg.connect(settings.database_conninfo, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return HubSettings(database_url=str(settings.database_url).rsplit("/", 1)[0] + f"/{name}")
+    fresh = HubSettings(database_url=str(settings.database_url).rsplit("/", 1)[0] + f"/{name}")
+    upgrade(fresh)
+    return fresh
 
 
 def generate(app: RecordsApplication, pupils: int, batch: int = 100) -> int:

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from contracts.identifiers import upn_check_letter
+from services.shared.database import upgrade
 from services.shared.settings import HubSettings
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -109,6 +110,7 @@ def database_url(base_settings: HubSettings) -> Iterator[str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     test_url = str(url).rsplit("/", 1)[0] + f"/{name}"
+    upgrade(HubSettings(database_url=test_url))  # as `sendhub db upgrade` does
     yield test_url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -121,7 +123,9 @@ def scratch_db(database_url: str, request: pytest.FixtureRequest) -> Iterator[Hu
     admin = HubSettings(database_url=database_url).database_conninfo
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield HubSettings(database_url=database_url.rsplit("/", 1)[0] + f"/{name}")
+    scratch = HubSettings(database_url=database_url.rsplit("/", 1)[0] + f"/{name}")
+    upgrade(scratch)
+    yield scratch
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

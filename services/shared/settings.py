@@ -137,7 +137,10 @@ class HubSettings(BaseSettings):
         return password
 
     def eventsourcing_env(self, schema: str = "public") -> dict[str, str]:
-        """Translate the one database URL into eventsourcing's own variables."""
+        """Translate the one database URL into eventsourcing's own variables.
+
+        CREATE_TABLE is off: records' tables, like every other, come from the migrations
+        (`sendhub db upgrade`), so a service never changes the schema as it starts."""
         host = self.database_url.hosts()[0]
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -150,7 +153,7 @@ class HubSettings(BaseSettings):
             "POSTGRES_SCHEMA": schema,
             "POSTGRES_POOL_SIZE": "4",
             "POSTGRES_CONNECT_TIMEOUT": "10",
-            "CREATE_TABLE": "y",
+            "CREATE_TABLE": "n",
         }
 
     @property

@@ -26,6 +26,7 @@ from kafka import KafkaConsumer, KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contracts.topics import Topics  # noqa: E402
+from services.shared.database import upgrade  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
 from tests.conftest import random_upn, school_event  # noqa: E402
 
@@ -75,11 +76,13 @@ def baseline(base: HubSettings, messages: list[tuple[bytes, bytes]]) -> float:
 def hub(base: HubSettings, messages: list[tuple[bytes, bytes]]) -> float:
     run = uuid.uuid4().hex[:8]
     db = f"sendhub_bench_{run}"
-    admin = str(base.database_url)
+    admin = base.database_conninfo
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
+    url = str(base.database_url).rsplit("/", 1)[0] + f"/{db}"
+    upgrade(HubSettings(database_url=url))
     env = {**os.environ, "SENDHUB_TOPIC_NAMESPACE": f"bench-{run}.",
-           "SENDHUB_DATABASE_URL": admin.rsplit("/", 1)[0] + f"/{db}",
+           "SENDHUB_DATABASE_URL": url,
            "SENDHUB_LOG_LEVEL": "WARNING", "SENDHUB_RELAY_INTERVAL_SECONDS": "0.05"}
     procs = []
     logs = ROOT / ".cache" / "bench"

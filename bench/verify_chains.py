@@ -32,6 +32,7 @@ from contracts.accepted import AcceptedSchoolEventV1, Position  # noqa: E402
 from contracts.school_events import SCHOOL_EVENT  # noqa: E402
 from services.records.application import ConsumedPosition, RecordsApplication  # noqa: E402
 from services.records.handlers import to_school_event_record  # noqa: E402
+from services.shared.database import upgrade  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
 from tests.conftest import random_upn, school_event  # noqa: E402
 
@@ -40,11 +41,12 @@ KINDS = ("concern_raised", "assessment_completed", "plan_reviewed", "plan_review
 
 
 def fresh_database(settings: HubSettings, name: str) -> HubSettings:
-    admin = str(settings.database_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(settings.database_conninfo, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return HubSettings(database_url=admin.rsplit("/", 1)[0] + f"/{name}")
+    fresh = HubSettings(database_url=str(settings.database_url).rsplit("/", 1)[0] + f"/{name}")
+    upgrade(fresh)
+    return fresh
 
 
 def generate(app: RecordsApplication, pupils: int, batch: int = 100) -> int:
@@ -107,7 +109,7 @@ def main() -> None:
 
     started = time.perf_counter()
     cli = subprocess.run([sys.executable, "-m", "sendhub.cli", "verify", "--all"], cwd=ROOT,
-                         env={**os.environ, "SENDHUB_DATABASE_URL": settings.database_conninfo,
+                         env={**os.environ, "SENDHUB_DATABASE_URL": str(settings.database_url),
                               "COLUMNS": "100"},
                          capture_output=True, text=True, check=True)
     whole = time.perf_counter() - started

@@ -2,7 +2,8 @@
 
 Reading needs an actor and a reason; each read is appended to `access_log` in
 PostgreSQL, which refuses updates and deletes (a trigger), so the log itself is only
-ever added to. `sendhub access-log UPN` shows it.
+ever added to. `sendhub access-log UPN` shows it. The table and its trigger come from
+the migrations (`services/shared/migrations`).
 """
 
 from __future__ import annotations
@@ -12,28 +13,6 @@ from datetime import datetime
 from uuid import UUID
 
 import psycopg
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS access_log (
-    id bigserial PRIMARY KEY,
-    at timestamptz NOT NULL DEFAULT now(),
-    actor text NOT NULL CHECK (length(trim(actor)) > 0),
-    reason text NOT NULL CHECK (length(trim(reason)) > 0),
-    action text NOT NULL,
-    upn text,
-    packet_id uuid,
-    detail text
-);
-CREATE INDEX IF NOT EXISTS access_log_by_upn ON access_log (upn, id);
-CREATE OR REPLACE FUNCTION access_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN RAISE EXCEPTION 'access_log is append-only'; END $$;
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'access_log_append_only') THEN
-        CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log
-            FOR EACH ROW EXECUTE FUNCTION access_log_append_only();
-    END IF;
-END $$;
-"""
 
 
 class AccessRefused(Exception):
@@ -60,24 +39,20 @@ class Reader:
 
     @classmethod
     def of(cls, actor: str | None, reason: str | None) -> Reader:
+        actor, reason = (actor or "").strip(), (reason or "").strip()
         missing = [what for what, value in (("an actor (--actor or SENDHUB_ACTOR)", actor),
-                                            ("a reason (--reason)", reason))
-                   if not (value and value.strip())]
+                                            ("a reason (--reason)", reason)) if not value]
         if missing:
             raise AccessRefused(
                 "Reading a pupil's SEN record is recorded in the access log and needs "
                 + " and ".join(missing)
                 + ", for example: --actor 'j.smith@trust.example' --reason 'annual review prep'")
-        assert actor and reason
-        return cls(actor.strip(), reason.strip())
+        return cls(actor, reason)
 
 
 class AccessLog:
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
-        with psycopg.connect(conninfo) as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(727002)")
-            conn.execute(SCHEMA)
 
     def record(self, reader: Reader, action: str, *, upn: str | None = None,
                packet_id: UUID | None = None, detail: str | None = None) -> None:

@@ -34,6 +34,7 @@ from sendhub.summaries import dead_letter_summary, deliveries_table, packet_summ
 from sendhub.topics_reader import read_topic
 from services.records.entrypoint import build_application
 from services.shared.binding import WrongCluster, bind
+from services.shared.database import upgrade
 from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.forms import render
@@ -138,6 +139,7 @@ def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool 
     try:
         if fresh:
             recreate_database(settings, console)
+        console.print(f"Database schema at revision {upgrade(settings)}.")
         try:
             bind(settings)
         except WrongCluster as exc:

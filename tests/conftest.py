@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from contracts.identifiers import upn_check_letter
+from services.shared.database import upgrade
 from services.shared.settings import HubSettings
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -105,10 +106,11 @@ def database_url(base_settings: HubSettings) -> Iterator[str]:
     host = url.hosts()[0]
     _need("PostgreSQL", host["host"] or "127.0.0.1", host["port"] or 5432)
     name = f"sendhub_test_{RUN_ID}"
-    admin = str(url)
+    admin = base_settings.database_conninfo  # with the password the settings found
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    test_url = admin.rsplit("/", 1)[0] + f"/{name}"
+    test_url = str(url).rsplit("/", 1)[0] + f"/{name}"
+    upgrade(HubSettings(database_url=test_url))  # as `sendhub db upgrade` does
     yield test_url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -118,10 +120,13 @@ def database_url(base_settings: HubSettings) -> Iterator[str]:
 def scratch_db(database_url: str, request: pytest.FixtureRequest) -> Iterator[HubSettings]:
     """A database of one test module's own, for tests that damage or bind it."""
     name = f"{database_url.rsplit('/', 1)[1]}_{request.module.__name__.rsplit('.', 1)[-1]}"[:63]
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    admin = HubSettings(database_url=database_url).database_conninfo
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield HubSettings(database_url=database_url.rsplit("/", 1)[0] + f"/{name}")
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    scratch = HubSettings(database_url=database_url.rsplit("/", 1)[0] + f"/{name}")
+    upgrade(scratch)
+    yield scratch
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -15,6 +15,9 @@ PG_PORT=5432
 DB_NAME=sendhub
 DB_USER=sendhub
 DB_PASSWORD=sendhub
+# Where the hub's settings find the password (SENDHUB_DATABASE_PASSWORD_FILE's default);
+# the default URL carries none. With SENDHUB_CACHE_DIR set, point that variable here.
+PG_PASSWORD_FILE="$CACHE/postgres/password"
 
 say() { printf '[sendhub] %s\n' "$*"; }
 die() { printf '[sendhub] error: %s\n' "$*" >&2; exit 1; }
@@ -62,6 +65,17 @@ postgres_up() {
   if ! as_postgres psql -p "$PG_PORT" -qtAc "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'" | grep -q 1; then
     say "creating database $DB_NAME"
     as_postgres psql -p "$PG_PORT" -qc "CREATE DATABASE $DB_NAME OWNER $DB_USER"
+  fi
+  write_password_file
+}
+
+# Only this user may read it; the settings read it at each connection, so a first
+# `make demo` finds it right after this runs.
+write_password_file() {
+  if [ ! -f "$PG_PASSWORD_FILE" ] || [ "$(cat "$PG_PASSWORD_FILE")" != "$DB_PASSWORD" ]; then
+    mkdir -p "$(dirname "$PG_PASSWORD_FILE")"
+    (umask 077; printf '%s\n' "$DB_PASSWORD" > "$PG_PASSWORD_FILE")
+    say "wrote the database password to $PG_PASSWORD_FILE"
   fi
 }
 

@@ -1,9 +1,11 @@
 """Records use cases: record school events in pupils' histories; read a history back.
 
 Application layer: eventsourcing on PostgreSQL (or in memory with no env, for unit
-tests). Exactly-once effects: the Kafka position is stored as an eventsourcing Tracking
-record in the same transaction as the new history events, and positions already
-recorded are skipped; an `event_id` already in a pupil's history adds nothing.
+tests); the audit's reads of stored rows are typed methods of records' recorder
+(`persistence.py`), on either store. Exactly-once effects: the Kafka position is stored
+as an eventsourcing Tracking record in the same transaction as the new history events,
+and positions already recorded are skipped; an `event_id` already in a pupil's history
+adds nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Notification, ProcessRecorder, StoredEvent, Tracking
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    Notification,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing.utils import Environment
 
 from services.records.domain import (
     ChainBreak,
@@ -35,8 +43,11 @@ from services.records.domain import (
     record_school_event,
     upn_in,
 )
+from services.records.persistence import RecordsRecorder, records_factory
 
-VERIFY_PAGE = 5_000
+
+class RecordsInvariantBroken(RuntimeError):
+    """Our bug, not a sender's: the store or the projection broke its own rule."""
 
 
 @dataclass(frozen=True)
@@ -70,12 +81,18 @@ class ConsumedPosition:
 class RecordsApplication(Application[UUID]):
     name = "records"
 
-    def construct_recorder(self) -> ProcessRecorder:
-        return self.factory.process_recorder()
+    def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
+        return records_factory(env)
+
+    def construct_recorder(self) -> RecordsRecorder:
+        recorder = self.factory.process_recorder()
+        if not isinstance(recorder, RecordsRecorder):
+            raise TypeError(f"records needs its own recorder, got {type(recorder).__name__}")
+        return recorder
 
     @property
-    def process_recorder(self) -> ProcessRecorder:
-        return cast(ProcessRecorder, self.recorder)
+    def process_recorder(self) -> RecordsRecorder:
+        return cast(RecordsRecorder, self.recorder)
 
     def history_of(self, pupil_id: PupilId) -> PupilHistory:
         try:
@@ -108,7 +125,9 @@ class RecordsApplication(Application[UUID]):
             history = histories.get(pupil_id) or self.history_of(pupil_id)
             decided = record_school_event(history, school_event)
             state = project_pupil_history(history, decided)
-            assert state is not None
+            if state is None:
+                raise RecordsInvariantBroken(f"pupil {pupil_id}'s history vanished while "
+                                             "recording its new events")
             histories[pupil_id] = state
             new_events.extend(decided)
         last = max((p for _, p in fresh), key=lambda p: p.offset)
@@ -150,42 +169,19 @@ class RecordsApplication(Application[UUID]):
         items = [(s.originator_version, self._read(s)) for s in stored]
         return len(items), first_break(pupil_id, items)
 
-    def _rows(self, query: str, params: tuple[object, ...] = ()) -> Iterator[Notification]:
-        """Stored events straight from records' table, streamed with a server-side cursor
-        (a tampered row must be reported, not fail the read, so no repository here)."""
-        recorder = cast(Any, self.recorder)
-        sql = query.format(table=recorder.events_table_name)
-        with (recorder.datastore.get_connection() as conn, conn.transaction(),
-              conn.cursor(name="sendhub_verify") as curs):
-            curs.itersize = VERIFY_PAGE
-            curs.execute(sql, params)
-            for row in curs:
-                yield Notification(originator_id=row["originator_id"],
-                                   originator_version=row["originator_version"],
-                                   topic=row["topic"], state=bytes(row["state"]),
-                                   id=row["notification_id"])
-
     def pupil_count(self) -> int:
-        recorder = cast(Any, self.recorder)
-        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(f"SELECT count(DISTINCT originator_id) AS n "  # noqa: S608
-                         f"FROM {recorder.events_table_name}")
-            row = curs.fetchone()
-        return int(row["n"]) if row else 0
+        return self.process_recorder.pupil_count()
 
     def stored_streams(self) -> Iterator[tuple[UUID, list[tuple[int, SENHistoryEvent | str]]]]:
         """Every pupil's stored events, one pupil at a time (memory: one pupil's history)."""
         pupil: UUID | None = None
         items: list[tuple[int, SENHistoryEvent | str]] = []
-        for n in self._rows("SELECT originator_id, originator_version, topic, state, "
-                            "notification_id FROM {table} ORDER BY originator_id, "
-                            "originator_version"):
-            pupil_id = UUID(str(n.originator_id))
-            if pupil_id != pupil and pupil is not None:
+        for row in self.process_recorder.stored_rows_by_pupil():
+            if row.pupil_id != pupil and pupil is not None:
                 yield pupil, items
                 items = []
-            pupil = pupil_id
-            items.append((n.originator_version, self._read(n)))
+            pupil = row.pupil_id
+            items.append((row.version, self._read(row.stored_event)))
         if pupil is not None:
             yield pupil, items
 
@@ -259,13 +255,10 @@ class RecordsApplication(Application[UUID]):
         """Every pupil's chain head as it stood at notification `up_to`: one row per pupil,
         read with one query (the newest stored event of each stream)."""
         heads = []
-        for stored in self._rows(
-                "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, "
-                "state, notification_id FROM {table} WHERE notification_id <= %s "
-                "ORDER BY originator_id, originator_version DESC", (up_to,)):
-            event = self._read(stored)
+        for row in self.process_recorder.newest_rows(up_to):
+            event = self._read(row.stored_event)
             head = chain_hash(event) if not isinstance(event, str) else f"unreadable: {event}"
-            heads.append((UUID(str(stored.originator_id)), stored.originator_version, head))
+            heads.append((row.pupil_id, row.version, head))
         return heads
 
     ANCHOR_KEY = "anchor#audit"

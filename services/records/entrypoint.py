@@ -25,6 +25,7 @@ from services.records.domain import RecordsError
 from services.records.handlers import to_history_contract, to_school_event_record
 from services.shared.binding import bind
 from services.shared.consuming import ConsumerPolicy, Record
+from services.shared.database import require_current
 from services.shared.kafka import (
     batch_consumer_options,
     ensure_topics,
@@ -177,6 +178,7 @@ class AuditAnchoring(PeriodicTask):
 
 def build_app(settings: HubSettings) -> FastStream:
     topics = settings.topics
+    require_current(settings)  # refuse a database whose schema is not at the hub's head
     bind(settings)  # refuse a database that belongs to another cluster or namespace
     ensure_topics(
         settings, [topics.accepted, topics.rejected, topics.pupil_history, topics.audit_anchors],

@@ -4,7 +4,7 @@ The stores keep Kafka positions (offsets) and what they have already relayed or 
 Against a recreated broker, or another namespace, those would skip new messages and
 never re-send old ones, silently. So the first service to start records which cluster
 and namespace the database serves, and every later start checks it and refuses, with
-a clear message, when they differ.
+a clear message, when they differ. The `hub_binding` table comes from the migrations.
 """
 
 from __future__ import annotations
@@ -12,16 +12,8 @@ from __future__ import annotations
 import psycopg
 from kafka.admin import KafkaAdminClient
 
+from services.shared import locks
 from services.shared.settings import HubSettings
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS hub_binding (
-    only_one boolean PRIMARY KEY DEFAULT true CHECK (only_one),
-    kafka_cluster_id text NOT NULL,
-    topic_namespace text NOT NULL,
-    bound_at timestamptz NOT NULL DEFAULT now()
-);
-"""
 
 
 class WrongCluster(RuntimeError):
@@ -40,14 +32,15 @@ def kafka_cluster_id(settings: HubSettings) -> str:
 def check_binding(settings: HubSettings, cluster_id: str) -> None:
     """Bind an unbound database to this cluster and namespace; refuse a different one."""
     with psycopg.connect(settings.database_conninfo) as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(727003)")
-        conn.execute(SCHEMA)
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.BINDING,))
         conn.execute("INSERT INTO hub_binding (kafka_cluster_id, topic_namespace) "
                      "VALUES (%s, %s) ON CONFLICT DO NOTHING",
                      (cluster_id, settings.topic_namespace))
         row = conn.execute("SELECT kafka_cluster_id, topic_namespace, bound_at "
                            "FROM hub_binding").fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError(f"hub_binding in {settings.database_url.path} is empty right after "
+                           "binding it: something deletes it")
     if (row[0], row[1]) != (cluster_id, settings.topic_namespace):
         raise WrongCluster(
             f"the database {settings.database_url.path} holds the hub's state for Kafka "

@@ -1,13 +1,48 @@
-"""The hub's one way to be configured: environment variables prefixed `SENDHUB_`."""
+"""The hub's one way to be configured: environment variables prefixed `SENDHUB_`.
+
+The database password never sits in the default URL, where it would be copied into
+shells, logs and process listings. It is found, in this order: a password in
+`SENDHUB_DATABASE_URL` itself (still accepted); `SENDHUB_DATABASE_PASSWORD`;
+the file named by `SENDHUB_DATABASE_PASSWORD_FILE` (a container secret); the file
+`deploy/local/up` writes (`.cache/postgres/password`), when it exists; otherwise none,
+and libpq looks in `PGPASSWORD` or `~/.pgpass` itself (both psycopg and eventsourcing's
+datastore go through libpq, which treats an empty password as none given).
+
+An obviously placeholder password is refused, as the FastAPI template's
+`_enforce_non_default_secrets` does, but only for a database reached over the network:
+the local deploy keeps `sendhub` on loopback, where only this machine's users can
+connect and a placeholder protects nothing less than a generated password would.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlparse
+import ipaddress
+from pathlib import Path
+from typing import Self
+from urllib.parse import quote, unquote
 
-from pydantic import Field, PostgresDsn
+from pydantic import Field, PostgresDsn, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topics import Topics
+
+# Where deploy/local/up writes its password (lib.sh: $CACHE/postgres/password).
+LOCAL_PASSWORD_FILE = Path(__file__).resolve().parents[2] / ".cache" / "postgres" / "password"
+PLACEHOLDER_PASSWORDS = frozenset({"sendhub", "changethis", "password", "postgres", "secret",
+                                   "admin", "example"})
+
+
+class InsecureDatabasePassword(ValueError):
+    """A placeholder password for a database other users can reach over the network."""
+
+
+def _loopback(host: str | None) -> bool:
+    if not host or host.startswith("/") or host.lower().startswith("%2f") or host == "localhost":
+        return True  # a Unix socket, or this machine by name
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class HubSettings(BaseSettings):
@@ -16,8 +51,12 @@ class HubSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SENDHUB_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
-    database_url: PostgresDsn = PostgresDsn(
-        "postgresql://sendhub:sendhub@127.0.0.1:5432/sendhub"
+    database_url: PostgresDsn = PostgresDsn("postgresql://sendhub@127.0.0.1:5432/sendhub")
+    database_password: SecretStr | None = Field(
+        default=None, description="the database password, when the URL carries none"
+    )
+    database_password_file: Path | None = Field(
+        default=None, description="a file holding the database password (a container secret)"
     )
     topic_namespace: str = Field(
         default="", description="put in front of every topic and consumer group name"
@@ -41,26 +80,92 @@ class HubSettings(BaseSettings):
         default=None, description="who is reading pupils' records through the tools (audited)"
     )
 
+    @model_validator(mode="after")
+    def _one_password_source(self) -> Self:
+        """Two explicit passwords would leave it to chance which one connects."""
+        given = [name for name, value in (
+            ("SENDHUB_DATABASE_URL", self._url_password()),
+            ("SENDHUB_DATABASE_PASSWORD", self.database_password),
+            ("SENDHUB_DATABASE_PASSWORD_FILE", self.database_password_file)) if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"the database password is given twice ({' and '.join(given)}): "
+                             "give it once")
+        if self._url_password() is not None:
+            self._refuse_placeholder(self._url_password())
+        if self.database_password is not None:
+            self._refuse_placeholder(self.database_password.get_secret_value())
+        return self
+
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_namespace)
 
+    def _url_password(self) -> str | None:
+        password = self.database_url.hosts()[0]["password"]
+        return unquote(password) if password is not None else None
+
+    def _refuse_placeholder(self, password: str | None) -> None:
+        host = self.database_url.hosts()[0]["host"]
+        if password is not None and password.strip().lower() in PLACEHOLDER_PASSWORDS \
+                and not _loopback(host):
+            raise InsecureDatabasePassword(
+                f"the database password for {host} is the placeholder {password!r}: set a real "
+                "one (SENDHUB_DATABASE_PASSWORD or SENDHUB_DATABASE_PASSWORD_FILE). Placeholders "
+                "are accepted only for a database on this machine (loopback), as deploy/local/up "
+                "runs it.")
+
+    def resolved_database_password(self) -> str | None:
+        """The password to connect with, or None to let libpq find one (~/.pgpass).
+
+        Read at each call, not at start-up: `make demo` builds its settings before
+        deploy/local/up has written the local password file."""
+        if (in_url := self._url_password()) is not None:
+            return in_url
+        if self.database_password is not None:
+            return self.database_password.get_secret_value()
+        path = self.database_password_file
+        if path is None and LOCAL_PASSWORD_FILE.is_file():
+            path = LOCAL_PASSWORD_FILE
+        if path is None:
+            return None
+        try:
+            password = path.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read the database password file {path} "
+                             f"(SENDHUB_DATABASE_PASSWORD_FILE): {exc.strerror}") from None
+        self._refuse_placeholder(password)
+        return password
+
     def eventsourcing_env(self, schema: str = "public") -> dict[str, str]:
-        """Translate the one database URL into eventsourcing's own variables."""
-        url = urlparse(str(self.database_url))
+        """Translate the one database URL into eventsourcing's own variables.
+
+        CREATE_TABLE is off: records' tables, like every other, come from the migrations
+        (`sendhub db upgrade`), so a service never changes the schema as it starts."""
+        host = self.database_url.hosts()[0]
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": url.path.lstrip("/"),
-            "POSTGRES_HOST": url.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(url.port or 5432),
-            "POSTGRES_USER": unquote(url.username or ""),
-            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_DBNAME": (self.database_url.path or "").lstrip("/"),
+            "POSTGRES_HOST": unquote(host["host"] or "127.0.0.1"),
+            "POSTGRES_PORT": str(host["port"] or 5432),
+            "POSTGRES_USER": unquote(host["username"] or ""),
+            # Empty is "not given" to libpq, which then reads ~/.pgpass.
+            "POSTGRES_PASSWORD": self.resolved_database_password() or "",
             "POSTGRES_SCHEMA": schema,
             "POSTGRES_POOL_SIZE": "4",
             "POSTGRES_CONNECT_TIMEOUT": "10",
-            "CREATE_TABLE": "y",
+            "CREATE_TABLE": "n",
         }
 
     @property
     def database_conninfo(self) -> str:
-        return str(self.database_url)
+        """The URL to connect with: the configured one, with the resolved password in it."""
+        url = str(self.database_url)
+        password = self.resolved_database_password()
+        if password is None or self._url_password() is not None:
+            return url
+        scheme, _, rest = url.partition("://")
+        authority, slash, tail = rest.partition("/")
+        user, at, hosts = authority.rpartition("@")
+        if not at:
+            user, hosts = "", authority
+        return f"{scheme}://{user}:{quote(password, safe='')}@{hosts}{slash}{tail}"

@@ -26,6 +26,7 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts.history import PupilHistoryEventV1
 from services.shared.binding import bind
 from services.shared.consuming import ConsumerPolicy, Record
+from services.shared.database import require_current
 from services.shared.kafka import (
     batch_consumer_options,
     ensure_topics,
@@ -165,6 +166,7 @@ async def _store_receipts(transfers: TransfersApplication, policy: ConsumerPolic
 
 def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None) -> FastStream:
     topics = settings.topics
+    require_current(settings)  # refuse a database whose schema is not this hub's
     bind(settings)  # refuse a database that belongs to another cluster or namespace
     ensure_topics(settings, [topics.pupil_history, topics.rejected, topics.packet_receipts],
                   rejected_topic_config(settings))

@@ -188,66 +188,6 @@ class PostgresRepository(TransfersRepository):
         return [RegisteredSetting(**r) for r in rows]
 
 
-_TEMP_SCHEMA = """
-CREATE TABLE IF NOT EXISTS transfers_history (
-    upn text NOT NULL,
-    version integer NOT NULL,
-    notification_id bigint NOT NULL,
-    event jsonb NOT NULL,
-    PRIMARY KEY (upn, version)
-);
-CREATE TABLE IF NOT EXISTS transfers_positions (
-    topic text NOT NULL,
-    partition integer NOT NULL,
-    next_offset bigint NOT NULL,
-    PRIMARY KEY (topic, partition)
-);
-CREATE TABLE IF NOT EXISTS transfers_packets (
-    packet_id uuid PRIMARY KEY,
-    upn text NOT NULL,
-    receiver text NOT NULL,
-    move_version integer NOT NULL,
-    body jsonb NOT NULL,
-    built_at timestamptz NOT NULL,
-    published_at timestamptz
-);
-ALTER TABLE transfers_packets ADD COLUMN IF NOT EXISTS history_version integer;
-ALTER TABLE transfers_packets ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'first';
-ALTER TABLE transfers_packets ADD COLUMN IF NOT EXISTS supersedes uuid;
-CREATE INDEX IF NOT EXISTS transfers_packets_unpublished
-    ON transfers_packets (built_at) WHERE published_at IS NULL;
-CREATE INDEX IF NOT EXISTS transfers_packets_by_pupil ON transfers_packets (upn);
-CREATE TABLE IF NOT EXISTS transfers_delivery (
-    id bigserial PRIMARY KEY,
-    packet_id uuid NOT NULL REFERENCES transfers_packets (packet_id),
-    state text NOT NULL,
-    at timestamptz NOT NULL,
-    detail text,
-    receipt_key text UNIQUE
-);
-CREATE INDEX IF NOT EXISTS transfers_delivery_by_packet ON transfers_delivery (packet_id, id);
-CREATE OR REPLACE FUNCTION transfers_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN RAISE EXCEPTION 'transfers_delivery is append-only'; END $$;
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'transfers_delivery_append_only') THEN
-        CREATE TRIGGER transfers_delivery_append_only BEFORE UPDATE OR DELETE
-            ON transfers_delivery FOR EACH ROW EXECUTE FUNCTION transfers_append_only();
-    END IF;
-END $$;
-CREATE TABLE IF NOT EXISTS settings_registry (
-    urn text PRIMARY KEY,
-    name text NOT NULL,
-    phase text NOT NULL,
-    la_code text,
-    la_name text,
-    establishment_number text,
-    ukprn text UNIQUE,
-    trust text,
-    imported_at timestamptz NOT NULL
-);
-"""
-
-
 class PostgresTransfers:
     """Transactions on a pool of connections to the hub's database."""
 
@@ -255,9 +195,6 @@ class PostgresTransfers:
         self.pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
             conninfo, min_size=1, max_size=4, open=True,
             kwargs={"autocommit": False, "row_factory": dict_row})
-        with self.pool.connection() as conn:  # TEMP until the migrations land
-            conn.execute("SELECT pg_advisory_xact_lock(727001)")
-            conn.execute(_TEMP_SCHEMA)
 
     @contextmanager
     def transaction(self) -> Iterator[TransfersRepository]:

@@ -126,3 +126,14 @@ def test_concerns_reviews_and_gaps_are_measured() -> None:
     (gap,) = plan_gaps(h)
     assert (gap.start, gap.end) == (date(2025, 3, 31), date(2025, 5, 12)) and not gap.overdue(
         date(2026, 1, 1))
+
+
+def test_the_whole_store_verifies_in_memory_too() -> None:
+    app, events = recorded(school_event(), school_event("assessment_completed"))
+    pid = events[0].originator_id
+    assert app.pupil_count() == 1
+    assert app.verify_all() == (1, 2, [])
+    assert app.all_heads(up_to=1) == [(pid, 1, events[0].event_hash)]
+    assert app.all_heads(up_to=2) == [(pid, 2, events[1].event_hash)]
+    checked, mismatches = app.verify_against_anchors({pid: {2: (events[1].event_hash, "t")}})
+    assert (checked, mismatches) == (1, [])

@@ -1,0 +1,1 @@
+"""The hub's schema migrations (alembic, raw SQL); run them with `sendhub db upgrade`."""

@@ -1,0 +1,59 @@
+"""Records' recorder answers the audit's reads the same in memory and on PostgreSQL.
+
+One test body, run here over the in-memory recorder and in
+tests/integration/test_records_recorder_on_postgres.py over PostgreSQL, as eventsourcing
+runs one test case over each of its recorders.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from services.records.application import RecordsApplication
+from services.records.persistence import POPORecordsRecorder, RecordsRecorder, StoredRow
+
+PUPIL_A = UUID("00000000-0000-4000-8000-00000000000a")
+PUPIL_B = UUID("00000000-0000-4000-8000-00000000000b")
+PUPIL_C = UUID("00000000-0000-4000-8000-00000000000c")
+TOPIC = "services.records.domain:SENHistoryEvent"
+
+
+class RecorderContract:
+    """What the application relies on, whichever store holds the histories."""
+
+    def recorder(self) -> RecordsRecorder:
+        raise NotImplementedError
+
+    def test_the_audits_reads(self) -> None:
+        recorder = self.recorder()
+        assert recorder.pupil_count() == 0
+        assert list(recorder.stored_rows_by_pupil()) == []
+        ids: dict[tuple[UUID, int], int] = {}
+        for pupil, version in [(PUPIL_B, 1), (PUPIL_A, 1), (PUPIL_B, 2), (PUPIL_C, 1),
+                               (PUPIL_A, 2), (PUPIL_A, 3)]:
+            stored = StoredEvent(pupil, version, TOPIC, f"{pupil.hex[-1]}{version}".encode())
+            (ids[pupil, version],) = recorder.insert_events([stored]) or [0]
+
+        assert recorder.pupil_count() == 3
+        assert list(recorder.stored_rows_by_pupil()) == [
+            StoredRow(pupil, version, TOPIC, f"{pupil.hex[-1]}{version}".encode(),
+                      ids[pupil, version])
+            for pupil, version in [(PUPIL_A, 1), (PUPIL_A, 2), (PUPIL_A, 3), (PUPIL_B, 1),
+                                   (PUPIL_B, 2), (PUPIL_C, 1)]]
+        as_anchored = [(r.pupil_id, r.version) for r in recorder.newest_rows(ids[PUPIL_C, 1])]
+        assert as_anchored == [(PUPIL_A, 1), (PUPIL_B, 2), (PUPIL_C, 1)]
+        now = [(r.pupil_id, r.version) for r in recorder.newest_rows(ids[PUPIL_A, 3])]
+        assert now == [(PUPIL_A, 3), (PUPIL_B, 2), (PUPIL_C, 1)]
+        row = next(recorder.newest_rows(ids[PUPIL_A, 3]))
+        assert row.stored_event == StoredEvent(PUPIL_A, 3, TOPIC, b"a3")
+
+
+class TestInMemory(RecorderContract):
+    def recorder(self) -> RecordsRecorder:
+        return POPORecordsRecorder()
+
+
+def test_the_application_in_memory_uses_records_recorder() -> None:
+    assert isinstance(RecordsApplication().process_recorder, POPORecordsRecorder)

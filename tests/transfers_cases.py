@@ -101,6 +101,7 @@ class TransfersCases:
         topic = f"history-{upn}"
         [first] = app.record_history(at(topic, history_messages(upn, CONCERN, moved(TO_SCHOOL))))
         # Weeks later the former school records an assessment dated before the move.
+        self.clock.now += timedelta(weeks=3)
         [amendment] = app.record_history(at(topic, history_messages(upn, LATE, first_version=3),
                                             first_offset=2))
         packet = app.packet(amendment)

@@ -23,7 +23,6 @@ SUPPLIER_ID = "SENDHUB"
 LOST_PUPIL_LEA, LOST_PUPIL_ESTAB = "XXX", "XXXX"
 
 Form = Literal["json", "ctf", "html"]
-SUFFIX: dict[str, str] = {"json": ".json", "ctf": ".xml", "html": ".html"}
 
 
 def render(packet: TransferPacketV1, form: Form) -> bytes:

@@ -16,9 +16,7 @@ from rich.text import Text
 
 from services.records.domain import SENHistoryEvent, chain_head
 from services.records.handlers import to_history_contract
-from services.shared.sen_record import describe_event, record_at
-
-STATUS_WORDS = {"none": "No SEN", "sen_support": "SEN support (K)", "ehc_plan": "EHC plan (E)"}
+from services.shared.sen_record import STATUS_WORDS, describe_event, record_at
 
 
 def history_document(upn: str, events: Sequence[SENHistoryEvent], *,

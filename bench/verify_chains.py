@@ -33,7 +33,7 @@ from contracts.school_events import SCHOOL_EVENT  # noqa: E402
 from services.records.application import ConsumedPosition, RecordsApplication  # noqa: E402
 from services.records.handlers import to_school_event_record  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
-from tests.conftest import random_upn, school_event  # noqa: E402
+from tests.factories import random_upn, school_event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("concern_raised", "assessment_completed", "plan_reviewed", "plan_reviewed", "pupil_moved")

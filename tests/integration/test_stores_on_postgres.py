@@ -14,7 +14,7 @@ from services.records.handlers import to_history_contract, to_school_event_recor
 from services.shared.settings import HubSettings
 from services.transfers.application import ConsumedPosition as HistoryPosition
 from services.transfers.application import TransfersStore
-from tests.conftest import random_upn, school_event
+from tests.factories import random_upn, school_event
 
 pytestmark = pytest.mark.integration
 

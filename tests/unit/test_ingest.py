@@ -14,7 +14,7 @@ from contracts.dead_letter import DeadLetterV1
 from services.ingest.entrypoint import build_broker
 from services.ingest.handlers import Refused, screen_school_event
 from services.shared.settings import HubSettings
-from tests.conftest import school_event
+from tests.factories import school_event
 
 POSITION = Position(topic="sen.school-events.v1", partition=2, offset=41)
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

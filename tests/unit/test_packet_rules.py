@@ -21,7 +21,7 @@ from services.transfers.domain import (
     school_days_between,
 )
 from services.transfers.forms import read_ctf, render_ctf, render_html
-from tests.conftest import school_event
+from tests.factories import school_event
 
 GENERATED = datetime(2026, 1, 5, tzinfo=UTC)
 

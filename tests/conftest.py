@@ -2,7 +2,8 @@
 
 Tests that need Kafka or PostgreSQL fail (never skip) when `CI` is set. Each test
 session gets its own topic namespace and its own database, so runs never see each
-other's data, nor the demo's.
+other's data, nor the demo's. SENDHUB_TEST_INFRA=containers runs Kafka and PostgreSQL
+in containers instead (tests/infrastructure.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import psycopg
 import pytest
 
 from services.shared.settings import HubSettings
+from tests import infrastructure
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -47,8 +49,14 @@ def _need(what: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def base_settings() -> HubSettings:
-    return HubSettings()
+def base_settings() -> Iterator[HubSettings]:
+    """Where this session's Kafka and PostgreSQL are (tests/infrastructure.py): deploy/local
+    or SENDHUB_*, or with SENDHUB_TEST_INFRA=containers, containers started for it."""
+    if infrastructure.chosen() == "local":
+        yield HubSettings()
+        return
+    with infrastructure.containers(unavailable) as (bootstrap, database_url):
+        yield HubSettings(kafka_bootstrap=bootstrap, database_url=database_url)
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,10 @@ app.add_typer(operations.db_app, name="db")
 
 def main() -> None:
     """The `sendhub` command: infrastructure that cannot be reached is a clear message
-    (exit 3), not a traceback."""
+    (exit 3), not a traceback.
+
+    The callback's settings end with the command's context, before these handlers run;
+    they read the same environment again only to name the address that failed."""
     import psycopg
     from eventsourcing.persistence import OperationalError as StoreUnreachable
     from kafka.errors import KafkaError

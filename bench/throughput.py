@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from contracts.topics import Topics  # noqa: E402
 from services.shared.database import upgrade  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
-from tests.conftest import random_upn, school_event  # noqa: E402
+from tests.factories import random_upn, school_event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,7 +34,7 @@ from services.records.application import ConsumedPosition, RecordsApplication  #
 from services.records.handlers import to_school_event_record  # noqa: E402
 from services.shared.database import upgrade  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
-from tests.conftest import random_upn, school_event  # noqa: E402
+from tests.factories import random_upn, school_event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("concern_raised", "assessment_completed", "plan_reviewed", "plan_reviewed", "pupil_moved")

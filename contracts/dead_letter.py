@@ -13,16 +13,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-REASON_CODES = (
-    "not_utf8",
-    "not_json",
-    "empty",
-    "too_large",
-    "schema_invalid",
-    "history_rejected",
-    "unknown_packet",
-    "wrong_receiver",
-)
 ReasonCode = Literal[
     "not_utf8", "not_json", "empty", "too_large", "schema_invalid", "history_rejected",
     "unknown_packet", "wrong_receiver", "internal_error",

@@ -331,8 +331,6 @@ class PupilMovedV1(_SchoolEvent):
         return self
 
 
-EVENT_TYPES = ("concern_raised", "assessment_completed", "plan_reviewed", "pupil_moved")
-
 SchoolEventV1 = Annotated[
     ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1,
     Discriminator("event_type"),
@@ -340,4 +338,3 @@ SchoolEventV1 = Annotated[
 SCHOOL_EVENT = TypeAdapter[
     ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1
 ](SchoolEventV1)
-AnySchoolEvent = ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1

@@ -15,7 +15,6 @@ PUPIL_HISTORY_V1 = "sen.pupil-history.v1"
 INBOX_PREFIX = "sen.inbox."
 PACKET_RECEIPTS_V1 = "sen.packet-receipts.v1"
 AUDIT_ANCHORS_V1 = "sen.audit-anchors.v1"
-LOST_PUPILS = "lost-pupils"
 
 
 def receiver_inbox(receiver: str) -> str:
@@ -59,10 +58,6 @@ class Topics:
 
     def inbox(self, receiver: str) -> str:
         return self._n(receiver_inbox(receiver))
-
-    @property
-    def inbox_prefix(self) -> str:
-        return self._n(INBOX_PREFIX)
 
     def group(self, service: str) -> str:
         """Consumer group id of a service, namespaced like the topics."""

@@ -118,11 +118,10 @@ def stop_services(procs: dict[str, tuple[subprocess.Popen[bytes], Path]]) -> Non
             process.kill()
 
 
-def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool = False,
-             fresh: bool = False) -> int:
-    console.print(Rule("SEN transfer hub: demonstration"))
-    # What was not running is started, and stopped again at the end; a server that runs
-    # but lacks the hub's database or role is only completed by deploy/local/up.
+def ensure_infrastructure(settings: HubSettings, console: Console) -> list[str]:
+    """Start with deploy/local/up what is not running; return what it started, so the
+    demo stops only that. A server that runs but lacks the hub's database or role is
+    only completed by deploy/local/up."""
     missing = [name for name, listening in (("kafka", _listening(settings.kafka_bootstrap)),
                                             ("postgres", _listening(_pg_address(settings))))
                if not listening]
@@ -132,59 +131,44 @@ def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool 
         subprocess.run([str(ROOT / "deploy/local/up")], check=True)
     else:
         console.print(f"Using the running Kafka ({settings.kafka_bootstrap}) and PostgreSQL.")
+    return missing
+
+
+def prepare_database(settings: HubSettings, console: Console, fresh: bool
+                     ) -> TransfersApplication | None:
+    """Schema at head, bound to this cluster, the registry sample loaded; None (with the
+    reason shown) when the database belongs to another cluster."""
+    if fresh:
+        recreate_database(settings, console)
+    console.print(f"Database schema at revision {upgrade(settings)}.")
+    try:
+        bind(settings)
+    except WrongCluster as exc:
+        console.print(f"[red]Cannot run the demonstration: {exc}[/red]\n"
+                      "To run it on an empty database instead: sendhub demo --fresh")
+        return None
+    store = TransfersApplication.on_postgres(
+        settings.database_conninfo, resend_after_school_days=settings.resend_after_school_days)
+    registry, problems = parse_registry_csv((ROOT / REGISTRY_SAMPLE).read_text())
+    store.import_settings(registry)
+    console.print(f"Settings registry: {len(registry)} schools and colleges from "
+                  f"{REGISTRY_SAMPLE} ({len(problems)} rows skipped)")
+    return store
+
+
+def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool = False,
+             fresh: bool = False) -> int:
+    console.print(Rule("SEN transfer hub: demonstration"))
+    missing = ensure_infrastructure(settings, console)
     log_dir = ROOT / ".cache" / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     store: TransfersApplication | None = None
     try:
-        if fresh:
-            recreate_database(settings, console)
-        console.print(f"Database schema at revision {upgrade(settings)}.")
-        try:
-            bind(settings)
-        except WrongCluster as exc:
-            console.print(f"[red]Cannot run the demonstration: {exc}[/red]\n"
-                          "To run it on an empty database instead: sendhub demo --fresh")
+        store = prepare_database(settings, console, fresh)
+        if store is None:
             return 1
-        store = TransfersApplication.on_postgres(settings.database_conninfo,
-                               resend_after_school_days=settings.resend_after_school_days)
-        registry, problems = parse_registry_csv((ROOT / REGISTRY_SAMPLE).read_text())
-        store.import_settings(registry)
-        console.print(f"Settings registry: {len(registry)} schools and colleges from "
-                      f"{REGISTRY_SAMPLE} ({len(problems)} rows skipped)")
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total}"), console=console) as progress:
-            for name in SERVICES:
-                procs[name] = start_service(name, log_dir)
-            wait_until_started(procs, progress)
-            lines = scenario.scenario_lines()
-            sent = publish_lines(settings, lines)
-            progress.add_task("school events published", total=len(lines), completed=sent.count)
-            invalid_index = next(i for i, line in enumerate(lines)
-                                 if scenario.INVALID_EVENT_ID.encode() in line)
-            expected = {packet_id_for(pupil.upn, UUID(move_id)): receiver
-                        for pupil, move_id, receiver in scenario.MOVES}
-            packets, letter = wait_for_results(settings, expected, sent.positions[invalid_index],
-                                               progress)
-            if len(packets) < len(expected):
-                progress.stop()
-                show_results(console, settings, expected, packets, letter, log_dir)
-                console.print(f"[red]Only {len(packets)} of {len(expected)} packets arrived in "
-                              f"{WAIT_SECONDS} s; see the service logs in {log_dir}.[/red]")
-                return 1
-            receipts_sent = publish_receipts(settings, demo_receipts(packets))
-            known_before_later_events = datetime.now(UTC)
-            later = scenario.later_lines()
-            publish_lines(settings, later)
-            progress.add_task("later events published (weeks on)", total=len(later),
-                              completed=len(later))
-            amended, found = wait_for_later(settings, progress)
-            wait_for_receipts(store, progress)
-        show_results(console, settings, expected, packets, letter, log_dir)
-        show_later(console, settings, store, amended, found, receipts_sent.positions[-1],
-                   known_before_later_events)
-        ok = letter is not None and amended and found
-        return 0 if ok else 1
+        return play_scenario(settings, console, store, procs, log_dir)
     finally:
         if store is not None:
             store.close()
@@ -194,6 +178,44 @@ def run_demo(settings: HubSettings, console: Console, keep_infrastructure: bool 
         if missing and not keep_infrastructure:
             console.print(f"Stopping what the demonstration started: {', '.join(missing)}")
             subprocess.run([str(ROOT / "deploy/local/down"), *missing], check=False)
+
+
+def play_scenario(settings: HubSettings, console: Console, store: TransfersApplication,
+                  procs: dict[str, tuple[subprocess.Popen[bytes], Path]], log_dir: Path) -> int:
+    """Services up, the scenario's events in, packets and receipts out, then the later
+    events (an amendment, a re-route) and the auditor's view."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), console=console) as progress:
+        for name in SERVICES:
+            procs[name] = start_service(name, log_dir)
+        wait_until_started(procs, progress)
+        lines = scenario.scenario_lines()
+        sent = publish_lines(settings, lines)
+        progress.add_task("school events published", total=len(lines), completed=sent.count)
+        invalid_index = next(i for i, line in enumerate(lines)
+                             if scenario.INVALID_EVENT_ID.encode() in line)
+        expected = {packet_id_for(pupil.upn, UUID(move_id)): receiver
+                    for pupil, move_id, receiver in scenario.MOVES}
+        packets, letter = wait_for_results(settings, expected, sent.positions[invalid_index],
+                                           progress)
+        if len(packets) < len(expected):
+            progress.stop()
+            show_results(console, settings, expected, packets, letter, log_dir)
+            console.print(f"[red]Only {len(packets)} of {len(expected)} packets arrived in "
+                          f"{WAIT_SECONDS} s; see the service logs in {log_dir}.[/red]")
+            return 1
+        receipts_sent = publish_receipts(settings, demo_receipts(packets))
+        known_before_later_events = datetime.now(UTC)
+        later = scenario.later_lines()
+        publish_lines(settings, later)
+        progress.add_task("later events published (weeks on)", total=len(later),
+                          completed=len(later))
+        amended, found = wait_for_later(settings, progress)
+        wait_for_receipts(store, progress)
+    show_results(console, settings, expected, packets, letter, log_dir)
+    show_later(console, settings, store, amended, found, receipts_sent.positions[-1],
+               known_before_later_events)
+    return 0 if letter is not None and amended and found else 1
 
 
 def recreate_database(settings: HubSettings, console: Console) -> None:

@@ -15,9 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from services.records.domain import GENESIS_HASH, pupil_id_for
-from services.shared.sen_record import HistoryEntry, describe_event, record_at
-
-STATUS_WORDS = {"none": "No SEN", "sen_support": "SEN support (K)", "ehc_plan": "EHC plan (E)"}
+from services.shared.sen_record import STATUS_WORDS, HistoryEntry, describe_event, record_at
 
 
 def _chain_head(history: Sequence[HistoryEntry]) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -26,6 +26,9 @@ from contracts.school_events import (
 from services.shared.sen_record import HistoryEntry, describe_event, record_at
 from services.shared.statutory import Interval, all_measures
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 PROVISION_COLOURS = {"sen_support": "#f2b134", "ehc_plan": "#c0392b", "none": "#cfd8dc"}
 
 
@@ -37,66 +40,9 @@ class ChainCheck:
 
 
 ROWS = {"Setting": 4, "SEN provision": 3, "Needs": 2, "Events": 1}
-
-
-def _stays(events: Sequence[HistoryEntry], start: date, end: date) -> list[tuple[str, date, date]]:
-    """Settings attended: from the first event there (or the move in) to the move out."""
-    stays: list[tuple[str, date, date]] = []
-    here, since = events[0].event.source.urn, start
-    for h in events:
-        if isinstance(h.event, PupilMovedV1):
-            stays.append((here, since, h.event.payload.effective_date))
-            d = h.event.payload.destination
-            here = getattr(d, "urn", None) or getattr(d, "ukprn", None) or "unknown"
-            since = h.event.payload.effective_date
-    stays.append((here, since, end))
-    return stays
-
-
-def _draw_bands(ax: Any, events: Sequence[HistoryEntry], start: date, end: date) -> None:
-    """The settings row and the SEN provision row (K, E) as coloured bands."""
-    import matplotlib.dates as mdates
-
-    palette = ["#dfe9f5", "#e8f5e9", "#fdf2e0", "#f3e5f5", "#e0f7fa"]
-    for n, (urn, a, b) in enumerate(_stays(events, start, end)):
-        ax.barh(ROWS["Setting"], mdates.date2num(b) - mdates.date2num(a), left=mdates.date2num(a),
-                height=0.6, color=palette[n % len(palette)], edgecolor="#555")
-        ax.text(mdates.date2num(a) + 3, ROWS["Setting"], f"URN {urn}" if urn.isdigit() and
-                len(urn) == 6 else urn, va="center", fontsize=8)
-    episodes = record_at(events).episodes
-    for n, (a, status) in enumerate(episodes):
-        b = episodes[n + 1][0] if n + 1 < len(episodes) else end
-        ax.barh(ROWS["SEN provision"], mdates.date2num(b) - mdates.date2num(a),
-                left=mdates.date2num(a), height=0.6, color=PROVISION_COLOURS[status],
-                edgecolor="#555")
-        ax.text(mdates.date2num(a) + 3, ROWS["SEN provision"],
-                {"sen_support": "K", "ehc_plan": "E", "none": "N"}[status], va="center",
-                fontsize=8, fontweight="bold")
-
-
-def _draw_events(ax: Any, events: Sequence[HistoryEntry]) -> None:
-    """Concerns, assessments (with the needs found), reviews, and moves as lines."""
-    import matplotlib.dates as mdates
-
-    markers = {ConcernRaisedV1: ("^", "#e67e22", "concern"),
-               AssessmentCompletedV1: ("o", "#2c3e50", "assessment"),
-               PlanReviewedV1: ("s", "#27ae60", "plan review")}
-    labelled: set[str] = set()
-    for h in events:
-        e = h.event
-        x = mdates.date2num(e.occurred_at.date())
-        if isinstance(e, PupilMovedV1):
-            ax.axvline(mdates.date2num(e.payload.effective_date), color="#8e44ad", linestyle="--",
-                       linewidth=1, label=None if "move" in labelled else "move")
-            labelled.add("move")
-            continue
-        marker, colour, label = markers[type(e)]
-        ax.plot(x, ROWS["Events"], marker=marker, color=colour, markersize=7, linestyle="none",
-                label=None if label in labelled else label)
-        labelled.add(label)
-        if isinstance(e, AssessmentCompletedV1) and e.payload.identified_needs:
-            ax.text(x, ROWS["Needs"], "/".join(n.code.value for n in e.payload.identified_needs),
-                    fontsize=7, rotation=30, ha="left", va="center")
+EVENT_MARKERS = {ConcernRaisedV1: ("^", "#e67e22", "concern"),
+                 AssessmentCompletedV1: ("o", "#2c3e50", "assessment"),
+                 PlanReviewedV1: ("s", "#27ae60", "plan review")}
 
 
 def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
@@ -112,8 +58,10 @@ def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
     start = min(h.event.occurred_at.date() for h in events) - timedelta(days=20)
     end = max([today, *(h.event.occurred_at.date() for h in events)]) + timedelta(days=20)
     fig, ax = plt.subplots(figsize=(10, 3.6), dpi=96)
-    _draw_bands(ax, events, start, end)
+    _draw_settings(ax, events, start, end)
+    _draw_provision(ax, events, end)
     _draw_events(ax, events)
+
     ax.set_yticks(list(ROWS.values()), list(ROWS.keys()))
     ax.set_ylim(0.3, 4.7)
     ax.set_xlim(mdates.date2num(start), mdates.date2num(end))
@@ -129,6 +77,64 @@ def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
     plt.close(fig)
     svg = buffer.getvalue()
     return svg[svg.index("<svg"):]
+
+
+def _draw_settings(ax: Axes, events: Sequence[HistoryEntry], start: date, end: date) -> None:
+    """Each setting from the first event there (or the move in) to the move out."""
+    import matplotlib.dates as mdates
+
+    stays: list[tuple[str, date, date]] = []
+    here, since = events[0].event.source.urn, start
+    for h in events:
+        if isinstance(h.event, PupilMovedV1):
+            stays.append((here, since, h.event.payload.effective_date))
+            d = h.event.payload.destination
+            here = getattr(d, "urn", None) or getattr(d, "ukprn", None) or "unknown"
+            since = h.event.payload.effective_date
+    stays.append((here, since, end))
+    palette = ["#dfe9f5", "#e8f5e9", "#fdf2e0", "#f3e5f5", "#e0f7fa"]
+    for n, (urn, a, b) in enumerate(stays):
+        ax.barh(ROWS["Setting"], mdates.date2num(b) - mdates.date2num(a), left=mdates.date2num(a),
+                height=0.6, color=palette[n % len(palette)], edgecolor="#555")
+        ax.text(mdates.date2num(a) + 3, ROWS["Setting"], f"URN {urn}" if urn.isdigit() and
+                len(urn) == 6 else urn, va="center", fontsize=8)
+
+
+def _draw_provision(ax: Axes, events: Sequence[HistoryEntry], end: date) -> None:
+    import matplotlib.dates as mdates
+
+    episodes = record_at(events).episodes
+    for n, (a, status) in enumerate(episodes):
+        b = episodes[n + 1][0] if n + 1 < len(episodes) else end
+        ax.barh(ROWS["SEN provision"], mdates.date2num(b) - mdates.date2num(a),
+                left=mdates.date2num(a), height=0.6, color=PROVISION_COLOURS[status],
+                edgecolor="#555")
+        ax.text(mdates.date2num(a) + 3, ROWS["SEN provision"],
+                {"sen_support": "K", "ehc_plan": "E", "none": "N"}[status], va="center",
+                fontsize=8, fontweight="bold")
+
+
+def _draw_events(ax: Axes, events: Sequence[HistoryEntry]) -> None:
+    """Concerns, assessments and reviews as markers, needs found above them, moves as
+    dashed lines; each kind in the legend once."""
+    import matplotlib.dates as mdates
+
+    labelled: set[str] = set()
+    for h in events:
+        e = h.event
+        x = mdates.date2num(e.occurred_at.date())
+        if isinstance(e, PupilMovedV1):
+            ax.axvline(mdates.date2num(e.payload.effective_date), color="#8e44ad", linestyle="--",
+                       linewidth=1, label=None if "move" in labelled else "move")
+            labelled.add("move")
+            continue
+        marker, colour, label = EVENT_MARKERS[type(e)]
+        ax.plot(x, ROWS["Events"], marker=marker, color=colour, markersize=7, linestyle="none",
+                label=None if label in labelled else label)
+        labelled.add(label)
+        if isinstance(e, AssessmentCompletedV1) and e.payload.identified_needs:
+            ax.text(x, ROWS["Needs"], "/".join(n.code.value for n in e.payload.identified_needs),
+                    fontsize=7, rotation=30, ha="left", va="center")
 
 
 _env = Environment(autoescape=select_autoescape(default=True), undefined=StrictUndefined,

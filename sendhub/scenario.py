@@ -92,19 +92,27 @@ def _provision(description: str, kind: str, frequency: str, started: str,
     return item
 
 
+SENCO_OAKFIELD, SENCO_RIVERSIDE, SENCO_HILLCREST = "Mrs J. Patel", "Mr D. Green", "Ms R. Osei"
+
+
 def scenario_events() -> list[dict[str, Any]]:
     """The scenario's school events in the order the school systems send them."""
-    senco_oak, senco_riv, senco_hill = "Mrs J. Patel", "Mr D. Green", "Ms R. Osei"
-    amira = [
+    return (_amira() + _ben() + _chloe() + _dylan() + _ella() + _farhan() + _grace()
+            + [_invalid_review()])
+
+
+def _amira() -> list[dict[str, Any]]:
+    """SEN support at Oakfield, then an in-year move to Riverside."""
+    return [
         _event(AMIRA, 1, "concern_raised", "2024-10-08T15:40:00+01:00", OAKFIELD, "class teacher",
                "Miss L. Hart", {"raised_by": "teacher", "areas_of_need": ["SPLD"],
                "summary": "Reading well below peers; reverses letters; avoids writing tasks."}),
         _event(AMIRA, 2, "assessment_completed", "2024-11-20T11:00:00+00:00", OAKFIELD, "SENCO",
-               senco_oak, {"assessor_role": "senco", "assessment_kind": "screening",
+               SENCO_OAKFIELD, {"assessor_role": "senco", "assessment_kind": "screening",
                "identified_needs": [{"code": "SPLD", "rank": 1}], "outcome": "sen_support",
                "summary": "Dyslexia screener indicates a moderate-to-high risk profile."}),
         _event(AMIRA, 3, "plan_reviewed", "2025-02-10T16:00:00+00:00", OAKFIELD, "SENCO",
-               senco_oak, {"plan_kind": "sen_support_plan", "targets": [
+               SENCO_OAKFIELD, {"plan_kind": "sen_support_plan", "targets": [
                    {"description": "Read 40 high-frequency words by sight", "progress": "partly_met"},
                    {"description": "Write three sentences independently", "progress": "not_met"}],
                "provision": [_provision("Toe by Toe phonics, 1:1 with TA", "intervention",
@@ -116,7 +124,7 @@ def scenario_events() -> list[dict[str, Any]]:
                "pupil_views": "I like the blue overlay. Writing is still hard.",
                "decision": "continue", "next_review_due": "2025-06-16"}),
         _event(AMIRA, 4, "plan_reviewed", "2025-06-16T16:00:00+01:00", OAKFIELD, "SENCO",
-               senco_oak, {"plan_kind": "sen_support_plan", "targets": [
+               SENCO_OAKFIELD, {"plan_kind": "sen_support_plan", "targets": [
                    {"description": "Read 40 high-frequency words by sight", "progress": "met"},
                    {"description": "Write three sentences independently", "progress": "partly_met"}],
                "provision": [_provision("Toe by Toe phonics, 1:1 with TA", "intervention",
@@ -127,7 +135,7 @@ def scenario_events() -> list[dict[str, Any]]:
                "parent_carer_views": "Parents want the typing to continue at home.",
                "decision": "continue", "next_review_due": "2025-10-13"}),
         _event(AMIRA, 5, "plan_reviewed", "2025-10-13T16:00:00+01:00", OAKFIELD, "SENCO",
-               senco_oak, {"plan_kind": "sen_support_plan", "targets": [
+               SENCO_OAKFIELD, {"plan_kind": "sen_support_plan", "targets": [
                    {"description": "Write a paragraph of five sentences with a word bank",
                     "progress": "partly_met"}],
                "provision": [_provision("Touch-typing programme", "intervention",
@@ -143,22 +151,26 @@ def scenario_events() -> list[dict[str, Any]]:
                "move_kind": "in_year", "effective_date": "2026-01-12",
                "admissions_reference": "IYA-2025-0412"}),
     ]
-    ben = [
-        _event(BEN, 1, "concern_raised", "2024-09-30T15:10:00+01:00", RIVERSIDE, "SENCO", senco_riv,
+
+
+def _ben() -> list[dict[str, Any]]:
+    """An EHC plan at Riverside, then the move to secondary school (Hillcrest)."""
+    return [
+        _event(BEN, 1, "concern_raised", "2024-09-30T15:10:00+01:00", RIVERSIDE, "SENCO", SENCO_RIVERSIDE,
                {"raised_by": "parent_carer", "areas_of_need": ["SLCN"],
                 "summary": "Parent reports Ben struggles to follow instructions and find words."}),
         _event(BEN, 2, "assessment_completed", "2024-12-05T10:00:00+00:00", RIVERSIDE, "SENCO",
-               senco_riv, {"assessor_role": "speech_and_language_therapist",
+               SENCO_RIVERSIDE, {"assessor_role": "speech_and_language_therapist",
                "assessment_kind": "specialist", "identified_needs": [{"code": "SLCN", "rank": 1}],
                "outcome": "request_ehc_needs_assessment",
                "summary": "Severe receptive and expressive language disorder; SaLT recommends EHC needs assessment."}),
         _event(BEN, 3, "assessment_completed", "2025-05-20T14:00:00+01:00", RIVERSIDE, "SENCO",
-               senco_riv, {"assessor_role": "educational_psychologist",
+               SENCO_RIVERSIDE, {"assessor_role": "educational_psychologist",
                "assessment_kind": "ehc_needs_assessment",
                "identified_needs": [{"code": "SLCN", "rank": 1}, {"code": "SEMH", "rank": 2}],
                "outcome": "ehc_plan_issued",
                "summary": "EHC plan issued by the local authority: speech and language therapy and emotional support."}),
-        _event(BEN, 4, "plan_reviewed", "2025-11-17T15:30:00+00:00", RIVERSIDE, "SENCO", senco_riv,
+        _event(BEN, 4, "plan_reviewed", "2025-11-17T15:30:00+00:00", RIVERSIDE, "SENCO", SENCO_RIVERSIDE,
                {"plan_kind": "ehc_plan", "targets": [
                    {"description": "Follow two-step instructions in class", "progress": "met"},
                    {"description": "Use a feelings scale to ask for help", "progress": "partly_met"}],
@@ -179,22 +191,26 @@ def scenario_events() -> list[dict[str, Any]]:
                None, {"destination": {"kind": "school", "urn": HILLCREST["urn"]},
                "move_kind": "phase_transfer", "effective_date": "2026-09-01"}),
     ]
-    chloe = [
+
+
+def _chloe() -> list[dict[str, Any]]:
+    """An EHC plan at Hillcrest, then college at 16 (the post-16 policy)."""
+    return [
         _event(CHLOE, 10, "concern_raised", "2021-10-05T15:00:00+01:00", HILLCREST, "SENCO",
-               senco_hill, {"raised_by": "previous_setting", "areas_of_need": ["ASD", "SLCN"],
+               SENCO_HILLCREST, {"raised_by": "previous_setting", "areas_of_need": ["ASD", "SLCN"],
                "summary": "Primary school reports autism diagnosis (2019) and anxiety at transition."}),
         _event(CHLOE, 11, "assessment_completed", "2022-01-18T11:00:00+00:00", HILLCREST, "SENCO",
-               senco_hill, {"assessor_role": "senco", "assessment_kind": "screening",
+               SENCO_HILLCREST, {"assessor_role": "senco", "assessment_kind": "screening",
                "identified_needs": [{"code": "ASD", "rank": 1}, {"code": "SLCN", "rank": 2}],
                "outcome": "request_ehc_needs_assessment",
                "summary": "Needs exceed what SEN support can meet; school requests an EHC needs assessment."}),
         _event(CHLOE, 12, "assessment_completed", "2022-07-05T12:00:00+01:00", HILLCREST, "SENCO",
-               senco_hill, {"assessor_role": "educational_psychologist",
+               SENCO_HILLCREST, {"assessor_role": "educational_psychologist",
                "assessment_kind": "ehc_needs_assessment",
                "identified_needs": [{"code": "ASD", "rank": 1}, {"code": "SLCN", "rank": 2}],
                "outcome": "ehc_plan_issued",
                "summary": "EHC plan issued by the local authority, 24 weeks after the request."}),
-        _event(CHLOE, 13, "plan_reviewed", "2023-06-20T14:00:00+01:00", HILLCREST, "SENCO", senco_hill,
+        _event(CHLOE, 13, "plan_reviewed", "2023-06-20T14:00:00+01:00", HILLCREST, "SENCO", SENCO_HILLCREST,
                {"plan_kind": "ehc_plan", "targets": [
                    {"description": "Use the exit pass instead of leaving without telling staff",
                     "progress": "met"}],
@@ -204,12 +220,12 @@ def scenario_events() -> list[dict[str, Any]]:
                 "parent_carer_views": "Fewer calls home this year.",
                 "decision": "continue", "next_review_due": "2024-06-19"}),
         _event(CHLOE, 1, "assessment_completed", "2024-09-20T12:00:00+01:00", HILLCREST, "SENCO",
-               senco_hill, {"assessor_role": "educational_psychologist",
+               SENCO_HILLCREST, {"assessor_role": "educational_psychologist",
                "assessment_kind": "ehc_needs_assessment",
                "identified_needs": [{"code": "ASD", "rank": 1}, {"code": "SLCN", "rank": 2}],
                "outcome": "ehc_plan_issued",
                "summary": "EHC plan in place since Year 7; reassessed on entry to Key Stage 4."}),
-        _event(CHLOE, 2, "plan_reviewed", "2025-06-10T14:00:00+01:00", HILLCREST, "SENCO", senco_hill,
+        _event(CHLOE, 2, "plan_reviewed", "2025-06-10T14:00:00+01:00", HILLCREST, "SENCO", SENCO_HILLCREST,
                {"plan_kind": "ehc_plan", "targets": [
                    {"description": "Attend all GCSE lessons with a quiet exit pass", "progress": "met"},
                    {"description": "Complete mock exams in a separate room", "progress": "met"}],
@@ -221,7 +237,7 @@ def scenario_events() -> list[dict[str, Any]]:
                 "parent_carer_views": "Parents ask for a transition plan to college.",
                 "pupil_views": "I want to study animal care at college.",
                 "decision": "continue", "next_review_due": "2026-02-09"}),
-        _event(CHLOE, 3, "plan_reviewed", "2026-02-09T14:00:00+00:00", HILLCREST, "SENCO", senco_hill,
+        _event(CHLOE, 3, "plan_reviewed", "2026-02-09T14:00:00+00:00", HILLCREST, "SENCO", SENCO_HILLCREST,
                {"plan_kind": "ehc_plan", "targets": [
                    {"description": "Visit college twice before the summer", "progress": "partly_met"}],
                 "provision": [_provision("Quiet room access and exit pass", "in_class_support",
@@ -232,67 +248,79 @@ def scenario_events() -> list[dict[str, Any]]:
                 "parent_carer_views": "Happy with the college choice; want the key worker to continue.",
                 "pupil_views": "College is big but I liked the animal unit.",
                 "decision": "continue", "next_review_due": "2027-02-08"}),
-        _event(CHLOE, 4, "pupil_moved", "2026-05-15T10:00:00+01:00", HILLCREST, "SENCO", senco_hill,
+        _event(CHLOE, 4, "pupil_moved", "2026-05-15T10:00:00+01:00", HILLCREST, "SENCO", SENCO_HILLCREST,
                {"destination": {"kind": "post16_provider", "ukprn": NORTHGATE["ukprn"]},
                 "move_kind": "post16", "effective_date": "2026-09-01"}),
     ]
-    dylan = [
+
+
+def _dylan() -> list[dict[str, Any]]:
+    """A move with no SEN history at all: the packet says so."""
+    return [
         _event(DYLAN, 1, "pupil_moved", "2025-10-20T09:00:00+01:00", OAKFIELD, "admissions officer",
                None, {"destination": {"kind": "school", "urn": RIVERSIDE["urn"]},
                "move_kind": "in_year", "effective_date": "2025-11-03"}),
     ]
-    ella = [
-        _event(ELLA, 1, "concern_raised", "2025-01-15T16:00:00+00:00", HILLCREST, "SENCO", senco_hill,
+
+
+def _ella() -> list[dict[str, Any]]:
+    """Stays at Hillcrest: a concern answered (no SEN), and a new one still open."""
+    return [
+        _event(ELLA, 1, "concern_raised", "2025-01-15T16:00:00+00:00", HILLCREST, "SENCO", SENCO_HILLCREST,
                {"raised_by": "parent_carer", "areas_of_need": ["MLD"],
                 "summary": "Parent worried about slow progress in maths and memory for routines."}),
         _event(ELLA, 2, "assessment_completed", "2025-03-04T11:00:00+00:00", HILLCREST, "SENCO",
-               senco_hill, {"assessor_role": "senco", "assessment_kind": "screening",
+               SENCO_HILLCREST, {"assessor_role": "senco", "assessment_kind": "screening",
                "identified_needs": [], "outcome": "no_sen",
                "summary": "Cognitive screening in the average range; quality-first teaching to continue."}),
         _event(ELLA, 3, "concern_raised", "2025-11-04T15:45:00+00:00", HILLCREST, "form tutor",
                "Mr P. Lowe", {"raised_by": "teacher", "areas_of_need": ["SEMH"],
                "summary": "Withdrawn in lessons, attendance dropping since September."}),
     ]
-    farhan = [
+
+
+def _farhan() -> list[dict[str, Any]]:
+    """Stays at Riverside: speech support that worked and ceased."""
+    return [
         _event(FARHAN, 1, "concern_raised", "2024-11-12T15:30:00+00:00", RIVERSIDE, "class teacher",
                "Mrs A. Novak", {"raised_by": "teacher", "areas_of_need": ["SLCN"],
                "summary": "Speech hard to understand; rarely speaks in class."}),
         _event(FARHAN, 2, "assessment_completed", "2025-01-20T10:00:00+00:00", RIVERSIDE, "SENCO",
-               senco_riv, {"assessor_role": "senco", "assessment_kind": "screening",
+               SENCO_RIVERSIDE, {"assessor_role": "senco", "assessment_kind": "screening",
                "identified_needs": [{"code": "SLCN", "rank": 1}], "outcome": "sen_support",
                "summary": "Speech sound delay; referred to NHS SaLT (waiting list 9 months)."}),
-        _event(FARHAN, 3, "plan_reviewed", "2025-04-28T15:30:00+01:00", RIVERSIDE, "SENCO", senco_riv,
+        _event(FARHAN, 3, "plan_reviewed", "2025-04-28T15:30:00+01:00", RIVERSIDE, "SENCO", SENCO_RIVERSIDE,
                {"plan_kind": "sen_support_plan", "targets": [
                    {"description": "Produce /k/ and /g/ at word level", "progress": "partly_met"}],
                 "provision": [_provision("Talk Boost small group", "intervention",
                                          "3 x 20 min weekly", "2025-02-03", "2025-07-18")],
                 "what_worked": "Small group with peers he knows.", "decision": "continue",
                 "next_review_due": "2025-07-14"}),
-        _event(FARHAN, 4, "plan_reviewed", "2025-07-14T15:30:00+01:00", RIVERSIDE, "SENCO", senco_riv,
+        _event(FARHAN, 4, "plan_reviewed", "2025-07-14T15:30:00+01:00", RIVERSIDE, "SENCO", SENCO_RIVERSIDE,
                {"plan_kind": "sen_support_plan", "targets": [
                    {"description": "Produce /k/ and /g/ at word level", "progress": "met"}],
                 "provision": [], "what_worked": "Talk Boost; home practice sheets.",
                 "parent_carer_views": "Parents see a big improvement.", "decision": "reduce",
                 "next_review_due": "2025-12-08"}),
-        _event(FARHAN, 5, "plan_reviewed", "2025-12-08T15:30:00+00:00", RIVERSIDE, "SENCO", senco_riv,
+        _event(FARHAN, 5, "plan_reviewed", "2025-12-08T15:30:00+00:00", RIVERSIDE, "SENCO", SENCO_RIVERSIDE,
                {"plan_kind": "sen_support_plan", "targets": [],
                 "provision": [], "what_worked": "Speech now age-appropriate.",
                 "parent_carer_views": "Agree support can stop.", "pupil_views": "I like talking now.",
                 "decision": "cease"}),
     ]
-    invalid = _event(FARHAN, 6, "plan_reviewed", "2026-02-02T15:30:00+00:00", RIVERSIDE, "SENCO",
-                     senco_riv, {"plan_kind": "sen_support_plan", "targets": [], "provision": [],
-                     "what_worked": "Monitoring only.", "parent_carer_veiws": "No concerns.",
-                     "decision": "continue"})
-    grace = [
+
+
+def _grace() -> list[dict[str, Any]]:
+    """Leaves Riverside with no known destination (a lost pupil)."""
+    return [
         _event(GRACE, 1, "concern_raised", "2025-09-22T15:30:00+01:00", RIVERSIDE, "class teacher",
                "Mrs A. Novak", {"raised_by": "teacher", "areas_of_need": ["SEMH"],
                "summary": "Frequent outbursts after lunch; finds it hard to settle after changes."}),
         _event(GRACE, 2, "assessment_completed", "2025-11-10T10:00:00+00:00", RIVERSIDE, "SENCO",
-               senco_riv, {"assessor_role": "senco", "assessment_kind": "screening",
+               SENCO_RIVERSIDE, {"assessor_role": "senco", "assessment_kind": "screening",
                "identified_needs": [{"code": "SEMH", "rank": 1}], "outcome": "sen_support",
                "summary": "Boxall profile shows difficulty with self-regulation."}),
-        _event(GRACE, 3, "plan_reviewed", "2026-02-09T15:30:00+00:00", RIVERSIDE, "SENCO", senco_riv,
+        _event(GRACE, 3, "plan_reviewed", "2026-02-09T15:30:00+00:00", RIVERSIDE, "SENCO", SENCO_RIVERSIDE,
                {"plan_kind": "sen_support_plan", "targets": [
                    {"description": "Use the calm corner before an outburst", "progress": "partly_met"}],
                 "provision": [_provision("Nurture group", "intervention", "daily, 30 min",
@@ -304,7 +332,14 @@ def scenario_events() -> list[dict[str, Any]]:
                None, {"destination": {"kind": "unknown"}, "move_kind": "in_year",
                "effective_date": "2026-03-20"}),
     ]
-    return amira + ben + chloe + dylan + ella + farhan + grace + [invalid]
+
+
+def _invalid_review() -> dict[str, Any]:
+    """A review with a misspelt field (`parent_carer_veiws`): ingest must refuse it."""
+    return _event(FARHAN, 6, "plan_reviewed", "2026-02-02T15:30:00+00:00", RIVERSIDE, "SENCO",
+                 SENCO_RIVERSIDE, {"plan_kind": "sen_support_plan", "targets": [], "provision": [],
+                 "what_worked": "Monitoring only.", "parent_carer_veiws": "No concerns.",
+                 "decision": "continue"})
 
 
 def later_events() -> list[dict[str, Any]]:

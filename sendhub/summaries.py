@@ -11,10 +11,8 @@ from rich.text import Text
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
-from services.shared.sen_record import words
+from services.shared.sen_record import STATUS_WORDS, words
 from services.transfers.domain import PacketDelivery
-
-STATUS_WORDS = {"none": "No SEN", "sen_support": "SEN support (K)", "ehc_plan": "EHC plan (E)"}
 
 
 def packet_summary(packet: TransferPacketV1) -> Panel:

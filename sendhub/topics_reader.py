@@ -49,11 +49,3 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 10.0) -> Iterator[
                     remaining.discard(tp)
     finally:
         consumer.close()
-
-
-def list_topics(bootstrap: str) -> set[str]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        return set(consumer.topics())
-    finally:
-        consumer.close()

@@ -1,13 +1,13 @@
-"""Shared fixtures: a realistic school event factory, and the real Kafka and PostgreSQL.
+"""Shared fixtures: the real Kafka and PostgreSQL, the `sendhub` program, Chromium.
 
 Tests that need Kafka or PostgreSQL fail (never skip) when `CI` is set. Each test
 session gets its own topic namespace and its own database, so runs never see each
-other's data, nor the demo's.
+other's data, nor the demo's. SENDHUB_TEST_INFRA=containers runs Kafka and PostgreSQL
+in containers instead (tests/infrastructure.py).
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import socket
@@ -21,49 +21,11 @@ from typing import Any, NoReturn
 import psycopg
 import pytest
 
-from contracts.identifiers import upn_check_letter
 from services.shared.database import upgrade
 from services.shared.settings import HubSettings
+from tests import infrastructure
 
 RUN_ID = uuid.uuid4().hex[:8]
-
-
-def random_upn() -> str:
-    body = f"801{uuid.uuid4().int % 10**9:09d}"
-    return upn_check_letter(body) + body
-
-
-def school_event(event_type: str = "concern_raised", **changes: Any) -> dict[str, Any]:
-    """A valid inbound event of the given type; keyword arguments replace top-level fields."""
-    payloads: dict[str, dict[str, Any]] = {
-        "concern_raised": {"raised_by": "teacher", "areas_of_need": ["SPLD"],
-                           "summary": "Reading well below peers."},
-        "assessment_completed": {"assessor_role": "senco", "assessment_kind": "screening",
-                                 "identified_needs": [{"code": "SPLD", "rank": 1}],
-                                 "outcome": "sen_support", "summary": "Dyslexia screener."},
-        "plan_reviewed": {"plan_kind": "sen_support_plan",
-                          "targets": [{"description": "Read 40 words", "progress": "met"}],
-                          "provision": [{"description": "Phonics 1:1", "kind": "intervention",
-                                         "frequency": "3 x weekly", "started_on": "2025-01-06"}],
-                          "what_worked": "Short daily sessions.",
-                          "parent_carer_views": "Happier at home.", "decision": "continue",
-                          "next_review_due": "2025-06-01"},
-        "pupil_moved": {"destination": {"kind": "school", "urn": "100002"},
-                        "move_kind": "in_year", "effective_date": "2025-11-10"},
-    }
-    event: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "schema_version": 1,
-        "occurred_at": "2025-03-01T10:00:00+00:00",
-        "source": {"urn": "100001", "system": "SIMS"},
-        "recorded_by": {"role": "SENCO", "name": "Mrs J. Patel"},
-        "pupil": {"upn": "H801200001001", "given_name": "Amira", "family_name": "Khan",
-                  "date_of_birth": "2016-05-14"},
-        "payload": copy.deepcopy(payloads[event_type]),
-    }
-    event.update(copy.deepcopy(changes))
-    return event
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -88,8 +50,14 @@ def _need(what: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def base_settings() -> HubSettings:
-    return HubSettings()
+def base_settings() -> Iterator[HubSettings]:
+    """Where this session's Kafka and PostgreSQL are (tests/infrastructure.py): deploy/local
+    or SENDHUB_*, or with SENDHUB_TEST_INFRA=containers, containers started for it."""
+    if infrastructure.chosen() == "local":
+        yield HubSettings()
+        return
+    with infrastructure.containers(unavailable) as (bootstrap, database_url):
+        yield HubSettings(kafka_bootstrap=bootstrap, database_url=database_url)
 
 
 @pytest.fixture(scope="session")

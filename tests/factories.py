@@ -1,7 +1,56 @@
-"""Test data builders (temporary home; merged with the factories moved out of conftest)."""
+"""Test data builders: valid school events, pupils and random UPNs.
+
+They live apart from the conftest files, which pytest loads for their fixtures: a test
+imports a builder like any other module, as CP's tests/random_refs.py does.
+"""
 
 from __future__ import annotations
 
-from tests.conftest import random_upn, school_event
+import copy
+import uuid
+from typing import Any
 
-__all__ = ["random_upn", "school_event"]
+from contracts.identifiers import upn_check_letter
+
+
+def random_upn() -> str:
+    body = f"801{uuid.uuid4().int % 10**9:09d}"
+    return upn_check_letter(body) + body
+
+
+def school_event(event_type: str = "concern_raised", **changes: Any) -> dict[str, Any]:
+    """A valid inbound event of the given type; keyword arguments replace top-level fields."""
+    payloads: dict[str, dict[str, Any]] = {
+        "concern_raised": {"raised_by": "teacher", "areas_of_need": ["SPLD"],
+                           "summary": "Reading well below peers."},
+        "assessment_completed": {"assessor_role": "senco", "assessment_kind": "screening",
+                                 "identified_needs": [{"code": "SPLD", "rank": 1}],
+                                 "outcome": "sen_support", "summary": "Dyslexia screener."},
+        "plan_reviewed": {"plan_kind": "sen_support_plan",
+                          "targets": [{"description": "Read 40 words", "progress": "met"}],
+                          "provision": [{"description": "Phonics 1:1", "kind": "intervention",
+                                         "frequency": "3 x weekly", "started_on": "2025-01-06"}],
+                          "what_worked": "Short daily sessions.",
+                          "parent_carer_views": "Happier at home.", "decision": "continue",
+                          "next_review_due": "2025-06-01"},
+        "pupil_moved": {"destination": {"kind": "school", "urn": "100002"},
+                        "move_kind": "in_year", "effective_date": "2025-11-10"},
+    }
+    event: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "schema_version": 1,
+        "occurred_at": "2025-03-01T10:00:00+00:00",
+        "source": {"urn": "100001", "system": "SIMS"},
+        "recorded_by": {"role": "SENCO", "name": "Mrs J. Patel"},
+        "pupil": {"upn": "H801200001001", "given_name": "Amira", "family_name": "Khan",
+                  "date_of_birth": "2016-05-14"},
+        "payload": copy.deepcopy(payloads[event_type]),
+    }
+    event.update(copy.deepcopy(changes))
+    return event
+
+
+def pupil(upn: str, given: str, **more: str) -> dict[str, str]:
+    return {"upn": upn, "given_name": given, "family_name": "Test", "date_of_birth": "2014-02-03",
+            **more}

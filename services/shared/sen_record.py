@@ -193,3 +193,9 @@ def describe_event(event: HistoryEntry) -> str:
         where = "an unknown destination (lost pupil)"
     return (f"Moved ({words(e.payload.move_kind.value)}) to {where}, "
             f"effective {e.payload.effective_date.isoformat()}")
+
+
+STATUS_WORDS: dict[SENStatus, str] = {
+    "none": "No SEN", "sen_support": "SEN support (K)", "ehc_plan": "EHC plan (E)"}
+"""A status as people read it, with its census code: one wording, so the readable packet,
+the terminal summaries and the replay never describe the same status differently."""

@@ -16,14 +16,13 @@ from jinja2 import Environment, StrictUndefined, select_autoescape
 from lxml import etree
 
 from contracts.packet import TransferPacketV1
-from services.shared.sen_record import words
+from services.shared.sen_record import STATUS_WORDS, words
 
 CTF_VERSION = "25.0"
 SUPPLIER_ID = "SENDHUB"
 LOST_PUPIL_LEA, LOST_PUPIL_ESTAB = "XXX", "XXXX"
 
 Form = Literal["json", "ctf", "html"]
-SUFFIX: dict[str, str] = {"json": ".json", "ctf": ".xml", "html": ".html"}
 
 
 def render(packet: TransferPacketV1, form: Form) -> bytes:
@@ -133,7 +132,6 @@ def read_ctf(document: bytes) -> list[CTFSENHistory]:
     return found
 
 
-STATUS_WORDS = {"none": "No SEN", "sen_support": "SEN support (K)", "ehc_plan": "EHC plan (E)"}
 NEED_WORDS = {
     "SPLD": "Specific learning difficulty", "MLD": "Moderate learning difficulty",
     "SLD": "Severe learning difficulty", "PMLD": "Profound and multiple learning difficulty",

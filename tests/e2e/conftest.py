@@ -88,11 +88,6 @@ def eventually(check: Any, seconds: float = 60) -> Any:
             return check()
 
 
-def pupil(upn: str, given: str, **more: str) -> dict[str, str]:
-    return {"upn": upn, "given_name": given, "family_name": "Test", "date_of_birth": "2014-02-03",
-            **more}
-
-
 def inbox(settings: HubSettings, receiver: str) -> list[tuple[TransferPacketV1, dict[str, bytes]]]:
     """Every packet in a receiver's inbox topic, in order, with its headers."""
     from kafka import KafkaConsumer, TopicPartition

@@ -18,8 +18,9 @@ from sendhub.topics_reader import read_topic
 from services.records.application import RecordsApplication
 from services.records.domain import chain_hash, pupil_id_for
 from services.shared.settings import HubSettings
-from tests.conftest import CLI, random_upn, school_event
-from tests.e2e.conftest import RunningServices, eventually, packets_for, pupil
+from tests.conftest import CLI
+from tests.e2e.conftest import RunningServices, eventually, packets_for
+from tests.factories import pupil, random_upn, school_event
 
 pytestmark = pytest.mark.e2e
 

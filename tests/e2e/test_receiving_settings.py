@@ -18,8 +18,9 @@ from sendhub.publishing import publish_lines, publish_receipts
 from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.forms import read_ctf
-from tests.conftest import CLI, ROOT, random_upn, school_event
-from tests.e2e.conftest import RunningServices, dead_letters, eventually, inbox, packets_for, pupil
+from tests.conftest import CLI, ROOT
+from tests.e2e.conftest import RunningServices, dead_letters, eventually, inbox, packets_for
+from tests.factories import pupil, random_upn, school_event
 
 pytestmark = pytest.mark.e2e
 

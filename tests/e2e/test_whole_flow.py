@@ -13,8 +13,8 @@ from sendhub.publishing import publish_lines
 from sendhub.topics_reader import read_topic
 from services.records.application import RecordsApplication
 from services.shared.settings import HubSettings
-from tests.conftest import random_upn, school_event
-from tests.e2e.conftest import RunningServices, eventually, pupil
+from tests.e2e.conftest import RunningServices, eventually
+from tests.factories import pupil, random_upn, school_event
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from services.shared.settings import HubSettings
 from services.transfers.application import RefusedReceipt, TransfersApplication
 from services.transfers.domain import Receipt, WrongReceiver
 from services.transfers.repository import ConsumedPosition as HistoryPosition
-from tests.conftest import random_upn, school_event
+from tests.factories import random_upn, school_event
 
 pytestmark = pytest.mark.integration
 

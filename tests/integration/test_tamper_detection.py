@@ -17,7 +17,7 @@ from services.records.application import ConsumedPosition, RecordsApplication
 from services.records.domain import chain_hash, pupil_id_for
 from services.records.handlers import to_school_event_record
 from services.shared.settings import HubSettings
-from tests.conftest import random_upn, school_event
+from tests.factories import random_upn, school_event
 
 pytestmark = pytest.mark.integration
 

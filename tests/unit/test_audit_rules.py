@@ -18,7 +18,7 @@ from services.shared.statutory import (
     plan_gaps,
     reviews_against_due_dates,
 )
-from tests.conftest import school_event
+from tests.factories import school_event
 
 UPN = "H801200001001"
 

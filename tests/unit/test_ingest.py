@@ -15,7 +15,7 @@ from services.ingest.application import screen_school_event
 from services.ingest.entrypoint import build_broker
 from services.shared.errors import MessageRefused
 from services.shared.settings import HubSettings
-from tests.conftest import school_event
+from tests.factories import school_event
 
 POSITION = Position(topic="sen.school-events.v1", partition=2, offset=41)
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

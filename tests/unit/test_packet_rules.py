@@ -19,7 +19,7 @@ from services.transfers.packets import (
     is_late_entry,
     rebuild_transfer_packet,
 )
-from tests.conftest import school_event
+from tests.factories import school_event
 
 GENERATED = datetime(2026, 1, 5, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from services.records.domain import (
     record_school_event,
 )
 from services.records.handlers import to_history_contract, to_school_event_record
-from tests.conftest import school_event
+from tests.factories import school_event
 
 
 def accepted(event: dict[str, object]) -> AcceptedSchoolEventV1:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from contracts.dead_letter import Problem, problems_from
 from contracts.school_events import SCHOOL_EVENT
-from tests.conftest import school_event
+from tests.factories import school_event
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 from contracts.school_events import SCHOOL_EVENT
 from services.shared.sen_record import HistoryEntry
 from services.transfers.packets import NO_HISTORY_STATEMENT, NotAMove, build_transfer_packet
-from tests.conftest import school_event
+from tests.factories import school_event
 
 GENERATED = datetime(2026, 1, 5, tzinfo=UTC)
 

@@ -1,0 +1,190 @@
+"""Commands for whoever runs the hub: the services, publishing school events, where
+packets stand, the settings registry, dead letters, the demo and the database.
+
+None of these reads a pupil's record for a person, so none needs an actor or a reason
+(`transfers` shows packets by delivery state, not their content).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sendhub.commands.common import console, errors, fail, hub_settings
+
+settings_app = typer.Typer(help="The settings registry: schools and post-16 providers.",
+                           no_args_is_help=True)
+db_app = typer.Typer(help="The hub's database: its schema.", no_args_is_help=True)
+
+
+class ServiceName(StrEnum):
+    ingest = "ingest"
+    records = "records"
+    transfers = "transfers"
+
+
+def serve(ctx: typer.Context, service: ServiceName) -> None:
+    """Run one service until stopped (Ctrl-C or SIGTERM)."""
+    from services.shared.logs import configure_logging
+
+    settings = hub_settings(ctx)
+    configure_logging(settings.log_level)
+    if service is ServiceName.ingest:
+        from services.ingest.entrypoint import build_app
+    elif service is ServiceName.records:
+        from services.records.entrypoint import build_app
+    else:
+        from services.transfers.entrypoint import build_app
+    asyncio.run(build_app(settings).run())
+
+
+def publish(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSON lines: one school event a line")],
+) -> None:
+    """Send school events (JSON lines) onto sen.school-events.v1, keyed by UPN."""
+    from sendhub.publishing import publish_lines
+
+    settings = hub_settings(ctx)
+    if not file.exists():
+        raise fail(f"No such file: {file}")
+    sent = publish_lines(settings, file.read_bytes().splitlines(), progress=True)
+    console.print(f"Sent {sent.count} event(s) to {settings.topics.school_events}"
+                  + (f" ({sent.unkeyed} without a readable UPN, sent unkeyed)" if sent.unkeyed else ""))
+
+
+def transfers(
+    ctx: typer.Context,
+    overdue: Annotated[bool, typer.Option("--overdue", help="only packets with no receipt "
+                                          "past the re-send period")] = False,
+    receiver: Annotated[str | None, typer.Option("--receiver")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Packets by delivery state, for admissions and the local authority."""
+    from sendhub.summaries import deliveries_table
+    from services.transfers.application import TransfersApplication
+
+    settings = hub_settings(ctx)
+    store = TransfersApplication.on_postgres(settings.database_conninfo,
+                           resend_after_school_days=settings.resend_after_school_days)
+    try:
+        rows = store.deliveries(receiver=receiver, overdue_only=overdue)
+    finally:
+        store.close()
+    if as_json:
+        for d in rows:
+            sys.stdout.write(json.dumps({
+                "packet_id": str(d.packet_id), "upn": d.upn, "receiver": d.receiver,
+                "kind": d.kind, "state": d.delivery.state, "attempts": d.delivery.attempts,
+                "reason": d.delivery.reason, "overdue": d.overdue,
+                "school_days_waiting": d.school_days_waiting,
+                "supersedes": str(d.supersedes) if d.supersedes else None}) + "\n")
+        return
+    if not rows:
+        console.print("No packets" + (" overdue" if overdue else "")
+                      + (f" for {receiver}" if receiver else "") + ".")
+        return
+    console.print(deliveries_table(rows, settings.resend_after_school_days))
+
+
+@settings_app.command("import")
+def settings_import(ctx: typer.Context,
+                    file: Annotated[Path, typer.Argument(help="CSV in the DfE establishment "
+                                                         "data layout")]) -> None:
+    """Load schools and post-16 providers into the registry (new ones added, known updated)."""
+    from services.transfers.application import TransfersApplication
+    from services.transfers.registry import RegistryFileError, parse_registry_csv
+
+    if not file.exists():
+        raise fail(f"No such file: {file}")
+    try:
+        found, problems = parse_registry_csv(file.read_text(encoding="utf-8-sig"))
+    except RegistryFileError as exc:
+        raise fail(str(exc)) from None
+    for problem in problems:
+        errors.print(f"[yellow]{file}:{problem.line}: skipped: {problem.message}[/yellow]")
+    store = TransfersApplication.on_postgres(hub_settings(ctx).database_conninfo)
+    try:
+        count = store.import_settings(found)
+    finally:
+        store.close()
+    console.print(f"Imported {count} setting(s) from {file}"
+                  + (f"; {len(problems)} row(s) skipped" if problems else ""))
+    if problems:
+        raise typer.Exit(1)
+
+
+@settings_app.command("list")
+def settings_list(ctx: typer.Context) -> None:
+    """The settings the registry knows."""
+    from rich.table import Table
+
+    from services.transfers.application import TransfersApplication
+
+    store = TransfersApplication.on_postgres(hub_settings(ctx).database_conninfo)
+    try:
+        known = store.registered_settings()
+    finally:
+        store.close()
+    if not known:
+        console.print("The registry is empty: load it with `sendhub settings import FILE`.")
+        return
+    table = Table(title=f"Settings registry ({len(known)})")
+    for column in ("URN", "UKPRN", "LAESTAB", "name", "phase", "trust or LA"):
+        table.add_column(column)
+    for s in known:
+        table.add_row(s.urn, s.ukprn or "", f"{s.la_code or '---'}{s.establishment_number or '----'}",
+                      s.name, s.phase, s.belongs_to)
+    console.print(table)
+
+
+def rejected(ctx: typer.Context,
+             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Dead letters: what was refused, why, and where it came from."""
+    from contracts.dead_letter import DeadLetterV1
+    from sendhub.summaries import dead_letter_summary
+    from sendhub.topics_reader import read_topic
+
+    settings = hub_settings(ctx)
+    letters = [DeadLetterV1.model_validate_json(r.value)
+               for r in read_topic(settings.kafka_bootstrap, settings.topics.rejected)]
+    if as_json:
+        for letter in letters:
+            sys.stdout.write(letter.model_dump_json() + "\n")
+        return
+    if not letters:
+        console.print("Nothing has been rejected.")
+    for letter in letters:
+        console.print(dead_letter_summary(letter))
+
+
+def demo(
+    ctx: typer.Context,
+    keep_running: Annotated[bool, typer.Option(help="leave Kafka and PostgreSQL running")] = False,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="drop and recreate the hub's database first (all its data is lost)")] = False,
+) -> None:
+    """The whole flow on a realistic scenario: services up, events in, packets out."""
+    from sendhub.demo import run_demo
+
+    raise typer.Exit(run_demo(hub_settings(ctx), console, keep_infrastructure=keep_running,
+                              fresh=fresh))
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Bring the hub's database to the newest schema revision (the services expect it)."""
+    # services.shared.database arrives with the migrations branch; until it is merged
+    # here, mypy cannot see it and this command cannot run.
+    from services.shared.database import upgrade
+
+    settings = hub_settings(ctx)
+    revision = upgrade(settings)
+    name = (settings.database_url.path or "").lstrip("/")
+    console.print(f"Database {name} is at revision {revision}")

@@ -1,0 +1,181 @@
+"""Commands for receiving settings: a packet in the form their system or SENCO uses, the
+packets waiting in their inbox, and receipts for those without a system that sends them.
+
+Reading a packet reads a pupil's record, so it needs an actor and a reason and is
+recorded in the access log.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+from uuid import UUID
+
+import typer
+
+from sendhub.commands.common import (
+    Actor,
+    Reason,
+    access_log,
+    console,
+    fail,
+    hub_settings,
+    reader_for,
+    records_app,
+)
+
+if TYPE_CHECKING:
+    from contracts.packet import TransferPacketV1
+    from services.shared.settings import HubSettings
+
+
+class PacketForm(StrEnum):
+    json = "json"
+    ctf = "ctf"
+    html = "html"
+
+
+class InboxForm(StrEnum):
+    summary = "summary"
+    json = "json"
+    ctf = "ctf"
+    html = "html"
+
+
+def packet(
+    ctx: typer.Context,
+    packet_id: UUID,
+    form: Annotated[PacketForm, typer.Option("--format", help="json, ctf (XML) or html")] = (
+        PacketForm.json),
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file")] = None,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="rebuild it from the records store and show that it matches")] = False,
+    actor: Actor = None,
+    reason: Reason = None,
+) -> None:
+    """One transfer packet, as sent, in the form a receiving setting uses."""
+    from services.transfers.application import TransfersApplication
+    from services.transfers.forms import render
+
+    settings = hub_settings(ctx)
+    who = reader_for(settings, actor, reason)
+    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    try:
+        sent = store.packet(packet_id)
+        superseded = store.packet(sent.supersedes) if sent and sent.supersedes else None
+    finally:
+        store.close()
+    if sent is None:
+        raise fail(f"No packet {packet_id} has been built by this hub.", 1)
+    access_log(settings).record(who, "packet-rebuild" if rebuild else f"packet-{form.value}",
+                                upn=sent.pupil.upn, packet_id=packet_id)
+    if rebuild:
+        raise typer.Exit(_rebuild(settings, sent, superseded))
+    body = render(sent, form.value)
+    if output:
+        output.write_bytes(body)
+        console.print(f"Wrote packet {packet_id} ({form.value}) to {output}")
+    else:
+        sys.stdout.buffer.write(body)
+
+
+def _rebuild(settings: HubSettings, sent: TransferPacketV1,
+             superseded: TransferPacketV1 | None) -> int:
+    from services.records.handlers import to_history_entry
+    from services.transfers.packets import differences, rebuild_transfer_packet
+
+    events = records_app(settings).history_events(sent.pupil.upn)
+    history = [to_history_entry(e) for e in events]
+    rebuilt = rebuild_transfer_packet(sent, history, superseded)
+    differ = differences(sent, rebuilt)
+    if differ:
+        console.print(f"[red]The rebuilt packet differs from what was sent in: "
+                      f"{', '.join(differ)}[/red]")
+        if sent.builder_version != rebuilt.builder_version:
+            console.print(f"It was built by packet rules version {sent.builder_version or 0}, "
+                          f"rebuilt by version {rebuilt.builder_version}: the difference may be "
+                          "wording; compare the history itself with `sendhub verify`.")
+        return 1
+    console.print(f"[green]Rebuilt packet {sent.packet_id} from history versions 1.."
+                  f"{sent.history_version}: it matches what was sent, field for field "
+                  f"(chain head {sent.history_chain_head}).[/green]")
+    return 0
+
+
+def inbox(
+    ctx: typer.Context,
+    receiver: Annotated[str, typer.Argument(help="urn-<URN>, ukprn-<UKPRN> or lost-pupils")],
+    form: Annotated[InboxForm, typer.Option("--format")] = InboxForm.summary,
+    as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="ctf: a file; html: a folder (one page per packet)")] = None,
+    actor: Actor = None,
+    reason: Reason = None,
+) -> None:
+    """The transfer packets in a receiving setting's inbox topic, in the form it uses."""
+    from contracts.packet import TransferPacketV1
+    from sendhub.summaries import packet_summary
+    from sendhub.topics_reader import read_topic
+    from services.transfers.forms import render, render_ctf_file
+
+    settings = hub_settings(ctx)
+    who = reader_for(settings, actor, reason)
+    form = InboxForm.json if as_json else form
+    seen: dict[str, TransferPacketV1] = {}
+    for r in read_topic(settings.kafka_bootstrap, settings.topics.inbox(receiver)):
+        packet = TransferPacketV1.model_validate_json(r.value, extra="ignore")
+        seen[str(packet.packet_id)] = packet
+    log = access_log(settings)
+    for p in seen.values():
+        log.record(who, f"inbox-{form.value}", upn=p.pupil.upn, packet_id=p.packet_id,
+                   detail=receiver)
+    if not seen:
+        console.print(f"The inbox of {receiver} is empty.")
+        return
+    packets = list(seen.values())
+    if form is InboxForm.summary:
+        for p in packets:
+            console.print(packet_summary(p))
+    elif form is InboxForm.json:
+        for p in packets:
+            sys.stdout.write(p.model_dump_json() + "\n")
+    elif form is InboxForm.ctf:
+        body = render_ctf_file(packets)
+        if output:
+            output.write_bytes(body)
+            console.print(f"Wrote {len(packets)} pupil(s) as one CTF to {output}")
+        else:
+            sys.stdout.buffer.write(body)
+    else:
+        folder = output or Path(f"inbox-{receiver}")
+        folder.mkdir(parents=True, exist_ok=True)
+        for p in packets:
+            (folder / f"{p.packet_id}.html").write_bytes(render(p, "html"))
+        console.print(f"Wrote {len(packets)} readable packet(s) to {folder}/")
+
+
+def receipt(
+    ctx: typer.Context,
+    packet_id: UUID,
+    receiver: Annotated[str, typer.Option("--receiver", help="urn-<URN> or ukprn-<UKPRN>")],
+    status: Annotated[str, typer.Option("--status", help="received, accepted or rejected")],
+    reason: Annotated[str | None, typer.Option("--reason", help="why it was rejected")] = None,
+) -> None:
+    """Send a receipt for a packet (for receivers without a system that does it)."""
+    from pydantic import ValidationError
+
+    from contracts.receipts import PacketReceiptV1
+    from sendhub.publishing import publish_receipt
+
+    settings = hub_settings(ctx)
+    try:
+        message = PacketReceiptV1.model_validate({
+            "packet_id": packet_id, "receiver": receiver, "status": status, "reason": reason,
+            "at": datetime.now(UTC)})
+    except ValidationError as exc:
+        raise fail("; ".join(e["msg"] for e in exc.errors())) from None
+    publish_receipt(settings, message)
+    console.print(f"Receipt sent: {receiver} {status} packet {packet_id}")

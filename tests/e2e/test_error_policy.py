@@ -10,8 +10,8 @@ import pytest
 
 from sendhub.publishing import publish_lines
 from services.shared.settings import HubSettings
-from tests.e2e.conftest import RunningServices, dead_letters, eventually, packets_for, pupil
-from tests.factories import random_upn, school_event
+from tests.e2e.conftest import RunningServices, dead_letters, eventually, packets_for
+from tests.factories import pupil, random_upn, school_event
 
 pytestmark = pytest.mark.e2e
 

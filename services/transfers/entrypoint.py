@@ -42,7 +42,7 @@ from services.transfers.domain import Receipt
 from services.transfers.repository import ConsumedPosition
 
 SERVICE = "transfers"
-RECEIPTS = "transfers-receipts"
+RECEIPTS = "transfers-receipts"  # the receipts consumer group; dead letters name "transfers"
 log = logging.getLogger("sendhub.transfers")
 
 
@@ -100,7 +100,7 @@ def build_broker(settings: HubSettings, transfers: TransfersApplication
     topics = settings.topics
     broker = make_broker(settings, SERVICE)
     history_policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log)
-    receipts_policy = ConsumerPolicy(RECEIPTS, broker.publisher(topics.rejected), log)
+    receipts_policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log)
     delivery = PacketDelivery(settings, transfers, broker)
 
     @broker.subscriber(topics.pupil_history, **batch_consumer_options(settings, SERVICE))

@@ -257,17 +257,9 @@ class PacketRecord:
 
 
 @dataclass(frozen=True)
-class PacketDelivery:
+class PacketDelivery(PacketRecord):
     """A row of `sendhub transfers`: one packet and where its delivery stands."""
 
-    packet_id: UUID
-    upn: str
-    pupil: str
-    receiver: str
-    receiver_name: str | None
-    kind: str
-    built_at: datetime
-    supersedes: UUID | None
     delivery: Delivery
     overdue: bool
     school_days_waiting: int
@@ -275,12 +267,9 @@ class PacketDelivery:
 
 def delivery_status(record: PacketRecord, today: date, school_days: int) -> PacketDelivery:
     delivery = delivery_of(record.events)
-    return PacketDelivery(
-        packet_id=record.packet_id, upn=record.upn, pupil=record.pupil,
-        receiver=record.receiver, receiver_name=record.receiver_name, kind=record.kind,
-        built_at=record.built_at, supersedes=record.supersedes, delivery=delivery,
-        overdue=delivery.is_overdue(today, school_days),
-        school_days_waiting=delivery.school_days_waiting(today))
+    return PacketDelivery(**vars(record), delivery=delivery,
+                          overdue=delivery.is_overdue(today, school_days),
+                          school_days_waiting=delivery.school_days_waiting(today))
 
 
 def when_packet_overdue_send_again(

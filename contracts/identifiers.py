@@ -11,10 +11,13 @@ import re
 UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"  # A=0 ... Z=22; I, O and S are never used.
 TEMPORARY_ULN = "9999999999"
 
-_UPN_SHAPE = re.compile(r"^[A-Z]\d{11}[0-9A-Z]$")
-_URN_SHAPE = re.compile(r"^\d{6}$")
-_UKPRN_SHAPE = re.compile(r"^1\d{7}$")
-_ULN_SHAPE = re.compile(r"^[1-9]\d{9}$")
+# ASCII digits only ([0-9], not \d, which matches any script's digits) and the whole
+# string (fullmatch, not $, which also matches before a trailing newline): an identifier
+# is a Kafka topic name and a stream id, so two spellings of one number must not pass.
+_UPN_SHAPE = re.compile(r"[A-Z][0-9]{11}[0-9A-Z]")
+_URN_SHAPE = re.compile(r"[0-9]{6}")
+_UKPRN_SHAPE = re.compile(r"1[0-9]{7}")
+_ULN_SHAPE = re.compile(r"[1-9][0-9]{9}")
 
 
 class IdentifierError(ValueError):
@@ -34,7 +37,7 @@ def check_upn(upn: str) -> bool:
     """Validate a UPN; returns True when it is a temporary UPN (final character a letter)."""
     if len(upn) != 13:
         raise IdentifierError(f"a UPN has 13 characters, this one has {len(upn)}")
-    if not _UPN_SHAPE.match(upn):
+    if not _UPN_SHAPE.fullmatch(upn):
         raise IdentifierError(
             "a UPN is a check letter, 11 digits, then a digit or (temporary UPN) a letter"
         )
@@ -53,7 +56,7 @@ def check_uln(uln: str) -> bool:
     """Validate a ULN; returns True for the temporary ULN 9999999999."""
     if uln == TEMPORARY_ULN:
         return True
-    if not _ULN_SHAPE.match(uln):
+    if not _ULN_SHAPE.fullmatch(uln):
         raise IdentifierError("a ULN is 10 digits and does not start with 0")
     remainder = sum(int(d) * w for d, w in zip(uln[:9], range(10, 1, -1), strict=True)) % 11
     if remainder == 0:
@@ -65,10 +68,10 @@ def check_uln(uln: str) -> bool:
 
 
 def check_urn(urn: str) -> None:
-    if not _URN_SHAPE.match(urn):
+    if not _URN_SHAPE.fullmatch(urn):
         raise IdentifierError("a URN is exactly 6 digits")
 
 
 def check_ukprn(ukprn: str) -> None:
-    if not _UKPRN_SHAPE.match(ukprn):
+    if not _UKPRN_SHAPE.fullmatch(ukprn):
         raise IdentifierError("a UKPRN is exactly 8 digits and starts with 1")

@@ -13,14 +13,18 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, model_validator
 
+from contracts.storable import refuse_unstorable
+
 ReceiptStatus = Literal["received", "accepted", "rejected"]
 
 
 class PacketReceiptV1(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    _storable = model_validator(mode="before")(refuse_unstorable)
+
     packet_id: UUID
-    receiver: Annotated[str, StringConstraints(pattern=r"^(urn-\d{6}|ukprn-1\d{7}|lost-pupils)$")]
+    receiver: Annotated[str, StringConstraints(pattern=r"^(urn-[0-9]{6}|ukprn-1[0-9]{7}|lost-pupils)$")]
     status: ReceiptStatus
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                              max_length=2_000)] | None = None

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from contracts import identifiers
+from contracts.storable import refuse_unstorable
 
 SCHEMA_VERSION = 1
 # School systems' clocks drift; an event this far ahead of the hub's clock is refused.
@@ -141,6 +142,8 @@ class MoveKind(StrEnum):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _storable = model_validator(mode="before")(refuse_unstorable)
 
 
 class Source(Strict):

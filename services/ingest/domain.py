@@ -1,13 +1,17 @@
 """What makes an inbound message unusable before its content is even read.
 
 Domain layer, pure. The order of checks gives the most useful first reason: empty,
-size, encoding, JSON; so a sender is told "not UTF-8" rather than a schema error. The
+size, encoding, JSON; so a sender is told "not UTF-8" rather than a schema error. No
+input can make these checks fail other than by refusing it: deeply nested arrays and
+5,000-digit numbers are "not JSON" here, not a crash. The
 content itself is checked against the contract afterwards (`handlers.py`).
 """
 
 from __future__ import annotations
 
-import json
+import re
+
+from pydantic_core import from_json
 
 from contracts.dead_letter import Problem
 from services.shared.errors import MessageRefused
@@ -26,9 +30,10 @@ def screen(raw: bytes | None, max_bytes: int) -> str:
         raise MessageRefused("not_utf8", [Problem(
             path="", message=f"not UTF-8: invalid byte at {exc.start}")]) from None
     try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MessageRefused("not_json", [Problem(
-            path="", message=f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
-        ]) from None
+        # pydantic's own parser: it refuses nesting too deep and numbers too long with a
+        # message, where the standard library's raises RecursionError or ValueError.
+        from_json(text)
+    except ValueError as exc:
+        where = re.sub(r" at line (\d+) column (\d+)$", r" (line \1, column \2)", str(exc))
+        raise MessageRefused("not_json", [Problem(path="", message=f"not JSON: {where}")]) from None
     return text

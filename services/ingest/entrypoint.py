@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime
 from functools import partial
 
-from faststream import AckPolicy, FastStream
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
@@ -20,7 +20,13 @@ from contracts.accepted import Position
 from services.ingest.application import screen_school_event
 from services.shared.consuming import ConsumerPolicy, Record
 from services.shared.errors import is_infrastructure
-from services.shared.kafka import ensure_topics, make_broker, records_of, rejected_topic_config
+from services.shared.kafka import (
+    consumer_options,
+    ensure_topics,
+    make_broker,
+    records_of,
+    rejected_topic_config,
+)
 from services.shared.settings import HubSettings
 
 SERVICE = "ingest"
@@ -53,12 +59,7 @@ def build_broker(settings: HubSettings) -> KafkaBroker:
                                                  "partition": record.partition,
                                                  "offset": record.offset})
 
-    @broker.subscriber(
-        topics.school_events,
-        group_id=topics.group(SERVICE),
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    @broker.subscriber(topics.school_events, **consumer_options(settings, SERVICE))
     async def on_school_event(message: KafkaMessage) -> None:
         for record in records_of(message):
             await policy.guard(partial(admit, record))

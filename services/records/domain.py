@@ -104,7 +104,8 @@ class PupilHistory:
 
     id: PupilId
     version: int = 0
-    event_ids: frozenset[str] = field(default_factory=frozenset)
+    event_ids: Mapping[str, str] = field(default_factory=dict)
+    """Each event id in the history, with the digest of what the school sent under it."""
     current_setting_urn: str | None = None
     head_hash: str = GENESIS_HASH
 
@@ -131,11 +132,33 @@ class UnknownEventType(RecordsError):
     """Raised when a school event's type has no history event (a contract mismatch)."""
 
 
+class EventIdConflict(RecordsError):
+    """Raised when a school re-uses an event id already in the pupil's history for
+    different content: the history keeps what it has, and the sender must be told that
+    its correction was not applied (a correction needs an event id of its own)."""
+
+    def __init__(self, event_id: str, stored: str, sent: str) -> None:
+        super().__init__(f"event_id {event_id} is already in this pupil's history with other "
+                         f"content (stored content SHA-256 {stored}, this message's {sent}); "
+                         "send a correction as a new event with its own event_id")
+
+
+def content_digest(school_event: Mapping[str, Any]) -> str:
+    """SHA-256 of what the school sent, in the hash chain's canonical JSON."""
+    return hashlib.sha256(json.dumps(school_event, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
 def record_school_event(
     history: PupilHistory, event: SchoolEventRecord
 ) -> list[SENHistoryEvent]:
-    """Decide: the history events a school event adds (none if it is already there)."""
-    if event.event_id in history.event_ids:
+    """Decide: the history events a school event adds. None when the same event is
+    already there (a re-delivery); refused when its id is there with other content."""
+    stored = history.event_ids.get(event.event_id)
+    if stored is not None:
+        sent = content_digest(event.school_event)
+        if sent != stored:
+            raise EventIdConflict(event.event_id, stored, sent)
         return []
     try:
         event_class = EVENT_CLASSES[event.event_type]
@@ -286,7 +309,7 @@ def evolve(history: PupilHistory, event: SENHistoryEvent) -> PupilHistory:
     return replace(
         history,
         version=event.originator_version,
-        event_ids=history.event_ids | {event.event_id},
+        event_ids={**history.event_ids, event.event_id: content_digest(event.school_event)},
         current_setting_urn=(event.destination.urn if isinstance(event, PupilMoved)
                              else event.setting_urn),
         head_hash=event.event_hash,

@@ -21,7 +21,7 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts.accepted import ACCEPTED_EVENT, AcceptedSchoolEventV1
 from contracts.anchors import AuditAnchorV1, ChainHead
 from services.records.application import AnchorHeads, ConsumedPosition, RecordsApplication
-from services.records.domain import RecordsError
+from services.records.domain import EventIdConflict, RecordsError
 from services.records.handlers import to_history_contract, to_school_event_record
 from services.shared.binding import bind
 from services.shared.consuming import ConsumerPolicy, Record
@@ -58,7 +58,8 @@ def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
     broker = make_broker(settings, SERVICE)
     # A school event the history refuses (RecordsError) is the message's fault.
     policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log,
-                            refusals={RecordsError: "history_rejected"})
+                            refusals={EventIdConflict: "event_id_conflict",
+                                      RecordsError: "history_rejected"})
 
     async def record_events(items: list[tuple[AcceptedSchoolEventV1, Record]]) -> None:
         batch = [(to_school_event_record(accepted), ConsumedPosition(

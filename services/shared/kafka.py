@@ -9,6 +9,8 @@ is at-most-once `ACK_FIRST`, which we never use). What consumers do with failure
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Literal, TypedDict
 
 from aiokafka import ConsumerRecord
@@ -71,26 +73,74 @@ def rejected_topic_config(settings: HubSettings) -> dict[str, dict[str, str]]:
     return {settings.topics.rejected: {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}}
 
 
-class BatchConsumerOptions(TypedDict):
+# Recovery: a consumer that dies is noticed after SESSION_TIMEOUT_MS (the broker's
+# smallest allowed, group.min.session.timeout.ms); with a stable instance id
+# (SENDHUB_INSTANCE_ID, static membership) a restarted one takes its partitions back
+# at once, with no rebalance at all.
+SESSION_TIMEOUT_MS = 6_000
+HEARTBEAT_INTERVAL_MS = 1_000
+
+
+Original = Callable[[Any], Awaitable[Any]]
+Customised = Callable[[Any, Original], Awaitable[Any]]
+
+
+class ConsumerOptions(TypedDict):
     group_id: str
+    group_instance_id: str | None
     auto_offset_reset: Literal["earliest"]
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    ack_policy: AckPolicy
+    parser: Customised
+    decoder: Customised
+
+
+class BatchConsumerOptions(ConsumerOptions):
     batch: Literal[True]
     max_records: int
     batch_timeout_ms: int
-    ack_policy: AckPolicy
 
 
-def batch_consumer_options(settings: HubSettings, service: str) -> BatchConsumerOptions:
-    """How the stateful services consume: in batches, from the start, committing after
-    the batch's effects are stored, retrying the batch from its first message on error."""
+async def _readable_headers(message: Any, original: Original) -> Any:
+    """faststream decodes every header as UTF-8 before the handler runs; one header that
+    is not would fail the message for ever. Such bytes are replaced, the body kept."""
+    try:
+        return await original(message)
+    except UnicodeDecodeError:
+        records = message if isinstance(message, tuple) else (message,)
+        readable = tuple(replace(r, headers=tuple(
+            (k, v.decode("utf-8", "replace").encode()) for k, v in r.headers)) for r in records)
+        return await original(readable if isinstance(message, tuple) else readable[0])
+
+
+async def _raw_body(message: Any, original: Original) -> Any:
+    """No decoding before the handler: faststream would `json.loads` the body (and fail
+    on a body that is not JSON, outside our error policy). Handlers read the raw bytes."""
+    return message.body
+
+
+def consumer_options(settings: HubSettings, consumer: str) -> ConsumerOptions:
+    """How every consumer reads: from the start, committing only after the effect is
+    stored (retrying from the first message on error), with the raw bytes handed to the
+    hub's error policy."""
     return {
-        "group_id": settings.topics.group(service),
+        "group_id": settings.topics.group(consumer),
+        "group_instance_id": f"{consumer}-{settings.instance_id}" if settings.instance_id
+        else None,
         "auto_offset_reset": "earliest",
-        "batch": True,
-        "max_records": 200,
-        "batch_timeout_ms": 50,
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "parser": _readable_headers,
+        "decoder": _raw_body,
     }
+
+
+def batch_consumer_options(settings: HubSettings, consumer: str) -> BatchConsumerOptions:
+    """The stateful services consume in batches (each stored in one transaction)."""
+    return {**consumer_options(settings, consumer), "batch": True, "max_records": 200,
+            "batch_timeout_ms": 50}
 
 
 def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:

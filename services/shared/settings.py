@@ -66,6 +66,10 @@ class HubSettings(BaseSettings):
         default=512 * 1024, description="inbound events larger than this are dead-lettered"
     )
     log_level: str = "INFO"
+    instance_id: str | None = Field(
+        default=None, description="a stable name for this process among its service's "
+        "instances (e.g. records-1): consumers use static group membership, so a restarted "
+        "process takes its partitions back at once; two live processes must not share one")
     relay_interval_seconds: float = 0.2
     anchor_interval_seconds: float = Field(
         default=60.0, description="how often records publishes chain heads to the anchors topic"

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.school_events import SCHOOL_EVENT
 from services.records.application import ConsumedPosition, RecordsApplication
 from services.records.domain import (
     AssessmentCompleted,
     ConcernRaised,
+    EventIdConflict,
     PupilHistory,
     PupilMoved,
+    content_digest,
     pupil_id_for,
     record_school_event,
 )
@@ -42,8 +46,18 @@ def test_a_new_event_is_appended_at_the_next_version() -> None:
 def test_an_event_id_already_in_the_history_adds_nothing() -> None:
     record = to_school_event_record(accepted(school_event()))
     history = PupilHistory(id=pupil_id_for(record.upn), version=3,
-                           event_ids=frozenset({record.event_id}))
+                           event_ids={record.event_id: content_digest(record.school_event)})
     assert record_school_event(history, record) == []
+
+
+def test_an_event_id_reused_for_other_content_is_refused_with_both_digests() -> None:
+    record = to_school_event_record(accepted(school_event()))
+    history = PupilHistory(id=pupil_id_for(record.upn), version=3,
+                           event_ids={record.event_id: "0" * 64})
+    with pytest.raises(EventIdConflict) as refused:
+        record_school_event(history, record)
+    assert "stored content SHA-256 " + "0" * 64 in str(refused.value)
+    assert content_digest(record.school_event) in str(refused.value)
 
 
 def test_pupil_ids_are_deterministic_per_upn() -> None:

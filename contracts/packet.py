@@ -175,3 +175,6 @@ class TransferPacketV1(Frozen):
     """SHA-256 of the newest history event the packet was built from (see `sendhub verify`)."""
     builder_version: int | None = None
     """The rules' version that built it: a rebuild by other rules may word things differently."""
+    condensed: str | None = None
+    """Set when long texts were shortened so the packet fits one Kafka message: says how
+    many and where the full texts are (README "Packets too large for one message")."""

@@ -75,7 +75,8 @@ def dead_letter_summary(letter: DeadLetterV1) -> Panel:
 
 
 STATE_STYLE = {"pending": "yellow", "sent": "cyan", "received": "blue", "accepted": "green",
-               "rejected": "bold red", "superseded": "dim", "rerouted": "dim"}
+               "rejected": "bold red", "superseded": "dim", "rerouted": "dim",
+               "undeliverable": "bold red"}
 
 
 def deliveries_table(rows: Sequence[PacketDelivery], school_days: int) -> Table:
@@ -87,7 +88,7 @@ def deliveries_table(rows: Sequence[PacketDelivery], school_days: int) -> Table:
         note = []
         if d.overdue:
             note.append("[bold red]OVERDUE[/bold red]")
-        if d.delivery.state == "rejected" and d.delivery.reason:
+        if d.delivery.state in ("rejected", "undeliverable") and d.delivery.reason:
             note.append(d.delivery.reason)
         if d.supersedes:
             note.append(f"replaces {str(d.supersedes)[:8]}")

@@ -94,6 +94,22 @@ class TransfersCases:
         assert [e.state for e in app.delivery_events(packet_id)] == ["pending", "sent"]
         assert [h.version for h in app.history_of(upn)] == [1, 2]
 
+    def test_a_move_after_a_missing_event_waits_until_the_history_is_complete(
+        self, app: TransfersApplication,
+    ) -> None:
+        upn = random_upn()
+        topic = f"history-{upn}"
+        concern, move = history_messages(upn, CONCERN, moved(TO_SCHOOL))
+        # The concern was set aside (dead-lettered): the move alone must not make a
+        # packet that says the pupil has no SEN history.
+        assert app.record_history(at(topic, [move], 1)) == []
+        assert app.deliveries(upn=upn) == []
+        # Delivered again (after the fault was fixed): the packet goes out, complete.
+        [packet_id] = app.record_history(at(topic, [concern], 2))
+        packet = app.packet(packet_id)
+        assert packet is not None and packet.has_sen_history and packet.history_version == 2
+        assert [c.areas_of_need for c in packet.concerns_open] == [["SPLD"]]
+
     def test_a_late_entry_from_the_former_school_issues_an_amendment(
         self, app: TransfersApplication,
     ) -> None:

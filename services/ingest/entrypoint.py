@@ -19,7 +19,6 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts.accepted import Position
 from services.ingest.application import screen_school_event
 from services.shared.consuming import ConsumerPolicy, Record
-from services.shared.errors import is_infrastructure
 from services.shared.kafka import (
     consumer_options,
     ensure_topics,
@@ -41,18 +40,8 @@ def build_broker(settings: HubSettings) -> KafkaBroker:
 
     async def admit(record: Record) -> None:
         position = Position(topic=record.topic, partition=record.partition, offset=record.offset)
-        try:
-            event = screen_school_event(record.value, position=position, now=datetime.now(UTC),
-                                        max_bytes=settings.max_event_bytes)
-        except Exception as error:
-            if is_infrastructure(error):
-                raise
-            refusal = policy.refusal(error, record)
-            await policy.reject(record, refusal)
-            log.info("school_event.rejected", extra={"reason": refusal.reason,
-                                                     "partition": record.partition,
-                                                     "offset": record.offset})
-            return
+        event = screen_school_event(record.value, position=position, now=datetime.now(UTC),
+                                    max_bytes=settings.max_event_bytes)
         await accepted.publish(event.model_dump_json().encode(),
                                key=event.event.pupil.upn.encode())
         log.info("school_event.accepted", extra={"event_id": str(event.event.event_id),
@@ -62,7 +51,7 @@ def build_broker(settings: HubSettings) -> KafkaBroker:
     @broker.subscriber(topics.school_events, **consumer_options(settings, SERVICE))
     async def on_school_event(message: KafkaMessage) -> None:
         for record in records_of(message):
-            await policy.guard(partial(admit, record))
+            await policy.guard(partial(policy.handle, record, partial(admit, record)))
 
     return broker
 

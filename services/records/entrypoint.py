@@ -23,6 +23,7 @@ from contracts.anchors import AuditAnchorV1, ChainHead
 from services.records.application import AnchorHeads, ConsumedPosition, RecordsApplication
 from services.records.domain import EventIdConflict, RecordsError
 from services.records.handlers import to_history_contract, to_school_event_record
+from services.shared import locks
 from services.shared.binding import bind
 from services.shared.consuming import ConsumerPolicy, Record
 from services.shared.database import require_current
@@ -33,6 +34,7 @@ from services.shared.kafka import (
     records_of,
     rejected_topic_config,
 )
+from services.shared.lease import OutboxLease
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
 
@@ -88,13 +90,17 @@ class HistoryRelay(PeriodicTask):
     which readers recognise by (pupil, version).
     """
 
-    def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker):
+    def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker,
+                 lease: OutboxLease):
         super().__init__(settings.relay_interval_seconds, log, "history.relay")
         self.topic = settings.topics.pupil_history
         self.app = app
         self.broker = broker
+        self.lease = lease
 
     async def once(self) -> bool:
+        if not await asyncio.to_thread(self.lease.held):
+            return False  # another instance relays
         return await self.relay_once() == RELAY_BATCH
 
     async def relay_once(self) -> int:
@@ -148,14 +154,17 @@ class AuditAnchoring(PeriodicTask):
     acknowledged every part.
     """
 
-    def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker):
+    def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker,
+                 lease: OutboxLease):
         super().__init__(settings.anchor_interval_seconds, log, "audit.anchor")
         self.topic = settings.topics.audit_anchors
         self.app = app
         self.broker = broker
+        self.lease = lease
 
     async def once(self) -> bool:
-        await self.anchor_once()
+        if await asyncio.to_thread(self.lease.held):  # else another instance anchors
+            await self.anchor_once()
         return False
 
     async def anchor_once(self) -> int:
@@ -187,8 +196,11 @@ def build_app(settings: HubSettings) -> FastStream:
     )
     app = build_application(settings)
     broker = build_broker(settings, app)
-    relay = HistoryRelay(settings, app, broker)
-    anchoring = AuditAnchoring(settings, app, broker)
+    # One lease per task: the relay and the anchoring may run in different instances.
+    relay = HistoryRelay(settings, app, broker, OutboxLease(
+        settings.database_conninfo, locks.RECORDS_OUTBOX, "pupil-history", log))
+    anchoring = AuditAnchoring(settings, app, broker, OutboxLease(
+        settings.database_conninfo, locks.RECORDS_ANCHORS, "audit-anchors", log))
     stream = FastStream(broker, logger=log)
     stream.after_startup(relay.start)
     stream.after_startup(anchoring.start)

@@ -22,8 +22,9 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 
 from aiokafka import ConsumerRecord
 from prometheus_client import Counter
+from pydantic import ValidationError
 
-from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode
+from contracts.dead_letter import DeadLetterV1, ReasonCode, problems_from
 from services.shared.errors import MessageRefused, internal_error, is_infrastructure, refusal_of
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
@@ -66,9 +67,6 @@ class ConsumerPolicy:
             "reason": refusal.reason, "topic": record.topic, "partition": record.partition,
             "offset": record.offset})
 
-    async def refuse(self, record: Record, reason: ReasonCode, problems: list[Problem]) -> None:
-        await self.reject(record, MessageRefused(reason, problems))
-
     def refusal(self, error: Exception, record: Record) -> MessageRefused:
         """What to tell about a message that failed: its refusal, or our bug."""
         found = refusal_of(error, self.refusals)
@@ -86,6 +84,9 @@ class ConsumerPolicy:
         for record in records:
             try:
                 item = parse(record.value or b"")
+            except ValidationError as error:
+                await self.reject(record, MessageRefused("schema_invalid", problems_from(error)))
+                continue
             except Exception as error:
                 if is_infrastructure(error):
                     raise
@@ -98,7 +99,8 @@ class ConsumerPolicy:
                     store: Callable[[list[tuple[T, Record]]], Awaitable[object]]) -> None:
         """Store one partition's items together; when that fails for a reason other than
         the infrastructure, store them one by one, so only the message at fault is
-        dead-lettered and the others are kept."""
+        dead-lettered and the others are kept. When every one of several fails alike,
+        the fault is not in the messages: nothing is set aside, the batch is retried."""
         try:
             await store(items)
         except Exception as error:
@@ -109,8 +111,31 @@ class ConsumerPolicy:
                 return
             self.log.warning("batch.split", extra={"error": type(error).__name__,
                                                    "messages": len(items)})
+            failures: list[tuple[Record, Exception]] = []
             for item in items:
-                await self.store([item], store)
+                try:
+                    await store([item])
+                except Exception as one:
+                    if is_infrastructure(one):
+                        raise
+                    failures.append((item[1], one))
+            if len(failures) == len(items) and all(
+                    refusal_of(e, self.refusals) is None and type(e) is type(failures[0][1])
+                    for _, e in failures):
+                raise RuntimeError(f"every message of the batch failed with "
+                                   f"{type(failures[0][1]).__name__}") from failures[0][1]
+            for record, failure in failures:
+                await self.reject(record, self.refusal(failure, record))
+
+    async def handle(self, record: Record, work: Callable[[], Awaitable[object]]) -> None:
+        """One message: its refusal or our bug is dead-lettered; the infrastructure's
+        trouble is raised, for `guard` to retry."""
+        try:
+            await work()
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            await self.reject(record, self.refusal(error, record))
 
     async def guard(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run a handler's work; on failure wait (backing off) and re-raise, so faststream

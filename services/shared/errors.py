@@ -18,17 +18,24 @@ from collections.abc import Mapping
 
 import psycopg
 from aiokafka.errors import KafkaError as AsyncKafkaError
-from eventsourcing.persistence import InterfaceError as StoreInterfaceError
-from eventsourcing.persistence import OperationalError as StoreOperationalError
+from eventsourcing import persistence as store
 from kafka.errors import KafkaError
+from psycopg import errors as sql
 from psycopg_pool import PoolTimeout
-from pydantic import ValidationError
 
-from contracts.dead_letter import Problem, ReasonCode, problems_from
+from contracts.dead_letter import Problem, ReasonCode
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, StoreOperationalError,
-    StoreInterfaceError, KafkaError, AsyncKafkaError, ConnectionError, TimeoutError,
+    # Unreachable, restarting, failing over, or deadlocked: waiting cures it.
+    psycopg.OperationalError, psycopg.InterfaceError, sql.ReadOnlySqlTransaction, PoolTimeout,
+    store.OperationalError, store.InterfaceError, store.InternalError,
+    # Two writers at once (a rebalance): retrying re-reads the stream and decides again.
+    store.IntegrityError,
+    # A schema or a grant that does not match the code: an operator cures it, and no
+    # message should be set aside meanwhile.
+    sql.UndefinedTable, sql.UndefinedColumn, sql.UndefinedFunction, sql.InsufficientPrivilege,
+    store.ProgrammingError,
+    KafkaError, AsyncKafkaError, ConnectionError, TimeoutError,
 )
 
 
@@ -49,11 +56,11 @@ def is_infrastructure(error: BaseException) -> bool:
 
 def refusal_of(error: Exception, refusals: Mapping[type[Exception], ReasonCode]
                ) -> MessageRefused | None:
-    """The refusal an exception stands for, or None when it is a bug of ours."""
+    """The refusal an exception stands for, or None when it is a bug of ours. (A
+    message that fails its contract is refused where it is parsed; a validation error
+    later, while storing, is ours.)"""
     if isinstance(error, MessageRefused):
         return error
-    if isinstance(error, ValidationError):
-        return MessageRefused("schema_invalid", problems_from(error))
     for kind, reason in refusals.items():
         if isinstance(error, kind):
             return MessageRefused(reason, [Problem(path="", message=f"{type(error).__name__}: "

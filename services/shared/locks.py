@@ -16,3 +16,7 @@ ACCESS_LOG_SCHEMA = 727002
 BINDING = 727003
 # `sendhub db upgrade`: one upgrade at a time per database.
 MIGRATIONS = 727004
+# One publisher per outbox (services/shared/lease.py): held for a process's lifetime.
+RECORDS_OUTBOX = 727011
+RECORDS_ANCHORS = 727013
+TRANSFERS_OUTBOX = 727012

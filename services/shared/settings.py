@@ -77,6 +77,10 @@ class HubSettings(BaseSettings):
     delivery_interval_seconds: float = Field(
         default=5.0, description="how often transfers looks for packets to send or re-send"
     )
+    max_packet_bytes: int = Field(
+        default=900_000, description="a packet larger than this is condensed (long texts "
+        "shortened) or, if still too large, kept as undeliverable; keep it under the "
+        "broker's message.max.bytes")
     resend_after_school_days: int = Field(
         default=15, description="re-send a packet with no receipt after this many weekdays"
     )

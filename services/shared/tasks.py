@@ -6,16 +6,20 @@ import asyncio
 import logging
 from contextlib import suppress
 
+MAX_BACKOFF_SECONDS = 10.0
+
 
 class PeriodicTask:
     """Calls `once()` until stopped: again at once while it says more work is waiting,
-    else after `interval` seconds. An error is logged and retried after a second, so a
-    broker or database outage delays the work but never ends it."""
+    else after `interval` seconds. An error is retried, backing off from 1 s to
+    `MAX_BACKOFF_SECONDS`, so a broker or database outage delays the work but never
+    ends it; the outage is logged when it starts and when it ends, not every retry."""
 
     def __init__(self, interval: float, log: logging.Logger, name: str) -> None:
         self.interval = interval
         self.log = log
         self.name = name
+        self.failures = 0
         self._task: asyncio.Task[None] | None = None
 
     async def once(self) -> bool:
@@ -25,13 +29,20 @@ class PeriodicTask:
     async def run(self) -> None:
         while True:
             try:
-                if not await self.once():
-                    await asyncio.sleep(self.interval)
+                more = await self.once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self.log.exception(f"{self.name}.retry")
-                await asyncio.sleep(1.0)
+            except Exception as error:
+                self.failures += 1
+                if self.failures == 1:
+                    self.log.error(f"{self.name}.retrying", exc_info=error)
+                await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 2.0 ** (self.failures - 1)))
+                continue
+            if self.failures:
+                self.log.info(f"{self.name}.recovered", extra={"attempts": self.failures})
+                self.failures = 0
+            if not more:
+                await asyncio.sleep(self.interval)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run())

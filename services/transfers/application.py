@@ -22,6 +22,7 @@ from contracts.history import PupilHistoryEventV1
 from contracts.packet import TransferPacketV1
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
+    MAX_PACKET_BYTES,
     DeliveryEvent,
     DeliveryStep,
     Issue,
@@ -35,6 +36,7 @@ from services.transfers.domain import (
     when_pupil_moved_issue_packet,
     when_receipt_arrives_record_delivery,
 )
+from services.transfers.packets import packet_id_for
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import (
     ConsumedPosition,
@@ -44,6 +46,16 @@ from services.transfers.repository import (
 )
 
 log = logging.getLogger("sendhub.transfers")
+
+
+def _complete_prefix(history: Sequence[HistoryEntry]) -> list[HistoryEntry]:
+    """Versions 1..n with none missing (history in version order)."""
+    complete = []
+    for expected, h in enumerate(history, start=1):
+        if h.version != expected:
+            break
+        complete.append(h)
+    return complete
 T = TypeVar("T")
 
 
@@ -73,18 +85,22 @@ def _consumed(repo: TransfersRepository, fresh: Sequence[tuple[object, ConsumedP
 
 class TransfersApplication:
     def __init__(self, transfers: Transfers, *, clock: Callable[[], datetime] | None = None,
-                 resend_after_school_days: int = 15) -> None:
+                 resend_after_school_days: int = 15,
+                 max_packet_bytes: int = MAX_PACKET_BYTES) -> None:
         self.transfers = transfers
         self.clock = clock or (lambda: datetime.now(UTC))
         self.resend_after_school_days = resend_after_school_days
+        self.max_packet_bytes = max_packet_bytes
 
     @classmethod
     def on_postgres(cls, conninfo: str, *, clock: Callable[[], datetime] | None = None,
-                    resend_after_school_days: int = 15) -> TransfersApplication:
+                    resend_after_school_days: int = 15,
+                    max_packet_bytes: int = MAX_PACKET_BYTES) -> TransfersApplication:
         from services.transfers.postgres import PostgresTransfers
 
         return cls(PostgresTransfers(conninfo), clock=clock,
-                   resend_after_school_days=resend_after_school_days)
+                   resend_after_school_days=resend_after_school_days,
+                   max_packet_bytes=max_packet_bytes)
 
     def close(self) -> None:
         self.transfers.close()
@@ -95,22 +111,30 @@ class TransfersApplication:
         self, batch: Sequence[tuple[PupilHistoryEventV1, ConsumedPosition]]
     ) -> list[UUID]:
         """Keep one partition's history events with its position; issue a packet for each
-        move, then one amendment per pupil whose former school recorded late."""
+        move, then one amendment per pupil whose former school recorded late.
+
+        A packet is only built from a complete history (versions 1..n all held): when one
+        is missing (transfers set a message aside), the move waits, and the packet goes
+        out when the missing event is delivered again."""
         if not batch:
             return []
         issued: list[UUID] = []
         with self.transfers.transaction() as repo:
             fresh = _fresh(repo, batch)
             late: set[str] = set()
+            due: set[str] = set()
             for message, _ in fresh:
                 if not repo.add_history(message):
                     continue
                 entry = HistoryEntry.from_contract(message)
-                if entry.event.event_type == "pupil_moved":
-                    issued.append(self._when_pupil_moved(repo, entry))
-                elif self._is_late(repo, entry):
+                highest, held = repo.history_extent(entry.upn)
+                if entry.event.event_type == "pupil_moved" or entry.version < highest:
+                    due.add(entry.upn)  # a move, or a missing event filled in
+                elif held == highest and self._is_late(repo, entry):
                     late.add(entry.upn)
-            for upn in sorted(late):
+            for upn in sorted(due):
+                issued += self._when_pupil_moved(repo, upn)
+            for upn in sorted(late - due):
                 amendment = self._when_late_entry(repo, upn)
                 if amendment:
                     issued.append(amendment)
@@ -118,26 +142,39 @@ class TransfersApplication:
                 _consumed(repo, fresh)
         return issued
 
-    def _when_pupil_moved(self, repo: TransfersRepository, move: HistoryEntry) -> UUID:
-        issue = when_pupil_moved_issue_packet(
-            repo.history(move.upn, up_to_version=move.version), move,
-            repo.latest_packet(move.upn), self.clock(), repo.registered)
-        self._keep(repo, issue)
-        return issue.issued.packet.packet_id
+    def _when_pupil_moved(self, repo: TransfersRepository, upn: str) -> list[UUID]:
+        """Issue the packet of every move in the complete part of the history that has
+        none yet; a move after a gap waits."""
+        history = repo.history(upn)
+        complete = _complete_prefix(history)
+        issued = []
+        for move in (h for h in complete if h.event.event_type == "pupil_moved"):
+            if repo.packet(packet_id_for(upn, move.event.event_id)) is not None:
+                continue
+            issue = when_pupil_moved_issue_packet(
+                [h for h in complete if h.version <= move.version], move,
+                repo.latest_packet(upn), self.clock(), repo.registered, self.max_packet_bytes)
+            self._keep(repo, issue)
+            issued.append(issue.issued.packet.packet_id)
+        if len(complete) < len(history):
+            log.warning("packet.held_back", extra={
+                "missing_version": len(complete) + 1, "held_versions": len(history)})
+        return issued
 
     @staticmethod
     def _is_late(repo: TransfersRepository, entry: HistoryEntry) -> bool:
         latest = repo.latest_packet(entry.upn)
         if latest is None or entry.version <= latest.packet.history_version:
             return False
-        return is_late_for(entry, latest, repo.history(entry.upn))
+        return is_late_for(entry, latest, repo.entry(entry.upn, latest.move_version))
 
     def _when_late_entry(self, repo: TransfersRepository, upn: str) -> UUID | None:
         latest = repo.latest_packet(upn)
         if latest is None:
             return None
-        issue = when_late_entry_recorded_amend_packet(repo.history(upn), latest, self.clock(),
-                                                      repo.registered)
+        issue = when_late_entry_recorded_amend_packet(
+            _complete_prefix(repo.history(upn)), latest, self.clock(), repo.registered,
+            self.max_packet_bytes)
         if issue is None:
             return None
         if self._keep(repo, issue):
@@ -153,6 +190,10 @@ class TransfersApplication:
         for step in issue.steps:
             repo.append_delivery(step)
         to = issue.issued.packet.to_setting
+        first = issue.steps[0].event
+        if first.state == "undeliverable":
+            log.error("packet.undeliverable", extra={
+                "packet_id": str(issue.issued.packet.packet_id), "reason": first.detail})
         if to.in_registry is False:
             log.warning("packet.receiver_not_in_registry", extra={
                 "packet_id": str(issue.issued.packet.packet_id), "receiver": to.receiver})
@@ -204,6 +245,15 @@ class TransfersApplication:
             for p in packets:
                 repo.append_delivery(DeliveryStep(p.packet_id, DeliveryEvent(
                     "sent", now, f"attempt {p.attempt}")))
+
+    def mark_undeliverable(self, refused: Sequence[tuple[PendingPacket, str]]) -> None:
+        """The broker refused these packets for good (too large, topic refused): they
+        are kept with the reason, reported, and not published again."""
+        now = self.clock()
+        with self.transfers.transaction() as repo:
+            for p, reason in refused:
+                repo.append_delivery(DeliveryStep(p.packet_id, DeliveryEvent(
+                    "undeliverable", now, reason)))
 
     def resend_overdue(self) -> list[UUID]:
         """Queue for sending again every packet with no receipt for the re-send period."""

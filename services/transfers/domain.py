@@ -6,7 +6,8 @@ by `packets.py`; the registry of settings is passed in as a lookup function. Ref
 are named `TransfersError`s, each with the dead-letter reason a receiver is told.
 
 Delivery is a sequence of append-only events per packet (`pending`, `sent`, `received`,
-`accepted`, `rejected`, `superseded`, `rerouted`); a packet's state is folded from them.
+`accepted`, `rejected`, `superseded`, `rerouted`, `undeliverable`); a packet's state is
+folded from them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from uuid import UUID
 from contracts.packet import Setting, TransferPacketV1
 from contracts.school_events import PupilMovedV1
 from services.shared.sen_record import HistoryEntry
-from services.transfers.packets import amendment_changes, build_transfer_packet, is_late_entry
+from services.transfers.packets import (
+    NotAMove,
+    amendment_changes,
+    build_transfer_packet,
+    fitted,
+    is_late_entry,
+)
 from services.transfers.registry import RegisteredSetting
 
 PacketKind = Literal["first", "amendment", "reroute"]
@@ -111,19 +118,32 @@ def _described(setting: Setting, registry: RegistryLookup) -> Setting:
                                       "in_registry": True})
 
 
+MAX_PACKET_BYTES = 900_000
+"""Below Kafka's default largest message (1 MiB), with room for headers and batching."""
+
+
 def _issue(packet: TransferPacketV1, move_version: int, kind: PacketKind, now: datetime,
-           registry: RegistryLookup, replaced: DeliveryStep | None = None) -> Issue:
-    packet = with_registry(packet, registry)
-    note = (f"{packet.to_setting.receiver} is not in the settings registry"
-            if packet.to_setting.in_registry is False else None)
-    pending = DeliveryStep(packet.packet_id, DeliveryEvent("pending", now, note))
-    steps = (pending,) if replaced is None else (pending, replaced)
+           registry: RegistryLookup, replaced: DeliveryStep | None = None,
+           max_bytes: int = MAX_PACKET_BYTES) -> Issue:
+    """A packet is sent whole if it fits one message, condensed if that makes it fit,
+    else kept as `undeliverable` with the reason (and never published)."""
+    packet, fits = fitted(with_registry(packet, registry), max_bytes)
+    if fits:
+        note = (f"{packet.to_setting.receiver} is not in the settings registry"
+                if packet.to_setting.in_registry is False else None)
+        first = DeliveryStep(packet.packet_id, DeliveryEvent("pending", now, note))
+    else:
+        size = len(packet.model_dump_json().encode())
+        first = DeliveryStep(packet.packet_id, DeliveryEvent(
+            "undeliverable", now, f"the packet is {size:,} bytes even with long texts "
+            f"shortened, over the {max_bytes:,}-byte limit of one message"))
+    steps = (first,) if replaced is None else (first, replaced)
     return Issue(IssuedPacket(packet, move_version, kind), steps)
 
 
 def when_pupil_moved_issue_packet(
     history: Sequence[HistoryEntry], move: HistoryEntry, latest: IssuedPacket | None,
-    now: datetime, registry: RegistryLookup,
+    now: datetime, registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
 ) -> Issue:
     """A move issues the packet built from the history as it stood at the move. When the
     pupil's latest packet went to the lost-pupils inbox, this one re-routes it."""
@@ -140,22 +160,24 @@ def when_pupil_moved_issue_packet(
             "rerouted", now, f"destination now known: re-sent as {packet.packet_id} "
             f"to {packet.to_setting.receiver}"))
     return _issue(packet, move.version, "reroute" if rerouted else "first", now, registry,
-                  replaced)
+                  replaced, max_bytes)
 
 
 def is_late_for(entry: HistoryEntry, latest: IssuedPacket | None,
-                history: Sequence[HistoryEntry]) -> bool:
+                move: HistoryEntry | None) -> bool:
     """An entry calls for an amendment when it is newer than the latest packet and the
     former school is catching up on a day on or before the move (`is_late_entry`)."""
     if latest is None or entry.version <= latest.packet.history_version:
         return False
-    move = next((h.event for h in history if h.version == latest.move_version), None)
-    return isinstance(move, PupilMovedV1) and is_late_entry(entry, move)
+    if move is None or not isinstance(move.event, PupilMovedV1):
+        raise NotAMove(f"the packet {latest.packet.packet_id} names history version "
+                       f"{latest.move_version} as its move, which is not a held pupil_moved")
+    return is_late_entry(entry, move.event)
 
 
 def when_late_entry_recorded_amend_packet(
     history: Sequence[HistoryEntry], latest: IssuedPacket, now: datetime,
-    registry: RegistryLookup,
+    registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
 ) -> Issue | None:
     """Late entries from the former school issue an amendment that supersedes the latest
     packet and lists what it adds; None when nothing new would be added."""
@@ -170,7 +192,7 @@ def when_late_entry_recorded_amend_packet(
     )
     replaced = DeliveryStep(previous.packet_id, DeliveryEvent(
         "superseded", now, f"amended by {packet.packet_id}: {len(changes)} late entr(ies)"))
-    return _issue(packet, latest.move_version, "amendment", now, registry, replaced)
+    return _issue(packet, latest.move_version, "amendment", now, registry, replaced, max_bytes)
 
 
 def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: str | None) -> DeliveryStep:
@@ -227,11 +249,12 @@ _RANK = {"pending": 0, "sent": 1, "received": 2, "accepted": 3, "rejected": 3}
 
 def delivery_of(events: Sequence[DeliveryEvent]) -> Delivery:
     """Receipts may arrive in any order: a packet is as far along as its furthest
-    receipt, and a superseded or re-routed packet is that whatever else happened."""
+    receipt, and a superseded, re-routed or undeliverable packet is that whatever else
+    happened (the first of those three that happened)."""
     state, reason = "pending", None
     sends = [e.at for e in events if e.state == "sent"]
     for event in events:
-        if event.state in ("superseded", "rerouted"):
+        if event.state in ("superseded", "rerouted", "undeliverable"):
             state, reason = event.state, event.detail
             break
         if event.state in _RANK and _RANK[event.state] >= _RANK[state]:

@@ -19,11 +19,18 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 
+from aiokafka.errors import (
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    TopicAuthorizationFailedError,
+)
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from kafka import errors as kafka_errors
 
 from contracts.history import PupilHistoryEventV1
+from services.shared import locks
 from services.shared.binding import bind
 from services.shared.consuming import ConsumerPolicy, Record
 from services.shared.database import require_current
@@ -34,74 +41,109 @@ from services.shared.kafka import (
     records_of,
     rejected_topic_config,
 )
+from services.shared.lease import OutboxLease
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
 from services.transfers import handlers
 from services.transfers.application import RefusedReceipt, TransfersApplication
 from services.transfers.domain import Receipt
-from services.transfers.repository import ConsumedPosition
+from services.transfers.repository import ConsumedPosition, PendingPacket
 
 SERVICE = "transfers"
 RECEIPTS = "transfers-receipts"  # the receipts consumer group; dead letters name "transfers"
 log = logging.getLogger("sendhub.transfers")
 
 
-class PacketDelivery(PeriodicTask):
-    """Publishes stored packets to inbox topics (creating a receiver's topic on first use);
-    every few seconds re-queues overdue packets and sends whatever waits."""
+# The broker refuses these for good: publishing again would fail again.
+UNDELIVERABLE = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError,
+                 kafka_errors.InvalidTopicError, kafka_errors.PolicyViolationError,
+                 kafka_errors.TopicAuthorizationFailedError)
 
-    def __init__(self, settings: HubSettings, store: TransfersApplication,
-                 broker: KafkaBroker):
+
+class PacketPublisher(PeriodicTask):
+    """Publishes stored packets to inbox topics (creating a receiver's topic on first use);
+    every few seconds re-queues overdue packets and sends whatever waits.
+
+    Only the instance holding the outbox lease publishes. Each packet is marked sent as
+    soon as the broker acknowledged it, so one refused packet neither holds back nor
+    re-sends the others; a packet the broker refuses for good is marked undeliverable."""
+
+    def __init__(self, settings: HubSettings, transfers: TransfersApplication,
+                 broker: KafkaBroker, lease: OutboxLease):
         super().__init__(settings.delivery_interval_seconds, log, "packet.delivery")
         self.settings = settings
-        self.store = store
+        self.transfers = transfers
         self.broker = broker
+        self.lease = lease
         self.known_topics: set[str] = set()
         self.lock = asyncio.Lock()
 
     async def deliver_pending(self) -> int:
         async with self.lock:
+            if not await asyncio.to_thread(self.lease.held):
+                return 0  # another instance publishes
             delivered = 0
-            while pending := await asyncio.to_thread(self.store.pending_packets):
-                topics = {self.settings.topics.inbox(p.receiver) for p in pending}
-                missing = sorted(topics - self.known_topics)
-                if missing:
-                    await asyncio.to_thread(ensure_topics, self.settings, missing)
-                    self.known_topics |= set(missing)
-                sends = [
-                    await self.broker.publish(
-                        p.body.encode(),
-                        topic=self.settings.topics.inbox(p.receiver),
-                        key=str(p.packet_id).encode(),
-                        headers={"content-type": "application/json",
-                                 "sendhub-packet-version": "1",
-                                 "sendhub-attempt": str(p.attempt)},
-                        no_confirm=True,
-                    )
-                    for p in pending
-                ]
-                await asyncio.gather(*sends)
-                await asyncio.to_thread(self.store.mark_published, pending)
-                for p in pending:
-                    log.info("packet.delivered", extra={"packet_id": str(p.packet_id),
-                                                        "receiver": p.receiver,
-                                                        "attempt": p.attempt})
-                delivered += len(pending)
+            while pending := await asyncio.to_thread(self.transfers.pending_packets):
+                ready, refused = await self._with_topics(pending)
+                results = await asyncio.gather(*(self._publish(p) for p in ready),
+                                               return_exceptions=True)
+                sent = [p for p, r in zip(ready, results, strict=True)
+                        if not isinstance(r, BaseException)]
+                refused += [(p, f"the broker refused it: {type(r).__name__}: {r}")
+                            for p, r in zip(ready, results, strict=True)
+                            if isinstance(r, UNDELIVERABLE)]
+                if sent:
+                    await asyncio.to_thread(self.transfers.mark_published, sent)
+                if refused:
+                    await asyncio.to_thread(self.transfers.mark_undeliverable, refused)
+                for failure in results:
+                    if isinstance(failure, Exception) and not isinstance(failure, UNDELIVERABLE):
+                        raise failure  # the broker's trouble: retried later
+                delivered += len(sent)
             return delivered
 
+    async def _with_topics(self, pending: list[PendingPacket]
+                           ) -> tuple[list[PendingPacket], list[tuple[PendingPacket, str]]]:
+        """Create missing inbox topics one by one; a topic the broker refuses makes its
+        packets undeliverable, not the others."""
+        refused_topics: dict[str, str] = {}
+        for topic in sorted({self.settings.topics.inbox(p.receiver) for p in pending}
+                            - self.known_topics):
+            try:
+                await asyncio.to_thread(ensure_topics, self.settings, [topic])
+                self.known_topics.add(topic)
+            except UNDELIVERABLE as error:
+                refused_topics[topic] = f"its inbox topic was refused: {error}"
+        ready = [p for p in pending if self.settings.topics.inbox(p.receiver) not in refused_topics]
+        return ready, [(p, refused_topics[self.settings.topics.inbox(p.receiver)])
+                       for p in pending if p not in ready]
+
+    async def _publish(self, p: PendingPacket) -> None:
+        confirmation = await self.broker.publish(
+            p.body.encode(), topic=self.settings.topics.inbox(p.receiver),
+            key=str(p.packet_id).encode(),
+            headers={"content-type": "application/json", "sendhub-packet-version": "1",
+                     "sendhub-attempt": str(p.attempt)},
+            no_confirm=True)
+        await confirmation
+        log.info("packet.delivered", extra={"packet_id": str(p.packet_id),
+                                            "receiver": p.receiver, "attempt": p.attempt})
+
     async def once(self) -> bool:
-        await asyncio.to_thread(self.store.resend_overdue)
-        await self.deliver_pending()
+        if await asyncio.to_thread(self.lease.held):
+            await asyncio.to_thread(self.transfers.resend_overdue)
+            await self.deliver_pending()
         return False
 
 
 def build_broker(settings: HubSettings, transfers: TransfersApplication
-                 ) -> tuple[KafkaBroker, PacketDelivery]:
+                 ) -> tuple[KafkaBroker, PacketPublisher]:
     topics = settings.topics
     broker = make_broker(settings, SERVICE)
     history_policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log)
     receipts_policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log)
-    delivery = PacketDelivery(settings, transfers, broker)
+    delivery = PacketPublisher(settings, transfers, broker, OutboxLease(
+        settings.database_conninfo, locks.TRANSFERS_OUTBOX, "packets", log))
 
     @broker.subscriber(topics.pupil_history, **batch_consumer_options(settings, SERVICE))
     async def on_pupil_history(message: KafkaMessage) -> None:
@@ -172,7 +214,8 @@ def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None
                   rejected_topic_config(settings))
     transfers = TransfersApplication.on_postgres(
         settings.database_conninfo, clock=clock,
-        resend_after_school_days=settings.resend_after_school_days)
+        resend_after_school_days=settings.resend_after_school_days,
+        max_packet_bytes=settings.max_packet_bytes)
     broker, delivery = build_broker(settings, transfers)
     stream = FastStream(broker, logger=log)
 

@@ -27,7 +27,6 @@ _ACKNOWLEDGED = {"received", "accepted", "rejected", "superseded", "rerouted"}
 @dataclass
 class _Stored:
     issued: IssuedPacket
-    order: int
     published_at: datetime | None = None
 
 
@@ -61,6 +60,14 @@ class InMemoryRepository(TransfersRepository):
         return [HistoryEntry.from_contract(m) for (u, v), m in sorted(self.state.history.items())
                 if u == upn and (up_to_version is None or v <= up_to_version)]
 
+    def entry(self, upn: str, version: int) -> HistoryEntry | None:
+        message = self.state.history.get((upn, version))
+        return None if message is None else HistoryEntry.from_contract(message)
+
+    def history_extent(self, upn: str) -> tuple[int, int]:
+        versions = [v for u, v in self.state.history if u == upn]
+        return max(versions, default=0), len(versions)
+
     def latest_packet(self, upn: str) -> IssuedPacket | None:
         mine = [s.issued for s in self.state.packets.values() if s.issued.packet.pupil.upn == upn]
         return max(mine, key=lambda i: (i.move_version, i.packet.history_version), default=None)
@@ -68,7 +75,7 @@ class InMemoryRepository(TransfersRepository):
     def add_packet(self, issued: IssuedPacket) -> bool:
         if issued.packet.packet_id in self.state.packets:
             return False
-        self.state.packets[issued.packet.packet_id] = _Stored(issued, len(self.state.packets))
+        self.state.packets[issued.packet.packet_id] = _Stored(issued)
         return True
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None:
@@ -80,8 +87,9 @@ class InMemoryRepository(TransfersRepository):
         return None if packet is None else packet.to_setting.receiver
 
     def _in_order(self) -> list[_Stored]:
+        # As PostgreSQL orders them: by build time, then packet id.
         return sorted(self.state.packets.values(),
-                      key=lambda s: (s.issued.packet.generated_at, s.order))
+                      key=lambda s: (s.issued.packet.generated_at, s.issued.packet.packet_id))
 
     def packets_for(self, receiver: str) -> list[TransferPacketV1]:
         return [s.issued.packet for s in self._in_order()
@@ -98,7 +106,9 @@ class InMemoryRepository(TransfersRepository):
         return [s.event for s in self.state.delivery if s.packet_id == packet_id]
 
     def unpublished(self, limit: int) -> list[PendingPacket]:
-        waiting = [s for s in self._in_order() if s.published_at is None][:limit]
+        waiting = [s for s in self._in_order() if s.published_at is None and not any(
+            e.state == "undeliverable" for e in self.delivery_events(s.issued.packet.packet_id))
+        ][:limit]
         return [PendingPacket(
             s.issued.packet.packet_id, s.issued.packet.to_setting.receiver,
             s.issued.packet.model_dump_json(),
@@ -107,11 +117,13 @@ class InMemoryRepository(TransfersRepository):
 
     def mark_published(self, packet_ids: Sequence[UUID], at: datetime) -> None:
         for packet_id in packet_ids:
-            self.state.packets[packet_id].published_at = at
+            if packet_id in self.state.packets:  # as an UPDATE of no row does nothing
+                self.state.packets[packet_id].published_at = at
 
     def requeue(self, packet_ids: Sequence[UUID]) -> None:
         for packet_id in packet_ids:
-            self.state.packets[packet_id].published_at = None
+            if packet_id in self.state.packets:
+                self.state.packets[packet_id].published_at = None
 
     def packet_records(self, *, receiver: str | None = None, upn: str | None = None,
                        unacknowledged_only: bool = False) -> list[PacketRecord]:

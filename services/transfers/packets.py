@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID, uuid5
 
 from contracts.packet import (
@@ -319,6 +320,44 @@ def is_late_entry(event: HistoryEntry, move: PupilMovedV1) -> bool:
             and event.event.source.urn == move.source.urn)
 
 
+LONG_TEXT = 1_000
+"""Local policy: in a packet too large for one message, texts longer than this many
+characters are shortened (README "Packets too large for one message")."""
+
+
+def _shortened(value: Any, counter: list[int]) -> Any:
+    if isinstance(value, str) and len(value) > LONG_TEXT:
+        counter[0] += 1
+        return (value[:LONG_TEXT] + f" [... {len(value) - LONG_TEXT:,} more characters not "
+                "sent: the full text is in the hub's records]")
+    if isinstance(value, list):
+        return [_shortened(v, counter) for v in value]
+    if isinstance(value, dict):
+        return {k: _shortened(v, counter) for k, v in value.items()}
+    return value
+
+
+def condense(packet: TransferPacketV1) -> TransferPacketV1:
+    """The packet with every text over `LONG_TEXT` characters shortened, and a note that
+    says so. Nothing else changes: every concern, need, review and event is still there."""
+    counter = [0]
+    data = _shortened(packet.model_dump(mode="json", exclude={"condensed"}), counter)
+    data["condensed"] = (f"{counter[0]} text(s) longer than {LONG_TEXT:,} characters were "
+                         "shortened so that this packet fits one message; each says how much "
+                         "is missing. The full texts are kept in the hub's records: ask the "
+                         "sending setting or the hub's operators (sendhub history UPN).")
+    return TransferPacketV1.model_validate(data)
+
+
+def fitted(packet: TransferPacketV1, max_bytes: int) -> tuple[TransferPacketV1, bool]:
+    """The packet as it will be sent, and whether it fits `max_bytes`: whole when it
+    fits, else condensed; a packet too large even condensed cannot be sent."""
+    if len(packet.model_dump_json().encode()) <= max_bytes:
+        return packet, True
+    condensed = condense(packet)
+    return condensed, len(condensed.model_dump_json().encode()) <= max_bytes
+
+
 def rebuild_transfer_packet(
     sent: TransferPacketV1,
     history: Sequence[HistoryEntry],
@@ -343,6 +382,8 @@ def rebuild_transfer_packet(
         if superseded and not sent.rerouted_from_lost_pupils else (),
         rerouted_from_lost_pupils=sent.rerouted_from_lost_pupils,
     )
+    if sent.condensed:
+        rebuilt = condense(rebuilt)
     return rebuilt.model_copy(update={"from_setting": sent.from_setting,
                                       "to_setting": sent.to_setting})
 

@@ -76,6 +76,18 @@ class PostgresRepository(TransfersRepository):
         return [HistoryEntry.from_contract(PupilHistoryEventV1.model_validate(
             r["event"], extra="ignore", context={"trusted": True})) for r in rows]
 
+    def entry(self, upn: str, version: int) -> HistoryEntry | None:
+        row = self._one("SELECT event FROM transfers_history WHERE upn = %s AND version = %s",
+                        (upn, version))
+        return None if row is None else HistoryEntry.from_contract(
+            PupilHistoryEventV1.model_validate(row["event"], extra="ignore",
+                                               context={"trusted": True}))
+
+    def history_extent(self, upn: str) -> tuple[int, int]:
+        row = self._one("SELECT coalesce(max(version), 0) AS highest, count(*) AS held "
+                        "FROM transfers_history WHERE upn = %s", (upn,))
+        return (int(row["highest"]), int(row["held"])) if row else (0, 0)
+
     def latest_packet(self, upn: str) -> IssuedPacket | None:
         row = self._one(
             "SELECT body, move_version, kind FROM transfers_packets WHERE upn = %s "
@@ -106,7 +118,7 @@ class PostgresRepository(TransfersRepository):
 
     def packets_for(self, receiver: str) -> list[TransferPacketV1]:
         rows = self._all("SELECT body FROM transfers_packets WHERE receiver = %s "
-                         "ORDER BY built_at", (receiver,))
+                         "ORDER BY built_at, packet_id", (receiver,))
         return [TransferPacketV1.model_validate(r["body"]) for r in rows]
 
     def append_delivery(self, step: DeliveryStep) -> bool:
@@ -126,8 +138,9 @@ class PostgresRepository(TransfersRepository):
             "SELECT p.packet_id, p.receiver, p.body::text AS body, "
             "(SELECT count(*) FROM transfers_delivery d "
             " WHERE d.packet_id = p.packet_id AND d.state = 'sent') + 1 AS attempt "
-            "FROM transfers_packets p WHERE p.published_at IS NULL "
-            "ORDER BY p.built_at LIMIT %s", (limit,))
+            "FROM transfers_packets p WHERE p.published_at IS NULL AND NOT EXISTS (SELECT 1 "
+            "FROM transfers_delivery d WHERE d.packet_id = p.packet_id "
+            "AND d.state = 'undeliverable') ORDER BY p.built_at, p.packet_id LIMIT %s", (limit,))
         return [PendingPacket(r["packet_id"], r["receiver"], r["body"], int(r["attempt"]))
                 for r in rows]
 

@@ -33,21 +33,32 @@ class RunningServices:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}-{self.starts[name]}.log"
 
-    def start(self, name: str) -> None:
+    def start(self, service: str, instance: int = 1) -> str:
+        """Start one instance of a service; its name is the service's for the first
+        instance, `<service>-<n>` for others. Each instance keeps its own instance id
+        across restarts (static group membership)."""
+        name = service if instance == 1 else f"{service}-{instance}"
         self.starts[name] = self.starts.get(name, 0) + 1
         log = self.log_path(name).open("wb")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "sendhub.cli", "serve", name],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env,
+            [sys.executable, "-m", "sendhub.cli", "serve", service],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**self.env, "SENDHUB_INSTANCE_ID": str(instance)},
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.processes[name].poll() is not None:
                 raise RuntimeError(f"{name} exited: {self.log_path(name).read_text()[-3000:]}")
             if b"started successfully" in self.log_path(name).read_bytes():
-                return
+                return name
             time.sleep(0.2)
         raise RuntimeError(f"{name} did not start in 60 s")
+
+    def stop(self, name: str) -> None:
+        """SIGTERM: the instance finishes the batch in hand, commits and leaves."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
 
     def kill(self, name: str) -> None:
         """SIGKILL: no clean shutdown, no last commit; what a crash looks like."""

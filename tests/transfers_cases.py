@@ -213,6 +213,27 @@ class TransfersCases:
         assert delivery.delivery.attempts == 2 and delivery.overdue
         assert app.resend_overdue() == []
 
+    def test_a_packet_too_large_is_condensed_or_kept_undeliverable_and_never_published(
+        self, app: TransfersApplication,
+    ) -> None:
+        long = school_event(occurred_at="2025-03-01T10:00:00+00:00", payload={
+            "raised_by": "teacher", "areas_of_need": ["SPLD"], "summary": "y" * 5_000})
+        upn, other = random_upn(), random_upn()
+        app.max_packet_bytes = 6_000  # the 5,000-character concern does not fit whole
+        [condensed] = app.record_history(at(f"history-{upn}", history_messages(
+            upn, long, moved(TO_SCHOOL))))
+        packet = app.packet(condensed)
+        assert packet is not None and packet.condensed
+        assert len(packet.concerns_open[0].summary) < 1_200
+        app.max_packet_bytes = 2_000  # too small even condensed
+        [refused] = app.record_history(at(f"history-{other}", history_messages(
+            other, long, moved(TO_SCHOOL))))
+        [step] = app.delivery_events(refused)
+        assert step.state == "undeliverable" and "over the 2,000-byte limit" in (step.detail or "")
+        assert [p.packet_id for p in app.pending_packets()] == [condensed]
+        [row] = [d for d in app.deliveries() if d.packet_id == refused]
+        assert row.delivery.state == "undeliverable"
+
     def test_packets_carry_the_registry_names_and_unknown_receivers_are_noted(
         self, app: TransfersApplication,
     ) -> None:

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -379,8 +379,11 @@ def show_later(console: Console, settings: HubSettings, store: TransfersApplicat
             console.print(dead_letter_summary(letter))
     console.print(Rule("An auditor's questions"))
     records = build_application(settings)
-    then = records.replay(scenario.AMIRA.upn, known_at=known_at)
     now = records.history_events(scenario.AMIRA.upn)
+    # On a second run everything was recorded by the first: ask as of just before the
+    # late entry was recorded, whenever that was.
+    known_at = min(known_at, now[-1].timestamp - timedelta(microseconds=1))
+    then = records.replay(scenario.AMIRA.upn, known_at=known_at)
     console.print(f"Amira's history as the hub knew it at {known_at:%H:%M:%S}: {len(then)} "
                   f"events; now: {len(now)} (Oakfield's late EP assessment, dated 9 January "
                   "2026, was recorded after).")

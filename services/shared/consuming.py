@@ -21,17 +21,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 from aiokafka import ConsumerRecord
-from prometheus_client import Counter
 
 from contracts.dead_letter import DeadLetterV1, Problem, ReasonCode
 from services.shared.errors import MessageRefused, internal_error, is_infrastructure, refusal_of
+from services.shared.metrics import DEAD_LETTERS
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 10.0
-
-DEAD_LETTERS = Counter("sendhub_dead_letters_total",
-                       "Messages dead-lettered, by service and reason", ["service", "reason"])
 
 
 class Publisher(Protocol):

@@ -34,11 +34,13 @@ from services.shared.kafka import (
     records_of,
     rejected_topic_config,
 )
+from services.shared.observing import StoreGauges, run_beside
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
 from services.transfers import handlers
 from services.transfers.application import RefusedReceipt, TransfersApplication
 from services.transfers.domain import Receipt
+from services.transfers.gauges import TransfersGauges
 from services.transfers.repository import ConsumedPosition
 
 SERVICE = "transfers"
@@ -175,6 +177,7 @@ def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None
         resend_after_school_days=settings.resend_after_school_days)
     broker, delivery = build_broker(settings, transfers)
     stream = FastStream(broker, logger=log)
+    run_beside(stream, StoreGauges(TransfersGauges(transfers), settings.metrics_interval_seconds))
 
     async def stop_delivery() -> None:
         await delivery.stop()

@@ -57,8 +57,9 @@ class MetricsMiddleware(BaseMiddleware[PublishCommand, Any]):
     async def consume_scope(self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]],
                             msg: StreamMessage[Any]) -> Any:
         raw = msg.raw_message
-        records = raw if isinstance(raw, tuple) else (raw,)
-        topic = topic_label(records[0].topic, self.namespace) if records else "none"
+        records = raw if isinstance(raw, tuple | list) else (raw,)  # a batch, or one
+        topic = topic_label(getattr(records[0], "topic", "unknown"), self.namespace) \
+            if records else "none"
         EVENTS_CONSUMED.labels(self.service, topic).inc(len(records))
         started = time.perf_counter()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,6 +49,13 @@ class RunningServices:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"{name} did not start in 60 s")
+
+    def http_port(self, name: str) -> int:
+        """The port the service's /healthz, /readyz and /metrics are on (it logs it)."""
+        for line in self.log_path(name).read_text().splitlines():
+            if '"http.listening"' in line:
+                return int(json.loads(line)["port"])
+        raise RuntimeError(f"{name} logged no http.listening line")
 
     def kill(self, name: str) -> None:
         """SIGKILL: no clean shutdown, no last commit; what a crash looks like."""

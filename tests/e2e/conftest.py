@@ -24,6 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "records", "transfers")
 
 
+def http_port_in(log: Path) -> int:
+    """The HTTP port a service logged as bound (`http.listening`)."""
+    for line in log.read_text().splitlines():
+        if '"http.listening"' in line:
+            return int(json.loads(line)["port"])
+    raise RuntimeError(f"{log.name}: no http.listening line")
+
+
 class RunningServices:
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env = {**os.environ, **env}
@@ -52,10 +60,7 @@ class RunningServices:
 
     def http_port(self, name: str) -> int:
         """The port the service's /healthz, /readyz and /metrics are on (it logs it)."""
-        for line in self.log_path(name).read_text().splitlines():
-            if '"http.listening"' in line:
-                return int(json.loads(line)["port"])
-        raise RuntimeError(f"{name} logged no http.listening line")
+        return http_port_in(self.log_path(name))
 
     def kill(self, name: str) -> None:
         """SIGKILL: no clean shutdown, no last commit; what a crash looks like."""

@@ -4,8 +4,12 @@ broker and database: alive, ready for stated reasons, and counting what flows th
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sendhub.publishing import publish_lines
 from services.shared.settings import HubSettings
-from tests.e2e.conftest import RunningServices, eventually
+from tests.e2e.conftest import ROOT, RunningServices, eventually, http_port_in
 from tests.factories import pupil, random_upn, school_event
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +26,11 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def get(services: RunningServices, name: str, path: str) -> tuple[int, bytes]:
-    url = f"http://127.0.0.1:{services.http_port(name)}{path}"
+    return get_port(services.http_port(name), path)
+
+
+def get_port(port: int, path: str) -> tuple[int, bytes]:
+    url = f"http://127.0.0.1:{port}{path}"
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.status, response.read()
@@ -111,3 +119,44 @@ def test_metrics_count_events_in_and_out_and_a_dead_letter(
                      outbox="packets") == 0
 
     eventually(measured)
+
+
+def start_another(services: RunningServices, name: str, n: int
+                  ) -> tuple[subprocess.Popen[bytes], Path]:
+    """One more instance of a service, beside the session's (any free HTTP port)."""
+    log = services.log_dir / f"{name}-extra-{n}.log"
+    process = subprocess.Popen([sys.executable, "-m", "sendhub.cli", "serve", name],
+                               stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT,
+                               env=services.env)
+    deadline = time.monotonic() + 60
+    while b"started successfully" not in log.read_bytes():
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+    return process, log
+
+
+def test_an_instance_the_group_gives_no_partition_is_ready_and_says_it_is_idle(
+    services: RunningServices,
+) -> None:
+    # Four ingest instances on three partitions: one of them stands by.
+    extra = [start_another(services, "ingest", n) for n in range(3)]
+    try:
+        ports = [services.http_port("ingest")] + [http_port_in(log) for _, log in extra]
+
+        def one_idle() -> None:
+            details = []
+            for port in ports:
+                status, body = get_port(port, "/readyz")
+                report = json.loads(body)
+                assert status == 200, report
+                details.append(report["checks"][-1]["detail"])
+            assert sum(d.startswith("idle: joined group sendhub-ingest") for d in details) == 1
+            assert sorted(d.split(" ")[0] for d in details if not d.startswith("idle")) == [
+                "1", "1", "1"], details
+
+        eventually(one_idle, 60)
+    finally:
+        for process, _ in extra:
+            process.terminate()
+        for process, _ in extra:
+            process.wait(timeout=30)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +43,7 @@ from services.shared.observing import (
 )
 from services.shared.serving import HttpPortUnavailable, bind
 from services.shared.settings import HubSettings
+from tests.conftest import ROOT
 from tests.factories import school_event
 
 
@@ -304,3 +308,18 @@ def test_port_zero_binds_a_free_port_and_a_taken_one_is_refused_clearly() -> Non
     finally:
         first.close()
     assert isinstance(first, socket.socket)
+
+
+def test_serve_stops_with_exit_3_when_its_port_is_taken_before_connecting_anywhere() -> None:
+    held = bind("127.0.0.1", 0)
+    try:
+        port = held.getsockname()[1]
+        # The broker's address is unreachable: the port is refused before it is tried.
+        result = subprocess.run(
+            [sys.executable, "-m", "sendhub.cli", "serve", "ingest"], capture_output=True,
+            text=True, timeout=60, cwd=ROOT, env={**os.environ, "SENDHUB_HTTP_PORT": str(port),
+                                                  "SENDHUB_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    finally:
+        held.close()
+    assert result.returncode == 3
+    assert f"cannot serve HTTP on 127.0.0.1:{port}" in " ".join(result.stderr.split())

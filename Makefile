@@ -25,10 +25,14 @@ status:
 browser:
 	deploy/local/browser
 
+.PHONY: prometheus-tools
+prometheus-tools:  # promtool, for the tests of deploy/prometheus/
+	deploy/local/prometheus-tools
+
 demo: install
 	$(BIN)/sendhub demo
 
-test: install up browser
+test: install up browser prometheus-tools
 	$(BIN)/python -m pytest
 
 unit: install

@@ -110,6 +110,8 @@ def hub_env(kafka: str, database_url: str) -> Iterator[dict[str, str]]:
         "SENDHUB_RELAY_INTERVAL_SECONDS": "0.1",
         "SENDHUB_ANCHOR_INTERVAL_SECONDS": "0.5",
         "SENDHUB_DELIVERY_INTERVAL_SECONDS": "0.5",
+        "SENDHUB_HTTP_PORT": "0",  # any free port: several services and sessions on one host
+        "SENDHUB_METRICS_INTERVAL_SECONDS": "0.5",
     }
     from kafka.admin import KafkaAdminClient
 

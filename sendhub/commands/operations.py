@@ -30,8 +30,10 @@ class ServiceName(StrEnum):
 
 
 def serve(ctx: typer.Context, service: ServiceName) -> None:
-    """Run one service until stopped (Ctrl-C or SIGTERM)."""
+    """Run one service until stopped (Ctrl-C or SIGTERM); /healthz, /readyz and /metrics
+    on SENDHUB_HTTP_PORT (9101 ingest, 9102 records, 9103 transfers by default)."""
     from services.shared.logs import configure_logging
+    from services.shared.serving import HttpPortUnavailable, bind, serve
 
     settings = hub_settings(ctx)
     configure_logging(settings.log_level)
@@ -41,7 +43,11 @@ def serve(ctx: typer.Context, service: ServiceName) -> None:
         from services.records.entrypoint import build_app
     else:
         from services.transfers.entrypoint import build_app
-    asyncio.run(build_app(settings).run())
+    try:  # bound first: a port in use is said before the service connects to anything
+        sock = bind(settings.http_host, settings.http_port_for(service.value))
+    except HttpPortUnavailable as exc:
+        raise fail(str(exc), code=3) from None
+    asyncio.run(serve(build_app(settings), service.value, settings, sock))
 
 
 def publish(

@@ -22,6 +22,7 @@ from contracts.accepted import ACCEPTED_EVENT, AcceptedSchoolEventV1
 from contracts.anchors import AuditAnchorV1, ChainHead
 from services.records.application import AnchorHeads, ConsumedPosition, RecordsApplication
 from services.records.domain import EventIdConflict, RecordsError
+from services.records.gauges import RecordsGauges
 from services.records.handlers import to_history_contract, to_school_event_record
 from services.shared import locks
 from services.shared.binding import bind
@@ -35,6 +36,8 @@ from services.shared.kafka import (
     rejected_topic_config,
 )
 from services.shared.lease import OutboxLease
+from services.shared.metrics import LAST_ANCHOR
+from services.shared.observing import StoreGauges, run_beside
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
 
@@ -181,6 +184,7 @@ class AuditAnchoring(PeriodicTask):
         ]
         await asyncio.gather(*sends)
         await asyncio.to_thread(self.app.mark_anchored, heads.up_to)
+        LAST_ANCHOR.set_to_current_time()
         log.info("audit.anchored", extra={"pupils": len(heads.heads), "up_to": heads.up_to,
                                           "parts": len(messages)})
         return len(heads.heads)
@@ -202,6 +206,8 @@ def build_app(settings: HubSettings) -> FastStream:
     anchoring = AuditAnchoring(settings, app, broker, OutboxLease(
         settings.database_conninfo, locks.RECORDS_ANCHORS, "audit-anchors", log))
     stream = FastStream(broker, logger=log)
+    run_beside(stream, StoreGauges(RecordsGauges(app, settings.anchor_interval_seconds),
+                                   settings.metrics_interval_seconds))
     stream.after_startup(relay.start)
     stream.after_startup(anchoring.start)
     stream.on_shutdown(relay.stop)

@@ -21,18 +21,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 from aiokafka import ConsumerRecord
-from prometheus_client import Counter
 from pydantic import ValidationError
 
 from contracts.dead_letter import DeadLetterV1, ReasonCode, problems_from
 from services.shared.errors import MessageRefused, internal_error, is_infrastructure, refusal_of
+from services.shared.metrics import DEAD_LETTERS
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 10.0
-
-DEAD_LETTERS = Counter("sendhub_dead_letters_total",
-                       "Messages dead-lettered, by service and reason", ["service", "reason"])
 
 
 class Publisher(Protocol):

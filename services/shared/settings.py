@@ -26,6 +26,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topics import Topics
 
+# Each service's HTTP port (/healthz, /readyz, /metrics) unless SENDHUB_HTTP_PORT says
+# otherwise; deploy/prometheus/prometheus.yml scrapes these.
+DEFAULT_HTTP_PORTS = {"ingest": 9101, "records": 9102, "transfers": 9103}
 # Where deploy/local/up writes its password (lib.sh: $CACHE/postgres/password).
 LOCAL_PASSWORD_FILE = Path(__file__).resolve().parents[2] / ".cache" / "postgres" / "password"
 PLACEHOLDER_PASSWORDS = frozenset({"sendhub", "changethis", "password", "postgres", "secret",
@@ -87,6 +90,16 @@ class HubSettings(BaseSettings):
     actor: str | None = Field(
         default=None, description="who is reading pupils' records through the tools (audited)"
     )
+    http_host: str = Field(
+        default="127.0.0.1", description="where a service serves /healthz, /readyz, /metrics"
+    )
+    http_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="a service's HTTP port; unset: 9101 ingest, 9102 records, 9103 "
+        "transfers; 0: any free port (logged as http.listening)")
+    metrics_interval_seconds: float = Field(
+        default=10.0, gt=0,
+        description="how often consumer lag and the stores' gauges are measured")
 
     @model_validator(mode="after")
     def _one_password_source(self) -> Self:
@@ -103,6 +116,10 @@ class HubSettings(BaseSettings):
         if self.database_password is not None:
             self._refuse_placeholder(self.database_password.get_secret_value())
         return self
+
+    def http_port_for(self, service: str) -> int:
+        """The port a service listens on: SENDHUB_HTTP_PORT, else the service's own."""
+        return self.http_port if self.http_port is not None else DEFAULT_HTTP_PORTS[service]
 
     @property
     def topics(self) -> Topics:

@@ -29,6 +29,7 @@ from services.transfers.domain import (
     PacketDelivery,
     Receipt,
     TransfersError,
+    delivery_of,
     delivery_status,
     is_late_for,
     when_late_entry_recorded_amend_packet,
@@ -41,6 +42,7 @@ from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import (
     ConsumedPosition,
     PendingPacket,
+    StateSequence,
     Transfers,
     TransfersRepository,
 )
@@ -81,6 +83,25 @@ def _fresh(repo: TransfersRepository, batch: Sequence[tuple[T, ConsumedPosition]
 def _consumed(repo: TransfersRepository, fresh: Sequence[tuple[object, ConsumedPosition]]) -> None:
     last = max(p.offset for _, p in fresh)
     repo.save_next_offset(fresh[0][1].topic, fresh[0][1].partition, last + 1)
+
+
+@dataclass(frozen=True)
+class PacketCounts:
+    """Packets by delivery state, and how many wait to be published."""
+
+    by_state: dict[str, int]
+    unpublished: int
+
+
+def _by_state(sequences: Sequence[StateSequence]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for sequence in sequences:
+        state = delivery_of([DeliveryEvent(s, _EPOCH) for s in sequence.states]).state
+        counts[state] = counts.get(state, 0) + sequence.packets
+    return counts
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TransfersApplication:
@@ -279,6 +300,13 @@ class TransfersApplication:
                                           unacknowledged_only=unacknowledged_only or overdue_only)
         found = [delivery_status(r, today, self.resend_after_school_days) for r in records]
         return [d for d in found if d.overdue or not overdue_only]
+
+    def packet_counts(self) -> PacketCounts:
+        """Packets by delivery state (the same fold as `deliveries`, over the sequences of
+        states only) and how many wait to be published; for the metrics."""
+        with self.transfers.transaction() as repo:
+            sequences, waiting = repo.state_sequences(), repo.unpublished_count()
+        return PacketCounts(_by_state(sequences), waiting)
 
     def delivery_events(self, packet_id: UUID) -> list[DeliveryEvent]:
         with self.transfers.transaction() as repo:

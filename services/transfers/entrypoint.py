@@ -42,11 +42,13 @@ from services.shared.kafka import (
     rejected_topic_config,
 )
 from services.shared.lease import OutboxLease
+from services.shared.observing import StoreGauges, run_beside
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
 from services.transfers import handlers
 from services.transfers.application import RefusedReceipt, TransfersApplication
 from services.transfers.domain import Receipt
+from services.transfers.gauges import TransfersGauges
 from services.transfers.repository import ConsumedPosition, PendingPacket
 
 SERVICE = "transfers"
@@ -218,6 +220,7 @@ def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None
         max_packet_bytes=settings.max_packet_bytes)
     broker, delivery = build_broker(settings, transfers)
     stream = FastStream(broker, logger=log)
+    run_beside(stream, StoreGauges(TransfersGauges(transfers), settings.metrics_interval_seconds))
 
     async def stop_delivery() -> None:
         await delivery.stop()

@@ -8,6 +8,7 @@ when the block ends without an exception, as PostgreSQL's would.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from contracts.packet import Setting, TransferPacketV1
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import DeliveryEvent, DeliveryStep, IssuedPacket, PacketRecord
 from services.transfers.registry import RegisteredSetting
-from services.transfers.repository import PendingPacket, TransfersRepository
+from services.transfers.repository import PendingPacket, StateSequence, TransfersRepository
 
 _ACKNOWLEDGED = {"received", "accepted", "rejected", "superseded", "rerouted"}
 
@@ -157,6 +158,14 @@ class InMemoryRepository(TransfersRepository):
 
     def registered_settings(self) -> list[RegisteredSetting]:
         return sorted(self.state.registry.values(), key=lambda s: (s.la_code or "", s.urn))
+
+    def state_sequences(self) -> list[StateSequence]:
+        counted = Counter(tuple(e.state for e in self.delivery_events(packet_id))
+                          for packet_id in self.state.packets)
+        return [StateSequence(states, packets) for states, packets in counted.items()]
+
+    def unpublished_count(self) -> int:
+        return sum(1 for s in self.state.packets.values() if s.published_at is None)
 
 
 class InMemoryTransfers:

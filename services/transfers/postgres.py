@@ -23,7 +23,7 @@ from contracts.packet import Setting, TransferPacketV1
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import DeliveryEvent, DeliveryStep, IssuedPacket, PacketRecord
 from services.transfers.registry import RegisteredSetting
-from services.transfers.repository import PendingPacket, TransfersRepository
+from services.transfers.repository import PendingPacket, StateSequence, TransfersRepository
 
 _PACKET_ROWS = (
     "SELECT p.packet_id, p.upn, p.receiver, p.kind, p.built_at, p.supersedes, "
@@ -199,6 +199,19 @@ class PostgresRepository(TransfersRepository):
         rows = self._all(f"SELECT {_REGISTRY_COLUMNS} FROM settings_registry "  # noqa: S608
                          "ORDER BY la_code, urn")
         return [RegisteredSetting(**r) for r in rows]
+
+    def state_sequences(self) -> list[StateSequence]:
+        rows = self._all(
+            "SELECT states, count(*) AS packets FROM (SELECT p.packet_id, coalesce(array_agg("
+            "d.state ORDER BY d.id) FILTER (WHERE d.id IS NOT NULL), '{}') AS states "
+            "FROM transfers_packets p LEFT JOIN transfers_delivery d USING (packet_id) "
+            "GROUP BY p.packet_id) per_packet GROUP BY states")
+        return [StateSequence(tuple(r["states"]), int(r["packets"])) for r in rows]
+
+    def unpublished_count(self) -> int:
+        row = self._one("SELECT count(*) AS waiting FROM transfers_packets "
+                        "WHERE published_at IS NULL")
+        return int(row["waiting"]) if row else 0
 
 
 class PostgresTransfers:

@@ -42,6 +42,15 @@ class PendingPacket:
     attempt: int
 
 
+@dataclass(frozen=True)
+class StateSequence:
+    """How many packets went through one sequence of delivery states, in the order they
+    were appended: few distinct sequences, however many packets (for the metrics)."""
+
+    states: tuple[str, ...]
+    packets: int
+
+
 class TransfersRepository(Protocol):
     """Typed reads and writes inside one transaction."""
 
@@ -106,6 +115,14 @@ class TransfersRepository(Protocol):
     def import_settings(self, settings: Sequence[RegisteredSetting], at: datetime) -> int: ...
 
     def registered_settings(self) -> list[RegisteredSetting]: ...
+
+    def state_sequences(self) -> list[StateSequence]:
+        """Every packet counted by the sequence of its delivery states (none: pending)."""
+        ...
+
+    def unpublished_count(self) -> int:
+        """How many packets wait to be published (first sends and re-sends)."""
+        ...
 
 
 class Transfers(Protocol):

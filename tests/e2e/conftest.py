@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,14 @@ from services.shared.settings import HubSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "records", "transfers")
+
+
+def http_port_in(log: Path) -> int:
+    """The HTTP port a service logged as bound (`http.listening`)."""
+    for line in log.read_text().splitlines():
+        if '"http.listening"' in line:
+            return int(json.loads(line)["port"])
+    raise RuntimeError(f"{log.name}: no http.listening line")
 
 
 class RunningServices:
@@ -59,6 +68,9 @@ class RunningServices:
         process = self.processes.pop(name)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+    def http_port(self, name: str) -> int:
+        """The port the service's /healthz, /readyz and /metrics are on (it logs it)."""
+        return http_port_in(self.log_path(name))
 
     def kill(self, name: str) -> None:
         """SIGKILL: no clean shutdown, no last commit; what a crash looks like."""

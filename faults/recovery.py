@@ -1,0 +1,87 @@
+"""Time to recover from each fault, from the broker's timestamps (LogAppendTime) of
+what each stage wrote. Pure.
+
+A stage's lanes are the partitions of pupils' UPNs (the key all the way from school
+events to history; packets are placed by their pupil's UPN). For a fault at t, every
+lane of an affected stage that moved in the 5 s before t is followed: its recovery is
+the end of the last pause of at least `PAUSE` seconds that is under way at t or starts
+within `WINDOW` seconds after it, measured from t; with no such pause it is the time to
+its next record. The fault's recovery is the slowest lane of its stages. A lane that
+never writes again has not recovered; with no lane moving before t, there is nothing
+to measure.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from faults.model import Fault
+
+PAUSE = 1.5  # seconds: longer than any pause of a stage under the steady stream
+WINDOW = 5.0  # seconds after the fault in which its pause must start
+ACTIVE = 5.0  # seconds before the fault in which a lane must have moved
+
+
+@dataclass(frozen=True)
+class Recovery:
+    fault: Fault
+    seconds: float | None  # None: not measured (see status)
+    status: str  # "recovered", "not recovered", "nothing moving"
+
+
+Lanes = dict[tuple[str, int], list[float]]
+
+
+def lanes_of(progress: Iterable[tuple[str, int, int]]) -> Lanes:
+    lanes: Lanes = defaultdict(list)
+    for stage, lane, ts_ms in progress:
+        lanes[(stage, lane)].append(ts_ms / 1000)
+    for times in lanes.values():
+        times.sort()
+    return lanes
+
+
+def lane_recovery(times: list[float], t: float) -> float | None:
+    """Seconds from t until the lane moves again after the fault's pause; None if never."""
+    after = bisect.bisect_right(times, t)
+    if after == len(times):
+        return None
+    end = times[after]
+    for i in range(max(after, 1), len(times)):
+        start, stop = times[i - 1], times[i]
+        if start >= t + WINDOW:
+            break
+        if stop - start >= PAUSE:
+            end = max(end, stop)
+    return max(0.0, end - t)
+
+
+def recovery(fault: Fault, lanes: Lanes) -> Recovery:
+    t = fault.at
+    slowest: float | None = 0.0
+    moving = 0
+    for (stage, _), times in lanes.items():
+        if stage not in fault.stages:
+            continue
+        first = bisect.bisect_left(times, t - ACTIVE)
+        if first >= len(times) or times[first] > t:
+            continue  # not moving before the fault: stalled already, or idle
+        moving += 1
+        seconds = lane_recovery(times, t)
+        if seconds is None:
+            slowest = None
+        elif slowest is not None:
+            slowest = max(slowest, seconds)
+    if moving == 0:
+        return Recovery(fault, None, "nothing moving")
+    if slowest is None:
+        return Recovery(fault, None, "not recovered")
+    return Recovery(fault, round(slowest, 2), "recovered")
+
+
+def recoveries(faults: list[Fault], progress: Iterable[tuple[str, int, int]]) -> list[Recovery]:
+    lanes = lanes_of(progress)
+    return [recovery(f, lanes) for f in faults]

@@ -30,6 +30,8 @@ class Recovery:
     fault: Fault
     seconds: float | None  # None: not measured (see status)
     status: str  # "recovered", "not recovered", "nothing moving"
+    lanes: int = 0  # lanes of its stages that were moving before it
+    stuck: int = 0  # of those, lanes that never wrote again
 
 
 Lanes = dict[tuple[str, int], list[float]]
@@ -61,8 +63,8 @@ def lane_recovery(times: list[float], t: float) -> float | None:
 
 def recovery(fault: Fault, lanes: Lanes) -> Recovery:
     t = fault.at
-    slowest: float | None = 0.0
-    moving = 0
+    slowest = 0.0
+    moving = stuck = 0
     for (stage, _), times in lanes.items():
         if stage not in fault.stages:
             continue
@@ -72,14 +74,14 @@ def recovery(fault: Fault, lanes: Lanes) -> Recovery:
         moving += 1
         seconds = lane_recovery(times, t)
         if seconds is None:
-            slowest = None
-        elif slowest is not None:
+            stuck += 1
+        else:
             slowest = max(slowest, seconds)
     if moving == 0:
         return Recovery(fault, None, "nothing moving")
-    if slowest is None:
-        return Recovery(fault, None, "not recovered")
-    return Recovery(fault, round(slowest, 2), "recovered")
+    if stuck:
+        return Recovery(fault, None, "not recovered", moving, stuck)
+    return Recovery(fault, round(slowest, 2), "recovered", moving)
 
 
 def recoveries(faults: list[Fault], progress: Iterable[tuple[str, int, int]]) -> list[Recovery]:

@@ -22,6 +22,7 @@ class PhaseReport:
     notes: list[str] = field(default_factory=list)
     log_bytes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    started: float = 0.0  # when the stream started (epoch seconds)
 
     @property
     def failures(self) -> list[str]:
@@ -99,8 +100,10 @@ def details(console: Console, report: PhaseReport) -> None:
         console.print(f"  canaries not delivered ({len(missing)}), behind: " + "; ".join(missing[:12])
                       + (" ..." if len(missing) > 12 else ""))
     for r in report.recoveries:
-        shown = f"{r.seconds:.1f} s" if r.seconds is not None else r.status
-        console.print(f"  fault {r.fault.label} ({r.fault.target}): recovered in {shown}")
+        shown = (f"recovered in {r.seconds:.1f} s" if r.seconds is not None else
+                 f"{r.stuck} never moved again" if r.stuck else "nothing was moving before it")
+        console.print(f"  fault {r.fault.label} ({r.fault.target}) at "
+                      f"{r.fault.at - report.started:.1f} s: {shown} ({r.lanes} lanes followed)")
     if report.log_bytes:
         console.print("  service logs: " + ", ".join(
             f"{s} {b / 1e6:.1f} MB" for s, b in sorted(report.log_bytes.items())))

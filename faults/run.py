@@ -123,7 +123,7 @@ def run_phase(plan: Plan, base: HubSettings, options: Options, console: Console)
         return PhaseReport(plan.instances, outcome, recoveries(injector.result.faults,
                                                                observed.progress),
                            options.fail_on_duplicates, notes, fleet.log_bytes(),
-                           time.monotonic() - began)
+                           time.monotonic() - began, start)
     finally:
         fleet.stop_all()
         restore(base, injector, notes, log_dir)

@@ -64,7 +64,7 @@ class Plan:
 def plan_faults(rng: random.Random, profile: Profile, instances: int,
                 kinds: frozenset[str]) -> list[PlannedFault]:
     """One fault per slot of the fault window, at a random moment in the slot's first
-    40 %, so each has most of its slot to recover in; kinds in a seeded order."""
+    quarter, so each has most of its slot to recover in; kinds in a seeded order."""
     wanted = (["kill"] * profile.kills + ["broker"] * profile.brokers
               + ["postgres"] * profile.postgres + ["rebalance"] * profile.rebalances)
     chosen = [k for k in wanted if k in kinds]
@@ -75,7 +75,7 @@ def plan_faults(rng: random.Random, profile: Profile, instances: int,
     slot = (end - start) / len(chosen)
     faults = []
     for n, kind in enumerate(chosen):
-        at = start + n * slot + rng.uniform(0, 0.4 * slot)
+        at = start + n * slot + rng.uniform(0, 0.25 * slot)
         service = rng.choice(("ingest", "records", "transfers")) if kind in (
             "kill", "rebalance") else None
         faults.append(PlannedFault(round(at, 2), kind, service, rng.randint(1, instances),

@@ -8,7 +8,8 @@ the end of the last pause of at least `PAUSE` seconds that is under way at t or 
 within `WINDOW` seconds after it, measured from t; with no such pause it is the time to
 its next record. The fault's recovery is the slowest lane of its stages. A lane that
 never writes again has not recovered; with no lane moving before t, there is nothing
-to measure.
+to measure. When the next fault comes before the slowest lane moved again, the time to
+the next fault is a lower bound ("overlapped"): what follows is the next fault's doing too.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ ACTIVE = 5.0  # seconds before the fault in which a lane must have moved
 class Recovery:
     fault: Fault
     seconds: float | None  # None: not measured (see status)
-    status: str  # "recovered", "not recovered", "nothing moving"
+    status: str  # "recovered", "overlapped" (seconds is a lower bound), "not recovered",
+    # "nothing moving"
     lanes: int = 0  # lanes of its stages that were moving before it
     stuck: int = 0  # of those, lanes that never wrote again
 
@@ -61,7 +63,7 @@ def lane_recovery(times: list[float], t: float) -> float | None:
     return max(0.0, end - t)
 
 
-def recovery(fault: Fault, lanes: Lanes) -> Recovery:
+def recovery(fault: Fault, lanes: Lanes, next_fault: float | None = None) -> Recovery:
     t = fault.at
     slowest = 0.0
     moving = stuck = 0
@@ -81,9 +83,12 @@ def recovery(fault: Fault, lanes: Lanes) -> Recovery:
         return Recovery(fault, None, "nothing moving")
     if stuck:
         return Recovery(fault, None, "not recovered", moving, stuck)
+    if next_fault is not None and t + slowest > next_fault:
+        return Recovery(fault, round(next_fault - t, 2), "overlapped", moving)
     return Recovery(fault, round(slowest, 2), "recovered", moving)
 
 
 def recoveries(faults: list[Fault], progress: Iterable[tuple[str, int, int]]) -> list[Recovery]:
     lanes = lanes_of(progress)
-    return [recovery(f, lanes) for f in faults]
+    times = sorted(f.at for f in faults)
+    return [recovery(f, lanes, next((t for t in times if t > f.at), None)) for f in faults]

@@ -35,6 +35,21 @@ def _seconds(values: list[float]) -> tuple[str, str]:
     return f"{statistics.median(values):.1f}", f"{max(values):.1f}"
 
 
+def summary(found: list[Recovery]) -> list[str]:
+    """n (with how many never recovered, overlapped the next fault, or had nothing
+    moving), median and max seconds; ">" marks a lower bound (overlapped)."""
+    measured = [r for r in found if r.seconds is not None]
+    median, slowest = _seconds([r.seconds for r in measured if r.seconds is not None])
+    if any(r.status == "overlapped" and r.seconds == max(m.seconds or 0 for m in measured)
+           for r in measured):
+        slowest = ">" + slowest
+    counts = Counter(r.status for r in found)
+    notes = [f"{counts[s]} {word}" for s, word in (("not recovered", "never"),
+                                                   ("overlapped", "overlapped"),
+                                                   ("nothing moving", "n/a")) if counts[s]]
+    return [f"{len(found)}" + (f" ({', '.join(notes)})" if notes else ""), median, slowest]
+
+
 def recovery_rows(report: PhaseReport) -> list[list[str]]:
     by_label: dict[str, list[Recovery]] = {}
     for r in report.recoveries:
@@ -42,12 +57,7 @@ def recovery_rows(report: PhaseReport) -> list[list[str]]:
     rows = []
     for label in sorted(by_label):
         found = by_label[label]
-        median, slowest = _seconds([r.seconds for r in found if r.seconds is not None])
-        stuck = sum(r.status == "not recovered" for r in found)
-        idle = sum(r.status == "nothing moving" for r in found)
-        count = f"{len(found)}" + (f" ({stuck} never)" if stuck else "") + (
-            f" ({idle} n/a)" if idle else "")
-        rows.append([str(report.instances), label, count, median, slowest])
+        rows.append([str(report.instances), label, *summary(found)])
     return rows
 
 
@@ -67,10 +77,9 @@ def table(reports: list[PhaseReport]) -> Table:
     for report in reports:
         for row in recovery_rows(report):
             t.add_row(*row, "", "", "", "", "", "")
-        all_seconds = [r.seconds for r in report.recoveries if r.seconds is not None]
         verdict = "PASS" if not report.failures else "FAIL"
         t.add_row(str(report.instances), f"[bold]whole phase: {verdict}[/bold]",
-                  str(len(report.recoveries)), *_seconds(all_seconds),
+                  *summary(report.recoveries),
                   *outcome_cells(report.outcome), end_section=True)
     return t
 
@@ -100,7 +109,9 @@ def details(console: Console, report: PhaseReport) -> None:
         console.print(f"  canaries not delivered ({len(missing)}), behind: " + "; ".join(missing[:12])
                       + (" ..." if len(missing) > 12 else ""))
     for r in report.recoveries:
-        shown = (f"recovered in {r.seconds:.1f} s" if r.seconds is not None else
+        shown = (f"recovered in {r.seconds:.1f} s" if r.status == "recovered" else
+                 f"still not moving at the next fault, {r.seconds:.1f} s later"
+                 if r.status == "overlapped" else
                  f"{r.stuck} never moved again" if r.stuck else "nothing was moving before it")
         console.print(f"  fault {r.fault.label} ({r.fault.target}) at "
                       f"{r.fault.at - report.started:.1f} s: {shown} ({r.lanes} lanes followed)")

@@ -23,7 +23,7 @@ from faults.report import PhaseReport
 from faults.workload import RECEIVERS
 from services.shared.settings import HubSettings
 
-STABLE_SECONDS = 3.0  # counts unchanged this long: the hub has finished what it can
+STABLE_SECONDS = 5.0  # counts unchanged this long: the hub has finished what it can
 
 
 @dataclass
@@ -64,7 +64,7 @@ def drain(settings: HubSettings, expected: Expected, timeout_s: float) -> float:
         counts = progress_counts(settings)
         if counts != last:
             last, since = counts, time.monotonic()
-        elif counts and counts >= wanted and counts[1] >= wanted[1] \
+        elif counts and counts[0] >= wanted[0] and counts[1] >= wanted[1] \
                 and time.monotonic() - since >= STABLE_SECONDS:
             break
         time.sleep(1)

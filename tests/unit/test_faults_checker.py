@@ -181,3 +181,11 @@ def test_a_fault_recovers_when_its_slowest_lane_does_and_other_stages_do_not_cou
     assert stalled.status == "nothing moving"
     (broker,) = recoveries([Fault("broker", None, at=10.2)], progress + [("ingest", 0, 10_000)])
     assert broker.seconds == 19.8
+
+
+def test_a_recovery_still_under_way_at_the_next_fault_is_a_lower_bound() -> None:
+    progress = [("ingest", 0, int(1000 * t)) for t in (9.0, 9.5, 10.0, 30.0, 30.1)]
+    first, second = recoveries([Fault("kill", "ingest", at=10.2), Fault("broker", None, at=14.2)],
+                               progress)
+    assert (first.seconds, first.status) == (4.0, "overlapped")
+    assert (second.seconds, second.status) == (15.8, "recovered")

@@ -8,8 +8,8 @@ the end of the last pause of at least `PAUSE` seconds that is under way at t or 
 within `WINDOW` seconds after it, measured from t; with no such pause it is the time to
 its next record. The fault's recovery is the slowest lane of its stages. A lane that
 never writes again has not recovered; with no lane moving before t, there is nothing
-to measure. When the next fault comes before the slowest lane moved again, the time to
-the next fault is a lower bound ("overlapped"): what follows is the next fault's doing too.
+to measure. When the next fault on the same stages comes before the slowest lane moved
+again, the time to it is a lower bound ("overlapped"): what follows is its doing too.
 """
 
 from __future__ import annotations
@@ -90,5 +90,10 @@ def recovery(fault: Fault, lanes: Lanes, next_fault: float | None = None) -> Rec
 
 def recoveries(faults: list[Fault], progress: Iterable[tuple[str, int, int]]) -> list[Recovery]:
     lanes = lanes_of(progress)
-    times = sorted(f.at for f in faults)
-    return [recovery(f, lanes, next((t for t in times if t > f.at), None)) for f in faults]
+    ordered = sorted(faults, key=lambda f: f.at)
+
+    def next_on_its_stages(fault: Fault) -> float | None:
+        return next((f.at for f in ordered
+                     if f.at > fault.at and set(f.stages) & set(fault.stages)), None)
+
+    return [recovery(f, lanes, next_on_its_stages(f)) for f in faults]

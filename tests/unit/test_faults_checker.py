@@ -189,3 +189,10 @@ def test_a_recovery_still_under_way_at_the_next_fault_is_a_lower_bound() -> None
                                progress)
     assert (first.seconds, first.status) == (4.0, "overlapped")
     assert (second.seconds, second.status) == (15.8, "recovered")
+
+
+def test_only_a_later_fault_on_the_same_stages_bounds_a_recovery() -> None:
+    progress = [("ingest", 0, int(1000 * t)) for t in (9.0, 9.5, 10.0, 30.0, 30.1)]
+    (kill, _) = recoveries([Fault("kill", "ingest", at=10.2), Fault("postgres", None, at=14.2)],
+                           progress)
+    assert (kill.seconds, kill.status) == (19.8, "recovered")

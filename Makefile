@@ -2,8 +2,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SEED ?= 1
 
-.PHONY: install up down status browser demo test unit lint schemas bench
+.PHONY: install up down status browser demo test unit lint schemas bench faults faults-short
 
 $(BIN)/sendhub: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -47,3 +48,11 @@ schemas: install
 bench: install up
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/verify_chains.py
+
+# The fault suite (README: "Fault suite"): kills, broker and database restarts, rebalances
+# and hostile messages under a steady stream; long for a person, short for CI.
+faults: install up
+	$(BIN)/python -m faults --seed $(SEED) --profile long
+
+faults-short: install up
+	$(BIN)/python -m faults --seed $(SEED) --profile short

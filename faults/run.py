@@ -120,9 +120,11 @@ def run_phase(plan: Plan, base: HubSettings, options: Options, console: Console)
         if expected.unpublished:
             notes.append(f"{expected.unpublished} messages the broker never acknowledged were "
                          "left out of the checks")
+        log_bytes = fleet.log_bytes()
+        fleet.trim_logs()
         return PhaseReport(plan.instances, outcome, recoveries(injector.result.faults,
                                                                observed.progress),
-                           options.fail_on_duplicates, notes, fleet.log_bytes(),
+                           options.fail_on_duplicates, notes, log_bytes,
                            time.monotonic() - began, start)
     finally:
         fleet.stop_all()

@@ -5,34 +5,26 @@ tests/integration/test_packet_counts_on_postgres.py), like tests/transfers_cases
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
-
-import pytest
 
 from services.shared.metrics import OUTBOX_BACKLOG, PACKETS, REGISTRY
 from services.transfers.application import RefusedReceipt, TransfersApplication
 from services.transfers.domain import Receipt
 from services.transfers.gauges import TransfersGauges
-from services.transfers.repository import ConsumedPosition, Transfers
+from services.transfers.repository import ConsumedPosition
 from tests.factories import random_upn
-from tests.transfers_cases import CONCERN, LATE, TO_SCHOOL, Clock, at, history_messages, moved
+from tests.transfers_cases import (
+    CONCERN,
+    LATE,
+    TO_SCHOOL,
+    OnABackend,
+    at,
+    history_messages,
+    moved,
+)
 
 
-class PacketCountsCases:
-    """Subclasses provide `transfers()`: a fresh, empty store of their backend."""
-
-    def transfers(self) -> Iterator[Transfers]:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def app(self) -> Iterator[TransfersApplication]:
-        for store in self.transfers():
-            self.clock = Clock()
-            application = TransfersApplication(store, clock=self.clock)
-            yield application
-            application.close()
-
+class PacketCountsCases(OnABackend):
     def _move(self, app: TransfersApplication) -> tuple[str, str]:
         upn = random_upn()
         [packet_id] = app.record_history(at(f"history-{upn}", history_messages(

@@ -59,8 +59,9 @@ LATE = school_event("assessment_completed", occurred_at="2025-11-01T11:00:00+00:
 TO_SCHOOL = {"kind": "school", "urn": "100002"}
 
 
-class TransfersCases:
-    """Subclasses provide `transfers()`: a fresh, empty store of their backend."""
+class OnABackend:
+    """Subclasses provide `transfers()`: a fresh, empty store of their backend; each
+    test gets an application on it with a clock it can move."""
 
     def transfers(self) -> Iterator[Transfers]:
         raise NotImplementedError
@@ -72,6 +73,10 @@ class TransfersCases:
             application = TransfersApplication(store, clock=self.clock)
             yield application
             application.close()
+
+
+class TransfersCases(OnABackend):
+    """Every transfers use case."""
 
     def test_a_move_issues_one_packet_whatever_is_redelivered_or_replayed(
         self, app: TransfersApplication,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 ReasonCode = Literal[
     "not_utf8", "not_json", "empty", "too_large", "schema_invalid", "history_rejected",
-    "unknown_packet", "wrong_receiver", "internal_error", "event_id_conflict",
+    "unknown_packet", "wrong_receiver", "internal_error", "event_id_conflict", "not_authorised",
 ]
 
 

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if not kinds <= set(FAULT_KINDS):
         console.print(f"unknown fault kinds: {sorted(kinds - set(FAULT_KINDS))}")
         return 2
-    if not infra.broker_answers(base.kafka_bootstrap) or not infra.database_answers(
+    if not infra.broker_answers(base) or not infra.database_answers(
             base.database_conninfo):
         console.print("Kafka or PostgreSQL cannot be reached: start them (deploy/local/up)")
         return 3

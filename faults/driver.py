@@ -18,6 +18,7 @@ from faults import infra
 from faults.fleet import Fleet
 from faults.model import Fault, Group, Message
 from faults.plan import Plan, PlannedFault
+from services.shared.kafka import client_options
 from services.shared.settings import HubSettings
 
 PACKET_WAIT_SECONDS = 30.0  # how long a receipt group waits for the packet it acknowledges
@@ -41,7 +42,7 @@ class Publisher(threading.Thread):
         self.start_time = start
         self.result = Published()
         self.producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+            **client_options(settings), acks="all", enable_idempotence=True,
             linger_ms=5, max_request_size=8 * 1024 * 1024, delivery_timeout_ms=300_000,
             request_timeout_ms=15_000, max_block_ms=120_000)
 
@@ -150,7 +151,7 @@ class Injector(threading.Thread):
         self.record("broker", None, f"pid {broker.pid}")
         time.sleep(2.0)
         infra.start_broker(broker, self.log_dir / "broker-restart.log")
-        if not infra.wait_for_broker(self.base.kafka_bootstrap, 180):
+        if not infra.wait_for_broker(self.base, 180):
             self.result.notes.append("the broker did not answer within 180 s of its restart")
 
     def postgres(self, fault: PlannedFault) -> None:

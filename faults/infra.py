@@ -23,7 +23,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from contracts.topics import Topics
 from services.shared.database import upgrade
-from services.shared.kafka import DEAD_LETTER_MAX_BYTES
+from services.shared.kafka import DEAD_LETTER_MAX_BYTES, client_options
 from services.shared.settings import HubSettings
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -34,9 +34,9 @@ def kafka_port(settings: HubSettings) -> tuple[str, int]:
     return host, int(port)
 
 
-def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
+def broker_answers(settings: HubSettings, timeout_s: float = 5.0) -> bool:
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="sendhub-faults",
+        admin = KafkaAdminClient(**client_options(settings), client_id="sendhub-faults",
                                  request_timeout_ms=int(timeout_s * 1000))
     except Exception:
         return False
@@ -49,10 +49,10 @@ def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
         admin.close()
 
 
-def wait_for_broker(bootstrap: str, timeout_s: float = 120.0) -> bool:
+def wait_for_broker(settings: HubSettings, timeout_s: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if broker_answers(bootstrap):
+        if broker_answers(settings):
             return True
         time.sleep(1)
     return False
@@ -226,8 +226,7 @@ class Sandbox:
                  t.audit_anchors, *(t.inbox(r) for r in receivers)]
         special = {t.rejected: {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
                    t.audit_anchors: {"retention.ms": "-1"}}
-        admin = KafkaAdminClient(bootstrap_servers=self.base.kafka_bootstrap,
-                                 client_id="sendhub-faults")
+        admin = KafkaAdminClient(**client_options(self.base), client_id="sendhub-faults")
         try:
             admin.create_topics([NewTopic(name, self.base.topic_partitions, 1, topic_configs={
                 "message.timestamp.type": "LogAppendTime", **special.get(name, {})})
@@ -240,8 +239,7 @@ class Sandbox:
         could not be cleaned (each step is tried even when another failed)."""
         problems = []
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.base.kafka_bootstrap,
-                                     client_id="sendhub-faults")
+            admin = KafkaAdminClient(**client_options(self.base), client_id="sendhub-faults")
             try:
                 ours = [n for n in admin.list_topics() if n.startswith(self.namespace)]
                 if ours:

@@ -18,6 +18,7 @@ from kafka.partitioner.default import murmur2
 from contracts.topics import Topics
 from sendhub.topics_reader import read_topic
 from services.records.application import RecordsApplication
+from services.shared.kafka import client_options
 from services.shared.settings import HubSettings
 
 READ_SECONDS = 120.0
@@ -81,7 +82,7 @@ def _json(value: bytes) -> Any:
 
 
 def read_history(observed: Observed, settings: HubSettings, topics: Topics) -> None:
-    for r in read_topic(settings.kafka_bootstrap, topics.pupil_history, READ_SECONDS):
+    for r in read_topic(settings, topics.pupil_history, READ_SECONDS):
         message = _json(r.value)
         if not isinstance(message, dict):
             continue
@@ -92,9 +93,9 @@ def read_history(observed: Observed, settings: HubSettings, topics: Topics) -> N
 
 
 def read_accepted_and_rejected(observed: Observed, settings: HubSettings, topics: Topics) -> None:
-    for r in read_topic(settings.kafka_bootstrap, topics.accepted, READ_SECONDS):
+    for r in read_topic(settings, topics.accepted, READ_SECONDS):
         observed.progress.append(("ingest", r.partition, r.timestamp_ms))
-    for r in read_topic(settings.kafka_bootstrap, topics.rejected, READ_SECONDS):
+    for r in read_topic(settings, topics.rejected, READ_SECONDS):
         letter = _json(r.value)
         if not isinstance(letter, dict):
             continue
@@ -109,13 +110,13 @@ def read_accepted_and_rejected(observed: Observed, settings: HubSettings, topics
 
 def read_inboxes(observed: Observed, settings: HubSettings, topics: Topics) -> None:
     prefix = topics.inbox("")
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="sendhub-faults")
+    admin = KafkaAdminClient(**client_options(settings), client_id="sendhub-faults")
     try:
         inboxes = sorted(t for t in admin.list_topics() if t.startswith(prefix))
     finally:
         admin.close()
     for topic in inboxes:
-        for r in read_topic(settings.kafka_bootstrap, topic, READ_SECONDS):
+        for r in read_topic(settings, topic, READ_SECONDS):
             packet = _json(r.value)
             if not isinstance(packet, dict):
                 continue

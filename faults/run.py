@@ -77,12 +77,12 @@ def restore(base: HubSettings, injector: Injector | None, notes: list[str], log_
     if cluster is not None and not infra.postgres_online(cluster):
         notes.append("PostgreSQL was down after the phase: started it")
         infra.start_postgres(cluster)
-    if not infra.broker_answers(base.kafka_bootstrap):
+    if not infra.broker_answers(base):
         seen = injector.broker_seen if injector else None
         if seen is not None and infra.find_broker(base) is None:
             notes.append("the broker was down after the phase: started it again")
             infra.start_broker(seen, log_dir / "broker-restart.log")
-        if not infra.wait_for_broker(base.kafka_bootstrap, 180):
+        if not infra.wait_for_broker(base, 180):
             notes.append("the broker does not answer")
 
 

@@ -35,6 +35,7 @@ from sendhub.topics_reader import read_topic
 from services.records.entrypoint import build_application
 from services.shared.binding import WrongCluster, bind
 from services.shared.database import upgrade
+from services.shared.kafka import client_options
 from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.forms import render
@@ -50,8 +51,7 @@ def kafka_answers(settings: HubSettings) -> bool:
     if not _listening(settings.kafka_bootstrap):
         return False  # fast answer when nothing listens
     try:
-        KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                      request_timeout_ms=3000).close()
+        KafkaConsumer(**client_options(settings), request_timeout_ms=3000).close()
         return True
     except KafkaError:
         return False
@@ -263,11 +263,11 @@ def wait_for_later(settings: HubSettings, progress: Progress
     amended = found = None
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline and not (amended and found):
-        for record in read_topic(settings.kafka_bootstrap, settings.topics.inbox("urn-131002")):
+        for record in read_topic(settings, settings.topics.inbox("urn-131002")):
             packet = TransferPacketV1.model_validate_json(record.value, extra="ignore")
             if packet.pupil.upn == scenario.AMIRA.upn and packet.supersedes:
                 amended = packet
-        for record in read_topic(settings.kafka_bootstrap, settings.topics.inbox("urn-137004")):
+        for record in read_topic(settings, settings.topics.inbox("urn-137004")):
             packet = TransferPacketV1.model_validate_json(record.value, extra="ignore")
             if packet.packet_id == grace_id:
                 found = packet
@@ -302,12 +302,12 @@ def wait_for_results(
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         for receiver in sorted(set(expected.values())):
-            for record in read_topic(settings.kafka_bootstrap, settings.topics.inbox(receiver)):
+            for record in read_topic(settings, settings.topics.inbox(receiver)):
                 packet = TransferPacketV1.model_validate_json(record.value, extra="ignore")
                 if packet.packet_id in expected:
                     packets[packet.packet_id] = packet
         if letter is None:
-            for record in read_topic(settings.kafka_bootstrap, settings.topics.rejected):
+            for record in read_topic(settings, settings.topics.rejected):
                 candidate = DeadLetterV1.model_validate_json(record.value)
                 if (candidate.source_topic == settings.topics.school_events
                         and (candidate.partition, candidate.offset) == invalid_position):
@@ -372,7 +372,7 @@ def show_later(console: Console, settings: HubSettings, store: TransfersApplicat
                       highlight=False)
     console.print(Rule("Delivery states (sendhub transfers)"))
     console.print(deliveries_table(store.deliveries(), settings.resend_after_school_days))
-    for record in read_topic(settings.kafka_bootstrap, settings.topics.rejected):
+    for record in read_topic(settings, settings.topics.rejected):
         letter = DeadLetterV1.model_validate_json(record.value)
         if (letter.source_topic == settings.topics.packet_receipts
                 and (letter.partition, letter.offset) == bad_receipt):

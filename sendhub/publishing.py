@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 from rich.progress import Progress
 
 from contracts.receipts import PacketReceiptV1
-from services.shared.kafka import ensure_topics
+from services.shared.kafka import client_options, ensure_topics
 from services.shared.settings import HubSettings
 
 
@@ -36,7 +36,7 @@ def publish_lines(settings: HubSettings, lines: Sequence[bytes], progress: bool 
                   topic: str | None = None) -> Sent:
     """Send each non-blank line as one message; wait until the broker has them all."""
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
+        **client_options(settings), acks="all", linger_ms=5,
         max_request_size=8 * 1024 * 1024,
     )
     sent = Sent()

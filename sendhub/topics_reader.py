@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 
+from services.shared.kafka import client_options
+from services.shared.settings import HubSettings
+
 
 @dataclass(frozen=True)
 class TopicRecord:
@@ -19,10 +22,11 @@ class TopicRecord:
     timestamp_ms: int
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 10.0) -> Iterator[TopicRecord]:
+def read_topic(settings: HubSettings, topic: str, timeout_s: float = 10.0
+               ) -> Iterator[TopicRecord]:
     """Every record now in `topic`, all partitions, then stop (empty if no such topic)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(settings),
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=1000,

@@ -23,7 +23,7 @@ def anchored_heads(settings: HubSettings
     heads: dict[UUID, dict[int, tuple[str, str]]] = {}
     count = 0
     latest: AuditAnchorV1 | None = None
-    for record in read_topic(settings.kafka_bootstrap, settings.topics.audit_anchors):
+    for record in read_topic(settings, settings.topics.audit_anchors):
         anchor = AuditAnchorV1.model_validate_json(record.value)
         count += 1
         if latest is None or anchor.up_to_notification_id > latest.up_to_notification_id:

@@ -57,7 +57,9 @@ def base_settings() -> Iterator[HubSettings]:
         yield HubSettings()
         return
     with infrastructure.containers(unavailable) as (bootstrap, database_url):
-        yield HubSettings(kafka_bootstrap=bootstrap, database_url=database_url)
+        # testcontainers' Kafka is plaintext and without an authorizer
+        yield HubSettings(kafka_bootstrap=bootstrap, database_url=database_url,
+                          kafka_security_protocol="PLAINTEXT")
 
 
 @pytest.fixture(scope="session")
@@ -99,12 +101,16 @@ def scratch_db(database_url: str, request: pytest.FixtureRequest) -> Iterator[Hu
 
 
 @pytest.fixture(scope="session")
-def hub_env(kafka: str, database_url: str) -> Iterator[dict[str, str]]:
-    """SENDHUB_* variables for services and tools under test; the session's topics are
-    deleted at the end, like its database, so a developer's broker does not fill up."""
+def hub_env(base_settings: HubSettings, kafka: str, database_url: str
+            ) -> Iterator[dict[str, str]]:
+    """SENDHUB_* variables for services and tools under test. The session's services get
+    their own Kafka users and least-privilege grants in its namespace (as
+    `sendhub principals sync` gives them); at the end the session's topics, users and
+    grants are deleted, like its database, so a developer's broker does not fill up."""
     namespace = f"test-{RUN_ID}."
-    yield {
+    env = {
         "SENDHUB_KAFKA_BOOTSTRAP": kafka,
+        "SENDHUB_KAFKA_SECURITY_PROTOCOL": base_settings.kafka_security_protocol,
         "SENDHUB_DATABASE_URL": database_url,
         "SENDHUB_TOPIC_NAMESPACE": namespace,
         "SENDHUB_RELAY_INTERVAL_SECONDS": "0.1",
@@ -113,15 +119,38 @@ def hub_env(kafka: str, database_url: str) -> Iterator[dict[str, str]]:
         "SENDHUB_HTTP_PORT": "0",  # any free port: several services and sessions on one host
         "SENDHUB_METRICS_INTERVAL_SECONDS": "0.5",
     }
+    session = HubSettings(kafka_bootstrap=kafka, database_url=database_url,
+                          topic_namespace=namespace,
+                          kafka_security_protocol=base_settings.kafka_security_protocol)
+    secured = session.kafka_security_protocol != "PLAINTEXT"
+    if secured:
+        from sendhub.principals_admin import sync
+
+        sync(session)
+    yield env
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka, client_id="sendhub-tests")
+    from services.shared.kafka import client_options
+
+    admin = KafkaAdminClient(**client_options(session), client_id="sendhub-tests")
     try:
         ours = [t for t in admin.list_topics() if t.startswith(namespace)]
         if ours:
             admin.delete_topics(ours)
     finally:
         admin.close()
+    if secured:
+        _forget_principals(session)
+
+
+def _forget_principals(session: HubSettings) -> None:
+    from sendhub.principals_admin import forget_namespace
+    from services.shared.principals import PrincipalStore
+
+    stored = PrincipalStore(session.database_conninfo).all()
+    forget_namespace(session, [s.principal for s in stored])
+    for leftover in session.credentials_dir.glob(f"{session.topic_namespace}*.password"):
+        leftover.unlink()
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +159,7 @@ def settings(hub_env: dict[str, str]) -> HubSettings:
         kafka_bootstrap=hub_env["SENDHUB_KAFKA_BOOTSTRAP"],
         database_url=hub_env["SENDHUB_DATABASE_URL"],
         topic_namespace=hub_env["SENDHUB_TOPIC_NAMESPACE"],
+        kafka_security_protocol=hub_env["SENDHUB_KAFKA_SECURITY_PROTOCOL"],
         relay_interval_seconds=0.1,
     )
 

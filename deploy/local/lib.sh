@@ -18,6 +18,14 @@ DB_PASSWORD=sendhub
 # Where the hub's settings find the password (SENDHUB_DATABASE_PASSWORD_FILE's default);
 # the default URL carries none. With SENDHUB_CACHE_DIR set, point that variable here.
 PG_PASSWORD_FILE="$CACHE/postgres/password"
+# The broker's TLS and the principals' Kafka passwords (services/shared/settings.py reads
+# them from here by default); operator.env lets any Kafka client or `sendhub` connect.
+LOCAL="$CACHE/local"
+TLS_DIR="$LOCAL/tls"
+CREDENTIALS_DIR="$LOCAL/credentials"
+OPERATOR_PASSWORD_FILE="$CREDENTIALS_DIR/operator.password"
+BROKER_PORT=9094  # the broker's own SASL PLAIN listener (loopback): bootstrap and checks
+PY="$ROOT/.venv/bin/python"
 
 say() { printf '[sendhub] %s\n' "$*"; }
 die() { printf '[sendhub] error: %s\n' "$*" >&2; exit 1; }
@@ -127,7 +135,11 @@ kafka_up() {
   command -v java >/dev/null || die "Java 17 is needed to run Kafka"
   fetch_kafka
   mkdir -p "$KAFKA_HOME/logs" "$KAFKA_DATA"
-  sed "s|@DATA_DIR@|$KAFKA_DATA|" "$ROOT/deploy/kafka/server.properties" > "$KAFKA_HOME/server.properties"
+  kafka_secrets
+  (umask 077; sed -e "s|@DATA_DIR@|$KAFKA_DATA|" -e "s|@TLS_DIR@|$TLS_DIR|" \
+    -e "s|@KEYSTORE_PASSWORD@|$(cat "$TLS_DIR/keystore.password")|" \
+    -e "s|@OPERATOR_PASSWORD@|$(cat "$OPERATOR_PASSWORD_FILE")|g" \
+    "$ROOT/deploy/kafka/server.properties" > "$KAFKA_HOME/server.properties")
   if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
     say "formatting Kafka storage (KRaft, standalone controller)"
     cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid)
@@ -140,11 +152,58 @@ kafka_up() {
   wait_for_kafka
 }
 
+need_venv() {
+  [ -x "$PY" ] || die "the hub's Python environment is missing: run 'make install' first"
+}
+
+# The CA and certificate, and the operator's password, generated once into the cache.
+kafka_secrets() {
+  need_venv
+  "$PY" -m sendhub.local_deploy tls "$TLS_DIR"
+  "$PY" -m sendhub.local_deploy secret "$OPERATOR_PASSWORD_FILE" >/dev/null
+  (umask 077; cat > "$LOCAL/broker-client.properties" <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="operator" password="$(cat "$OPERATOR_PASSWORD_FILE")";
+EOF
+  )
+}
+
+# The operator's SCRAM credentials, every principal's credentials and ACLs, and
+# operator.env. Idempotent: run at every `up`, also when Kafka was already running.
+kafka_principals() {
+  need_venv
+  if [ ! -f "$OPERATOR_PASSWORD_FILE" ]; then
+    say "no operator password in $OPERATOR_PASSWORD_FILE: this broker was not started by this checkout's deploy/local/up; principals not synced"
+    return
+  fi
+  "$PY" -m sendhub.local_deploy operator-scram "$OPERATOR_PASSWORD_FILE" "127.0.0.1:$BROKER_PORT"
+  write_operator_env
+  (set -a; source "$LOCAL/operator.env"; set +a
+   "$ROOT/.venv/bin/sendhub" db upgrade >/dev/null
+   "$ROOT/.venv/bin/sendhub" principals sync)
+}
+
+write_operator_env() {
+  (umask 077; cat > "$LOCAL/operator.env" <<EOF
+SENDHUB_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+SENDHUB_KAFKA_SECURITY_PROTOCOL=SASL_SSL
+SENDHUB_KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+SENDHUB_KAFKA_USERNAME=operator
+SENDHUB_KAFKA_PASSWORD_FILE=$OPERATOR_PASSWORD_FILE
+SENDHUB_KAFKA_CA_FILE=$TLS_DIR/ca.pem
+SENDHUB_DATABASE_URL=postgresql://$DB_USER@127.0.0.1:$PG_PORT/$DB_NAME
+SENDHUB_GATEWAY_URL=https://127.0.0.1:8443
+EOF
+  )
+}
+
 wait_for_kafka() {
   # Poll until the broker answers a metadata request, not just until the port opens.
   for i in $(seq 1 120); do
     if port_open "$KAFKA_PORT" && kafka_java org.apache.kafka.tools.TopicCommand \
-        --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1; then
+        --bootstrap-server "127.0.0.1:$BROKER_PORT" \
+        --command-config "$LOCAL/broker-client.properties" --list >/dev/null 2>&1; then
       say "Kafka is answering (after ${i} checks)"
       return
     fi

@@ -159,7 +159,7 @@ def rejected(ctx: typer.Context,
 
     settings = hub_settings(ctx)
     letters = [DeadLetterV1.model_validate_json(r.value)
-               for r in read_topic(settings.kafka_bootstrap, settings.topics.rejected)]
+               for r in read_topic(settings, settings.topics.rejected)]
     if as_json:
         for letter in letters:
             sys.stdout.write(letter.model_dump_json() + "\n")

@@ -125,7 +125,7 @@ def inbox(
     who = reader_for(settings, actor, reason)
     form = InboxForm.json if as_json else form
     seen: dict[str, TransferPacketV1] = {}
-    for r in read_topic(settings.kafka_bootstrap, settings.topics.inbox(receiver)):
+    for r in read_topic(settings, settings.topics.inbox(receiver)):
         packet = TransferPacketV1.model_validate_json(r.value, extra="ignore")
         seen[str(packet.packet_id)] = packet
     log = access_log(settings)

@@ -61,6 +61,6 @@ def build_app(settings: HubSettings) -> FastStream:
     ensure_topics(
         settings,
         [topics.school_events, topics.accepted, topics.rejected],
-        rejected_topic_config(settings),
+        rejected_topic_config(settings), service=SERVICE,
     )
     return FastStream(build_broker(settings), logger=log)

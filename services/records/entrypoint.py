@@ -193,10 +193,11 @@ class AuditAnchoring(PeriodicTask):
 def build_app(settings: HubSettings) -> FastStream:
     topics = settings.topics
     require_current(settings)  # refuse a database whose schema is not at the hub's head
-    bind(settings)  # refuse a database that belongs to another cluster or namespace
+    bind(settings, SERVICE)  # refuse a database that belongs to another cluster or namespace
     ensure_topics(
         settings, [topics.accepted, topics.rejected, topics.pupil_history, topics.audit_anchors],
         {**rejected_topic_config(settings), topics.audit_anchors: {"retention.ms": "-1"}},
+        service=SERVICE,
     )
     app = build_application(settings)
     broker = build_broker(settings, app)

@@ -13,6 +13,7 @@ import psycopg
 from kafka.admin import KafkaAdminClient
 
 from services.shared import locks
+from services.shared.kafka import client_options
 from services.shared.settings import HubSettings
 
 
@@ -20,9 +21,8 @@ class WrongCluster(RuntimeError):
     """The database holds the hub's state for another Kafka cluster or namespace."""
 
 
-def kafka_cluster_id(settings: HubSettings) -> str:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                             client_id="sendhub-binding")
+def kafka_cluster_id(settings: HubSettings, service: str | None = None) -> str:
+    admin = KafkaAdminClient(**client_options(settings, service), client_id="sendhub-binding")
     try:
         return str(admin.describe_cluster()["cluster_id"])
     finally:
@@ -51,5 +51,5 @@ def check_binding(settings: HubSettings, cluster_id: str) -> None:
             "or point SENDHUB_KAFKA_BOOTSTRAP at the cluster it belongs to.")
 
 
-def bind(settings: HubSettings) -> None:
-    check_binding(settings, kafka_cluster_id(settings))
+def bind(settings: HubSettings, service: str | None = None) -> None:
+    check_binding(settings, kafka_cluster_id(settings, service))

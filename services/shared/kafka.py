@@ -9,6 +9,7 @@ is at-most-once `ACK_FIRST`, which we never use). What consumers do with failure
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal, TypedDict
@@ -17,6 +18,7 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -28,9 +30,53 @@ log = logging.getLogger("sendhub.kafka")
 DEAD_LETTER_MAX_BYTES = 8 * 1024 * 1024
 
 
+_warned_plaintext = False
+
+
+def _plaintext_warning(settings: HubSettings) -> None:
+    global _warned_plaintext
+    if not _warned_plaintext:
+        _warned_plaintext = True
+        log.warning("kafka.plaintext", extra={
+            "bootstrap": settings.kafka_bootstrap,
+            "detail": "SENDHUB_KAFKA_SECURITY_PROTOCOL=PLAINTEXT: no authentication, no "
+                      "encryption; anyone who reaches the broker may read and write as anyone"})
+
+
+def _tls(settings: HubSettings) -> ssl.SSLContext:
+    ca = settings.kafka_ca()
+    return ssl.create_default_context(cafile=str(ca) if ca else None)
+
+
+def client_options(settings: HubSettings, service: str | None = None) -> dict[str, Any]:
+    """kafka-python's connection arguments: this process's own credentials over TLS (a
+    service's own principal, or the tools' operator), or plaintext when configured so."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        _plaintext_warning(settings)
+        return {"bootstrap_servers": settings.kafka_bootstrap}
+    user = settings.kafka_user(service)
+    ca = settings.kafka_ca()
+    return {"bootstrap_servers": settings.kafka_bootstrap, "security_protocol": "SASL_SSL",
+            "sasl_mechanism": settings.kafka_sasl_mechanism, "sasl_plain_username": user,
+            "sasl_plain_password": settings.kafka_password(user),
+            "ssl_cafile": str(ca) if ca else None, "ssl_check_hostname": True}
+
+
+def broker_security(settings: HubSettings, service: str | None = None) -> BaseSecurity | None:
+    """The same for faststream (aiokafka)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        _plaintext_warning(settings)
+        return None
+    user = settings.kafka_user(service)
+    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256,
+            "PLAIN": SASLPlaintext}[settings.kafka_sasl_mechanism]
+    return kind(user, settings.kafka_password(user), ssl_context=_tls(settings))
+
+
 def make_broker(settings: HubSettings, client_id: str, **kwargs: Any) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap,
+        security=broker_security(settings, client_id),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -41,12 +87,11 @@ def make_broker(settings: HubSettings, client_id: str, **kwargs: Any) -> KafkaBr
 
 
 def ensure_topics(
-    settings: HubSettings, names: list[str], configs: dict[str, dict[str, str]] | None = None
+    settings: HubSettings, names: list[str], configs: dict[str, dict[str, str]] | None = None,
+    *, service: str | None = None,
 ) -> None:
     """Create the topics a service needs if they are missing (idempotent, synchronous)."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id="sendhub-admin"
-    )
+    admin = KafkaAdminClient(**client_options(settings, service), client_id="sendhub-admin")
     try:
         existing = set(admin.list_topics())
         missing = [

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import quote, unquote
 
 from pydantic import Field, PostgresDsn, SecretStr, model_validator
@@ -31,6 +31,10 @@ from contracts.topics import Topics
 DEFAULT_HTTP_PORTS = {"ingest": 9101, "records": 9102, "transfers": 9103}
 # Where deploy/local/up writes its password (lib.sh: $CACHE/postgres/password).
 LOCAL_PASSWORD_FILE = Path(__file__).resolve().parents[2] / ".cache" / "postgres" / "password"
+# What deploy/local/up generates: the CA and broker/gateway certificate, and the Kafka
+# passwords of the principals it creates (one file each, readable by this user only).
+LOCAL_DIR = Path(__file__).resolve().parents[2] / ".cache" / "local"
+LOCAL_CA_FILE = LOCAL_DIR / "tls" / "ca.pem"
 PLACEHOLDER_PASSWORDS = frozenset({"sendhub", "changethis", "password", "postgres", "secret",
                                    "admin", "example"})
 
@@ -54,6 +58,33 @@ class HubSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SENDHUB_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["SASL_SSL", "PLAINTEXT"] = Field(
+        default="SASL_SSL", description="SASL over TLS; PLAINTEXT only when set so "
+        "explicitly (a warning is logged at every start)")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str | None = Field(
+        default=None, description="the Kafka user to connect as; unset: a service connects "
+        "as its own principal (<namespace>service-<name>), the tools as the operator")
+    kafka_password_file: Path | None = Field(
+        default=None, description="a file holding that user's Kafka password; unset: "
+        "<credentials dir>/<user>.password")
+    kafka_ca_file: Path | None = Field(
+        default=None, description="the CA that signed the broker's certificate; unset: "
+        "deploy/local/up's .cache/local/tls/ca.pem, else the system's CAs")
+    credentials_dir: Path = Field(
+        default=LOCAL_DIR / "credentials", description="where `sendhub principals sync` "
+        "writes the Kafka passwords it generates (one <user>.password file each, mode 600)")
+    token: SecretStr | None = Field(
+        default=None, description="the bearer token the CLI's reading commands act with")
+    token_file: Path | None = Field(
+        default=None, description="a file holding that token (preferred to SENDHUB_TOKEN)")
+    gateway_url: str = Field(default="https://127.0.0.1:8443",
+                             description="where `sendhub serve gateway` listens")
+    gateway_certificate_file: Path | None = Field(
+        default=None, description="the gateway's TLS certificate chain (PEM); unset: "
+        "deploy/local/up's .cache/local/tls/server.pem")
+    gateway_key_file: Path | None = Field(
+        default=None, description="its private key (PEM); unset: .cache/local/tls/server.key")
     database_url: PostgresDsn = PostgresDsn("postgresql://sendhub@127.0.0.1:5432/sendhub")
     database_password: SecretStr | None = Field(
         default=None, description="the database password, when the URL carries none"
@@ -116,6 +147,41 @@ class HubSettings(BaseSettings):
         if self.database_password is not None:
             self._refuse_placeholder(self.database_password.get_secret_value())
         return self
+
+    def kafka_user(self, service: str | None = None) -> str:
+        """Who this process is on Kafka: SENDHUB_KAFKA_USERNAME, else the service's own
+        principal in this namespace, else (the tools) the operator."""
+        if self.kafka_username:
+            return self.kafka_username
+        return f"{self.topic_namespace}service-{service}" if service else "operator"
+
+    def kafka_password(self, user: str) -> str:
+        path = self.kafka_password_file or self.credentials_dir / f"{user}.password"
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read the Kafka password of {user} from {path} "
+                f"(SENDHUB_KAFKA_PASSWORD_FILE): {exc.strerror}. deploy/local/up and "
+                "`sendhub principals sync` write it; elsewhere, set SENDHUB_KAFKA_USERNAME "
+                "and SENDHUB_KAFKA_PASSWORD_FILE") from None
+
+    def kafka_ca(self) -> Path | None:
+        if self.kafka_ca_file is not None:
+            return self.kafka_ca_file
+        return LOCAL_CA_FILE if LOCAL_CA_FILE.is_file() else None
+
+    def cli_token(self) -> str | None:
+        """The bearer token the CLI acts with, if one is configured."""
+        if self.token is not None:
+            return self.token.get_secret_value().strip()
+        if self.token_file is not None:
+            try:
+                return self.token_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read the token file {self.token_file} "
+                                 f"(SENDHUB_TOKEN_FILE): {exc.strerror}") from None
+        return None
 
     def http_port_for(self, service: str) -> int:
         """The port a service listens on: SENDHUB_HTTP_PORT, else the service's own."""

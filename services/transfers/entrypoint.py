@@ -211,9 +211,9 @@ async def _store_receipts(transfers: TransfersApplication, policy: ConsumerPolic
 def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None) -> FastStream:
     topics = settings.topics
     require_current(settings)  # refuse a database whose schema is not this hub's
-    bind(settings)  # refuse a database that belongs to another cluster or namespace
+    bind(settings, SERVICE)  # refuse a database that belongs to another cluster or namespace
     ensure_topics(settings, [topics.pupil_history, topics.rejected, topics.packet_receipts],
-                  rejected_topic_config(settings))
+                  rejected_topic_config(settings), service=SERVICE)
     transfers = TransfersApplication.on_postgres(
         settings.database_conninfo, clock=clock,
         resend_after_school_days=settings.resend_after_school_days,

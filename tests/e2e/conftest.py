@@ -18,6 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
 from sendhub.topics_reader import read_topic
+from services.shared.kafka import client_options
 from services.shared.settings import HubSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +116,7 @@ def inbox(settings: HubSettings, receiver: str) -> list[tuple[TransferPacketV1, 
     """Every packet in a receiver's inbox topic, in order, with its headers."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+    consumer = KafkaConsumer(**client_options(settings), group_id=None,
                              enable_auto_commit=False, consumer_timeout_ms=1000)
     topic = settings.topics.inbox(receiver)
     found = []
@@ -143,4 +144,4 @@ def packets_for(settings: HubSettings, receiver: str, upn: str) -> list[Transfer
 
 def dead_letters(settings: HubSettings) -> list[DeadLetterV1]:
     return [DeadLetterV1.model_validate_json(r.value)
-            for r in read_topic(settings.kafka_bootstrap, settings.topics.rejected)]
+            for r in read_topic(settings, settings.topics.rejected)]

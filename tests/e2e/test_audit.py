@@ -102,7 +102,7 @@ def test_a_rewritten_chain_is_caught_by_the_anchors_held_in_kafka(
     pid = pupil_id_for(upn)
 
     def anchored() -> None:
-        heads = [h for r in read_topic(settings.kafka_bootstrap, settings.topics.audit_anchors)
+        heads = [h for r in read_topic(settings, settings.topics.audit_anchors)
                  for h in AuditAnchorV1.model_validate_json(r.value).heads if h.pupil_id == pid]
         assert any(h.version == 2 for h in heads), "not anchored yet"
 

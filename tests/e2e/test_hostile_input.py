@@ -11,6 +11,7 @@ import pytest
 from kafka import KafkaProducer
 
 from contracts.dead_letter import DeadLetterV1
+from services.shared.kafka import client_options
 from services.shared.settings import HubSettings
 from tests.e2e.conftest import RunningServices, dead_letters, eventually, packets_for
 from tests.factories import pupil, random_upn, school_event
@@ -23,7 +24,7 @@ RECEIVER = {"kind": "school", "urn": "135005"}
 def send(settings: HubSettings, topic: str, messages: list[tuple[bytes, bytes, list[Any]]]
          ) -> None:
     """(key, value, headers) as a school system's client would publish them."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+    producer = KafkaProducer(**client_options(settings), acks="all",
                              max_request_size=8 * 1024 * 1024)
     try:
         for key, value, headers in messages:

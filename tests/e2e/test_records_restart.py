@@ -70,7 +70,7 @@ def test_killing_records_mid_stream_loses_and_doubles_nothing(
     # and transfers' projection holds each exactly once.
     def relayed() -> None:
         seen = Counter()
-        for r in read_topic(settings.kafka_bootstrap, settings.topics.pupil_history):
+        for r in read_topic(settings, settings.topics.pupil_history):
             h = PupilHistoryEventV1.model_validate_json(r.value, context={"trusted": True})
             if h.upn in upns:
                 seen[(h.upn, h.version)] += 1

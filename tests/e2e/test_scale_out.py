@@ -34,7 +34,7 @@ def pupils_moving(upns: list[str]) -> list[bytes]:
 
 def history_of(settings: HubSettings, upns: set[str]) -> Counter[tuple[str, int]]:
     found: Counter[tuple[str, int]] = Counter()
-    for r in read_topic(settings.kafka_bootstrap, settings.topics.pupil_history):
+    for r in read_topic(settings, settings.topics.pupil_history):
         h = PupilHistoryEventV1.model_validate_json(r.value, context={"trusted": True})
         if h.upn in upns:
             found[(h.upn, h.version)] += 1

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 def packets_in(settings: HubSettings, receiver: str) -> dict[str, TransferPacketV1]:
     found = {}
-    for r in read_topic(settings.kafka_bootstrap, settings.topics.inbox(receiver)):
+    for r in read_topic(settings, settings.topics.inbox(receiver)):
         packet = TransferPacketV1.model_validate_json(r.value)
         found[packet.pupil.upn] = packet
     return found
@@ -89,7 +89,7 @@ def test_school_events_become_histories_packets_and_dead_letters(
     # Every invalid message is kept, with its reason, bytes and position.
     def dead_letters() -> dict[tuple[int, int], DeadLetterV1]:
         found = {}
-        for r in read_topic(settings.kafka_bootstrap, settings.topics.rejected):
+        for r in read_topic(settings, settings.topics.rejected):
             letter = DeadLetterV1.model_validate_json(r.value)
             found[(letter.partition, letter.offset)] = letter
         assert all(p in found for p in invalid_positions), "not all dead letters yet"

@@ -1,7 +1,8 @@
 """Who looked: every read of a pupil's history or packet through the hub's tools.
 
-Reading needs an actor and a reason; each read is appended to `access_log` in
-PostgreSQL, which refuses updates and deletes (a trigger), so the log itself is only
+Reading needs an authenticated principal and a reason; each read is appended to
+`access_log` in PostgreSQL with the principal's name, the reason and the route it came by
+(`cli`, `https`), which refuses updates and deletes (a trigger), so the log itself is only
 ever added to. `sendhub access-log UPN` shows it. The table and its trigger come from
 the migrations (`services/shared/migrations`).
 """
@@ -16,7 +17,7 @@ import psycopg
 
 
 class AccessRefused(Exception):
-    """A read asked for without saying who is reading and why."""
+    """A read asked for without saying why, or by a principal that may not make it."""
 
 
 @dataclass(frozen=True)
@@ -28,26 +29,26 @@ class Access:
     upn: str | None
     packet_id: UUID | None
     detail: str | None
+    route: str = "cli"
 
 
 @dataclass(frozen=True)
 class Reader:
-    """Who is reading and why: both required, both recorded."""
+    """Who is reading (an authenticated principal's name), why, and by which route: all
+    required, all recorded."""
 
     actor: str
     reason: str
+    route: str = "cli"
 
     @classmethod
-    def of(cls, actor: str | None, reason: str | None) -> Reader:
-        actor, reason = (actor or "").strip(), (reason or "").strip()
-        missing = [what for what, value in (("an actor (--actor or SENDHUB_ACTOR)", actor),
-                                            ("a reason (--reason)", reason)) if not value]
-        if missing:
+    def of(cls, principal: str, reason: str | None, route: str = "cli") -> Reader:
+        reason = (reason or "").strip()
+        if not reason:
             raise AccessRefused(
-                "Reading a pupil's SEN record is recorded in the access log and needs "
-                + " and ".join(missing)
-                + ", for example: --actor 'j.smith@trust.example' --reason 'annual review prep'")
-        return cls(actor, reason)
+                "Reading a pupil's SEN record is recorded in the access log and needs a "
+                "reason, for example: --reason 'annual review preparation'")
+        return cls(principal, reason, route)
 
 
 class AccessLog:
@@ -58,13 +59,13 @@ class AccessLog:
                packet_id: UUID | None = None, detail: str | None = None) -> None:
         with psycopg.connect(self.conninfo) as conn:
             conn.execute(
-                "INSERT INTO access_log (actor, reason, action, upn, packet_id, detail) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (reader.actor, reader.reason, action, upn, packet_id, detail))
+                "INSERT INTO access_log (actor, reason, action, upn, packet_id, detail, route) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (reader.actor, reader.reason, action, upn, packet_id, detail, reader.route))
 
     def entries(self, upn: str) -> list[Access]:
         with psycopg.connect(self.conninfo) as conn:
             rows = conn.execute(
-                "SELECT at, actor, reason, action, upn, packet_id, detail FROM access_log "
+                "SELECT at, actor, reason, action, upn, packet_id, detail, route FROM access_log "
                 "WHERE upn = %s ORDER BY id", (upn,)).fetchall()
         return [Access(*r) for r in rows]

@@ -101,8 +101,8 @@ def scratch_db(database_url: str, request: pytest.FixtureRequest) -> Iterator[Hu
 
 
 @pytest.fixture(scope="session")
-def hub_env(base_settings: HubSettings, kafka: str, database_url: str
-            ) -> Iterator[dict[str, str]]:
+def hub_env(base_settings: HubSettings, kafka: str, database_url: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """SENDHUB_* variables for services and tools under test. The session's services get
     their own Kafka users and least-privilege grants in its namespace (as
     `sendhub principals sync` gives them); at the end the session's topics, users and
@@ -127,6 +127,7 @@ def hub_env(base_settings: HubSettings, kafka: str, database_url: str
         from sendhub.principals_admin import sync
 
         sync(session)
+    env["SENDHUB_TOKEN_FILE"] = str(_auditor_token(session, tmp_path_factory))
     yield env
     from kafka.admin import KafkaAdminClient
 
@@ -141,6 +142,19 @@ def hub_env(base_settings: HubSettings, kafka: str, database_url: str
         admin.close()
     if secured:
         _forget_principals(session)
+
+
+def _auditor_token(session: HubSettings, tmp: pytest.TempPathFactory) -> Path:
+    """The CLI's identity in tests: an auditor, `auditor-tests`, with a bearer token."""
+    from services.shared.access import Kind, Principal
+    from services.shared.principals import PrincipalStore
+
+    store = PrincipalStore(session.database_conninfo)
+    store.add(Principal(Kind.auditor, "tests"))
+    path = tmp.mktemp("credentials") / "auditor.token"
+    path.write_text(store.issue_token("auditor-tests").token)
+    path.chmod(0o600)
+    return path
 
 
 def _forget_principals(session: HubSettings) -> None:
@@ -185,7 +199,8 @@ def cli(hub_env: dict[str, str]) -> CLI:
     def run(*args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "sendhub.cli", *args], capture_output=True, text=True,
-            cwd=ROOT, env={**os.environ, **hub_env, "COLUMNS": "200", **env}, timeout=120)
+            cwd=ROOT, env={k: v for k, v in {**os.environ, **hub_env, "COLUMNS": "200",
+                                             **env}.items() if v != ""}, timeout=120)
         if check and result.returncode != 0:
             raise AssertionError(f"sendhub {' '.join(args)} exited {result.returncode}:\n"
                                  f"{result.stdout}\n{result.stderr}")

@@ -1,7 +1,7 @@
 """Commands for auditors: a pupil's history on either time axis, the hash-chain checks,
 who read what, and the auditor's report.
 
-Every read of a pupil's record needs an actor and a reason and is recorded in the
+Every read of a pupil's record needs an authenticated auditor and a reason and is recorded in the
 access log, including reads of the access log itself.
 """
 
@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 
 from sendhub.commands.common import (
-    Actor,
     Reason,
     access_log,
     console,
@@ -26,6 +25,7 @@ from sendhub.commands.common import (
     reader_for,
     records_app,
 )
+from services.shared.access import may_read_history
 
 
 def _instant(value: str) -> datetime:
@@ -53,7 +53,6 @@ def history(
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="what had happened by this date (occurrence time), as known now")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
-    actor: Actor = None,
     reason: Reason = None,
 ) -> None:
     """A pupil's SEN history from the records store: now, as known at T, or as of D."""
@@ -65,7 +64,7 @@ def history(
         raise fail("Give --as-known-at or --as-of, not both: they are different time axes.")
     known_at = _instant(as_known_at) if as_known_at else None
     day = _day(as_of) if as_of else None
-    who = reader_for(settings, actor, reason)
+    who = reader_for(settings, reason, may_read_history, "pupils' SEN histories (auditors only)")
     records = records_app(settings)
     if known_at:
         events = records.replay(upn, known_at=known_at)
@@ -104,13 +103,12 @@ def verify(
                                     against_anchors=against_anchors))
 
 
-def access_log_command(ctx: typer.Context, upn: str, actor: Actor = None,
-                       reason: Reason = None) -> None:
+def access_log_command(ctx: typer.Context, upn: str, reason: Reason = None) -> None:
     """Who read a pupil's history or packets through the hub's tools, when and why."""
     from rich.table import Table
 
     settings = hub_settings(ctx)
-    who = reader_for(settings, actor, reason)
+    who = reader_for(settings, reason, may_read_history, "pupils' SEN histories (auditors only)")
     log = access_log(settings)
     entries = log.entries(upn)
     log.record(who, "access-log", upn=upn)
@@ -118,11 +116,11 @@ def access_log_command(ctx: typer.Context, upn: str, actor: Actor = None,
         console.print(f"Nobody has read the SEN record of {upn} through the hub's tools.")
         return
     table = Table(title=f"Access log for UPN {upn}")
-    for column in ("when", "who", "why", "what", "packet", "detail"):
+    for column in ("when", "who", "why", "what", "route", "packet", "detail"):
         table.add_column(column)
     for e in entries:
         table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.reason, e.action,
-                      str(e.packet_id or ""), e.detail or "")
+                      e.route, str(e.packet_id or ""), e.detail or "")
     console.print(table)
 
 
@@ -131,7 +129,6 @@ def report(
     upn: str,
     form: Annotated[str, typer.Option("--format", help="html")] = "html",
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
-    actor: Actor = None,
     reason: Reason = None,
 ) -> None:
     """An auditor's report: timeline chart, measured and statutory intervals, every event."""
@@ -142,7 +139,7 @@ def report(
     if form != "html":
         raise fail("The report is produced as --format html.")
     settings = hub_settings(ctx)
-    who = reader_for(settings, actor, reason)
+    who = reader_for(settings, reason, may_read_history, "pupils' SEN histories (auditors only)")
     records = records_app(settings)
     events = records.history_events(upn)
     if not events:

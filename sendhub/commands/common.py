@@ -6,6 +6,7 @@ Light on purpose (typer, rich and the settings only): it is imported on every ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,12 +17,11 @@ from services.shared.settings import HubSettings
 if TYPE_CHECKING:
     from sendhub.access_log import AccessLog, Reader
     from services.records.application import RecordsApplication
+    from services.shared.access import Principal
 
 console = Console()
 errors = Console(stderr=True)
 
-Actor = Annotated[str | None, typer.Option(
-    "--actor", help="who is reading (default: SENDHUB_ACTOR); recorded in the access log")]
 Reason = Annotated[str | None, typer.Option(
     "--reason", help="why this record is being read; recorded in the access log")]
 
@@ -40,11 +40,33 @@ def hub_settings(ctx: typer.Context) -> HubSettings:
     return settings
 
 
-def reader_for(settings: HubSettings, actor: str | None, reason: str | None) -> Reader:
+def principal_of(settings: HubSettings) -> Principal:
+    """Who is calling: the principal whose bearer token the settings hold
+    (SENDHUB_TOKEN_FILE or SENDHUB_TOKEN), checked against the hub's credentials now."""
+    from services.shared.principals import PrincipalStore, Unauthenticated
+
+    token = settings.cli_token()
+    if not token:
+        raise fail("Reading a pupil's SEN record needs an authenticated principal: set "
+                   "SENDHUB_TOKEN_FILE to a file holding your token (the operator issues "
+                   "one with `sendhub principals add KIND ID --token`).")
+    try:
+        return PrincipalStore(settings.database_conninfo).authenticate(token)
+    except Unauthenticated as exc:
+        raise fail(f"The token in SENDHUB_TOKEN_FILE / SENDHUB_TOKEN was refused: {exc}.",
+                   3) from None
+
+
+def reader_for(settings: HubSettings, reason: str | None,
+               may: Callable[[Principal], bool], what: str) -> Reader:
+    """The authenticated reader, if `may` allows it and a reason is given."""
     from sendhub.access_log import AccessRefused, Reader
 
+    principal = principal_of(settings)
+    if not may(principal):
+        raise fail(f"{principal.name} may not read {what}.", 4)
     try:
-        return Reader.of(actor or settings.actor, reason)
+        return Reader.of(principal.name, reason)
     except AccessRefused as exc:
         raise fail(str(exc)) from None
 

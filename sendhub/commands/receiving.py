@@ -1,7 +1,8 @@
 """Commands for receiving settings: a packet in the form their system or SENCO uses, the
 packets waiting in their inbox, and receipts for those without a system that sends them.
 
-Reading a packet reads a pupil's record, so it needs an actor and a reason and is
+Reading a packet reads a pupil's record, so it needs an authenticated principal (the
+receiving setting's, or an auditor's) and a reason and is
 recorded in the access log.
 """
 
@@ -17,15 +18,16 @@ from uuid import UUID
 import typer
 
 from sendhub.commands.common import (
-    Actor,
     Reason,
     access_log,
     console,
     fail,
     hub_settings,
+    principal_of,
     reader_for,
     records_app,
 )
+from services.shared.access import inbox_of, may_read_history, may_receive_for
 
 if TYPE_CHECKING:
     from contracts.packet import TransferPacketV1
@@ -53,7 +55,6 @@ def packet(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file")] = None,
     rebuild: Annotated[bool, typer.Option(
         "--rebuild", help="rebuild it from the records store and show that it matches")] = False,
-    actor: Actor = None,
     reason: Reason = None,
 ) -> None:
     """One transfer packet, as sent, in the form a receiving setting uses."""
@@ -61,7 +62,7 @@ def packet(
     from services.transfers.forms import render
 
     settings = hub_settings(ctx)
-    who = reader_for(settings, actor, reason)
+    principal_of(settings)  # who asks is known before anything about the packet is said
     store = TransfersApplication.on_postgres(settings.database_conninfo)
     try:
         sent = store.packet(packet_id)
@@ -70,6 +71,9 @@ def packet(
         store.close()
     if sent is None:
         raise fail(f"No packet {packet_id} has been built by this hub.", 1)
+    inbox = inbox_of(sent.to_setting.receiver, sent.from_setting.la_code)
+    who = reader_for(settings, reason, lambda p: may_read_history(p) or may_receive_for(
+        p, inbox), f"packet {packet_id} (for {inbox})")
     access_log(settings).record(who, "packet-rebuild" if rebuild else f"packet-{form.value}",
                                 upn=sent.pupil.upn, packet_id=packet_id)
     if rebuild:
@@ -107,12 +111,11 @@ def _rebuild(settings: HubSettings, sent: TransferPacketV1,
 
 def inbox(
     ctx: typer.Context,
-    receiver: Annotated[str, typer.Argument(help="urn-<URN>, ukprn-<UKPRN> or lost-pupils")],
+    receiver: Annotated[str, typer.Argument(help="urn-<URN>, ukprn-<UKPRN> or lost-pupils.la-<LA code>")],
     form: Annotated[InboxForm, typer.Option("--format")] = InboxForm.summary,
     as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", help="ctf: a file; html: a folder (one page per packet)")] = None,
-    actor: Actor = None,
     reason: Reason = None,
 ) -> None:
     """The transfer packets in a receiving setting's inbox topic, in the form it uses."""
@@ -122,7 +125,8 @@ def inbox(
     from services.transfers.forms import render, render_ctf_file
 
     settings = hub_settings(ctx)
-    who = reader_for(settings, actor, reason)
+    who = reader_for(settings, reason, lambda p: may_read_history(p) or may_receive_for(
+        p, receiver), f"the inbox of {receiver}")
     form = InboxForm.json if as_json else form
     seen: dict[str, TransferPacketV1] = {}
     for r in read_topic(settings, settings.topics.inbox(receiver)):

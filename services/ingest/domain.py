@@ -14,6 +14,7 @@ import re
 from pydantic_core import from_json
 
 from contracts.dead_letter import Problem
+from services.shared.access import Kind, Principal, may_send_events_for
 from services.shared.errors import MessageRefused
 
 
@@ -37,3 +38,20 @@ def screen(raw: bytes | None, max_bytes: int) -> str:
         where = re.sub(r" at line (\d+) column (\d+)$", r" (line \1, column \2)", str(exc))
         raise MessageRefused("not_json", [Problem(path="", message=f"not JSON: {where}")]) from None
     return text
+
+
+def authorise(sender: str, principal: Principal | None, urn: str) -> None:
+    """Refuses an event its sender may not send: authority comes from the topic it was
+    written to (the broker's ACLs decide who can write there), never from the event.
+    `principal` None on a sender's topic means unknown or revoked."""
+    if principal is None:
+        raise MessageRefused("not_authorised", [Problem(
+            path="", message=f"the sender {sender!r} is not an active principal of this hub")])
+    if principal.kind is Kind.operator:
+        return  # the bare topic: the operator's bulk loads
+    if not may_send_events_for(principal, urn):
+        acts = f" (it acts for {', '.join(sorted(principal.acts_for))})" \
+            if principal.acts_for else ""
+        raise MessageRefused("not_authorised", [Problem(
+            path="source.urn",
+            message=f"{principal.name} may not send events for URN {urn}{acts}")])

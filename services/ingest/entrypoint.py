@@ -9,6 +9,7 @@ follow the hub's one error policy (`services.shared.consuming`).
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from functools import partial
 
@@ -17,7 +18,8 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts.accepted import Position
-from services.ingest.application import screen_school_event
+from contracts.topics import Topics
+from services.ingest.application import Principals, RememberedPrincipals, admit_school_event
 from services.shared.consuming import ConsumerPolicy, Record
 from services.shared.kafka import (
     consumer_options,
@@ -26,29 +28,40 @@ from services.shared.kafka import (
     records_of,
     rejected_topic_config,
 )
+from services.shared.principals import PrincipalStore
 from services.shared.settings import HubSettings
 
 SERVICE = "ingest"
+METADATA_REFRESH_MS = 5_000
 log = logging.getLogger("sendhub.ingest")
 
 
-def build_broker(settings: HubSettings) -> KafkaBroker:
+def inbound_topics(topics: Topics) -> str:
+    """The operator's bare inbound topic and every sender's own (`<topic>.<sender>`)."""
+    return re.escape(topics.school_events) + r"(\.[A-Za-z0-9._-]+)?$"
+
+
+def build_broker(settings: HubSettings, principals: Principals | None = None) -> KafkaBroker:
     topics = settings.topics
-    broker = make_broker(settings, SERVICE)
+    # New senders' topics are found within METADATA_REFRESH_MS (pattern subscription).
+    broker = make_broker(settings, SERVICE, metadata_max_age_ms=METADATA_REFRESH_MS)
     accepted = broker.publisher(topics.accepted)
     policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log)
+    known = RememberedPrincipals(principals or PrincipalStore(settings.database_conninfo))
 
     async def admit(record: Record) -> None:
         position = Position(topic=record.topic, partition=record.partition, offset=record.offset)
-        event = screen_school_event(record.value, position=position, now=datetime.now(UTC),
-                                    max_bytes=settings.max_event_bytes)
+        event = admit_school_event(record.value, position=position, now=datetime.now(UTC),
+                                   max_bytes=settings.max_event_bytes,
+                                   headers=list(record.headers or ()), topics=topics,
+                                   principals=known)
         await accepted.publish(event.model_dump_json().encode(),
                                key=event.event.pupil.upn.encode())
         log.info("school_event.accepted", extra={"event_id": str(event.event.event_id),
                                                  "partition": record.partition,
                                                  "offset": record.offset})
 
-    @broker.subscriber(topics.school_events, **consumer_options(settings, SERVICE))
+    @broker.subscriber(pattern=inbound_topics(topics), **consumer_options(settings, SERVICE))
     async def on_school_event(message: KafkaMessage) -> None:
         for record in records_of(message):
             await policy.guard(partial(policy.handle, record, partial(admit, record)))

@@ -77,7 +77,8 @@ def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
     @broker.subscriber(topics.accepted, **batch_consumer_options(settings, SERVICE))
     async def on_accepted_events(message: KafkaMessage) -> None:
         async def record() -> None:
-            parsed = await policy.parse_by_partition(records_of(message), _accepted)
+            parsed = await policy.parse_by_partition(records_of(message),
+                                                     lambda r: _accepted(r.value or b""))
             for items in parsed.values():
                 await policy.store(items, record_events)
 

@@ -73,14 +73,15 @@ class ConsumerPolicy:
             "topic": record.topic, "partition": record.partition, "offset": record.offset})
         return internal_error(error, self.service)
 
-    async def parse_by_partition(self, records: Sequence[Record], parse: Callable[[bytes], T]
-                                 ) -> dict[int, list[tuple[T, Record]]]:
-        """Parse a batch; dead-letter what cannot be used; keep the rest grouped by
-        partition, in offset order, each with the record it came from."""
-        by_partition: dict[int, list[tuple[T, Record]]] = defaultdict(list)
+    async def parse_by_partition(self, records: Sequence[Record], parse: Callable[[Record], T]
+                                 ) -> dict[tuple[str, int], list[tuple[T, Record]]]:
+        """Parse a batch; dead-letter what cannot be used; keep the rest grouped by topic
+        and partition (a pattern subscription reads several topics), in offset order,
+        each with the record it came from."""
+        by_partition: dict[tuple[str, int], list[tuple[T, Record]]] = defaultdict(list)
         for record in records:
             try:
-                item = parse(record.value or b"")
+                item = parse(record)
             except ValidationError as error:
                 await self.reject(record, MessageRefused("schema_invalid", problems_from(error)))
                 continue
@@ -89,7 +90,7 @@ class ConsumerPolicy:
                     raise
                 await self.reject(record, self.refusal(error, record))
                 continue
-            by_partition[record.partition].append((item, record))
+            by_partition[(record.topic, record.partition)].append((item, record))
         return by_partition
 
     async def store(self, items: list[tuple[T, Record]],

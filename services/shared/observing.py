@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -107,6 +108,12 @@ async def _maybe_await(result: object) -> None:
         await result
 
 
+def _pattern_label(subscriber: LogicSubscriber[Any], namespace: str) -> str:
+    """`sen.school-events.v1(.*)` for a subscriber to a topic and every `<topic>.<sender>`."""
+    pattern = str(getattr(subscriber, "_pattern", "") or "")
+    return topic_label(re.sub(r"\\(.)", r"\1", pattern.split("(", 1)[0]), namespace) + "(.*)"
+
+
 class WatchedConsumer:
     """One faststream subscriber's consumer, as health and lag see it."""
 
@@ -118,7 +125,8 @@ class WatchedConsumer:
         self.subscriber = subscriber
         self.group = unprefixed(subscriber.group_id or "", namespace) or "(no group)"
         self.topics = tuple(topic_label(t, namespace)
-                            for t in subscriber.topic_names_for_subscribe)
+                            for t in subscriber.topic_names_for_subscribe) or (
+            _pattern_label(subscriber, namespace),)
 
     def partitions(self) -> list[TopicPartition]:
         consumer = self.subscriber.consumer

@@ -118,9 +118,6 @@ class HubSettings(BaseSettings):
     resend_after_school_days: int = Field(
         default=15, description="re-send a packet with no receipt after this many weekdays"
     )
-    actor: str | None = Field(
-        default=None, description="who is reading pupils' records through the tools (audited)"
-    )
     http_host: str = Field(
         default="127.0.0.1", description="where a service serves /healthz, /readyz, /metrics"
     )

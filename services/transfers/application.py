@@ -241,7 +241,7 @@ class TransfersApplication:
                     continue
                 try:
                     step = when_receipt_arrives_record_delivery(
-                        receipt, repo.receiver_of(receipt.packet_id))
+                        receipt, repo.addressee_of(receipt.packet_id))
                 except TransfersError as error:
                     refused.append(RefusedReceipt(position, error))
                     continue

@@ -37,7 +37,7 @@ RegistryLookup = Callable[[Setting], RegisteredSetting | None]
 class TransfersError(Exception):
     """Base class of the transfers domain's refusals; `reason` is the dead-letter code."""
 
-    reason: ClassVar[Literal["unknown_packet", "wrong_receiver"]]
+    reason: ClassVar[Literal["unknown_packet", "wrong_receiver", "not_authorised"]]
 
 
 class UnknownPacket(TransfersError):
@@ -50,6 +50,21 @@ class WrongReceiver(TransfersError):
     """Raised when a receipt comes from a setting the packet was not sent to."""
 
     reason = "wrong_receiver"
+
+
+class NotAuthorised(TransfersError):
+    """Raised when whoever wrote a receipt (its topic says who) may not answer for the
+    packet: only the inbox the packet went to may."""
+
+    reason = "not_authorised"
+
+
+@dataclass(frozen=True)
+class Addressee:
+    """Whom a packet is for (`receiver`, as in the packet) and the inbox it went to."""
+
+    receiver: str
+    inbox: str
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,8 @@ class Receipt:
     status: str
     at: datetime
     reason: str | None = None
+    # The inbox of the principal that wrote it; None for the operator's bare topic.
+    from_inbox: str | None = None
 
 
 def with_registry(packet: TransferPacketV1, registry: RegistryLookup) -> TransferPacketV1:
@@ -195,13 +212,18 @@ def when_late_entry_recorded_amend_packet(
     return _issue(packet, latest.move_version, "amendment", now, registry, replaced, max_bytes)
 
 
-def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: str | None) -> DeliveryStep:
+def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: Addressee | None
+                                         ) -> DeliveryStep:
     """A receipt becomes a delivery step of its packet, keyed so a repeat is stored once.
-    Refused when the hub never built the packet, or sent it to another setting."""
+    Refused when the hub never built the packet, sent it to another setting, or when the
+    receipt's writer is not the packet's inbox (authority from the topic, not the body)."""
     if sent_to is None:
         raise UnknownPacket(f"no packet {receipt.packet_id} was sent by this hub")
-    if sent_to != receipt.receiver:
-        raise WrongReceiver(f"packet {receipt.packet_id} was sent to {sent_to}, "
+    if receipt.from_inbox is not None and receipt.from_inbox != sent_to.inbox:
+        raise NotAuthorised(f"a receipt for packet {receipt.packet_id} came from the holder "
+                            f"of inbox {receipt.from_inbox}; only {sent_to.inbox} may send it")
+    if sent_to.receiver != receipt.receiver:
+        raise WrongReceiver(f"packet {receipt.packet_id} was sent to {sent_to.receiver}, "
                             f"not to {receipt.receiver}")
     key = f"{receipt.packet_id}/{receipt.status}/{receipt.at.isoformat()}"
     return DeliveryStep(receipt.packet_id, DeliveryEvent(receipt.status, receipt.at,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -30,6 +31,7 @@ from faststream.kafka.annotations import KafkaMessage
 from kafka import errors as kafka_errors
 
 from contracts.history import PupilHistoryEventV1
+from contracts.topics import Topics
 from services.shared import locks
 from services.shared.binding import bind
 from services.shared.consuming import ConsumerPolicy, Record
@@ -109,27 +111,27 @@ class PacketPublisher(PeriodicTask):
         """Create missing inbox topics one by one; a topic the broker refuses makes its
         packets undeliverable, not the others."""
         refused_topics: dict[str, str] = {}
-        for topic in sorted({self.settings.topics.inbox(p.receiver) for p in pending}
+        for topic in sorted({self.settings.topics.inbox(p.inbox) for p in pending}
                             - self.known_topics):
             try:
                 await asyncio.to_thread(ensure_topics, self.settings, [topic])
                 self.known_topics.add(topic)
             except UNDELIVERABLE as error:
                 refused_topics[topic] = f"its inbox topic was refused: {error}"
-        ready = [p for p in pending if self.settings.topics.inbox(p.receiver) not in refused_topics]
-        return ready, [(p, refused_topics[self.settings.topics.inbox(p.receiver)])
+        ready = [p for p in pending if self.settings.topics.inbox(p.inbox) not in refused_topics]
+        return ready, [(p, refused_topics[self.settings.topics.inbox(p.inbox)])
                        for p in pending if p not in ready]
 
     async def _publish(self, p: PendingPacket) -> None:
         confirmation = await self.broker.publish(
-            p.body.encode(), topic=self.settings.topics.inbox(p.receiver),
+            p.body.encode(), topic=self.settings.topics.inbox(p.inbox),
             key=str(p.packet_id).encode(),
             headers={"content-type": "application/json", "sendhub-packet-version": "1",
                      "sendhub-attempt": str(p.attempt)},
             no_confirm=True)
         await confirmation
         log.info("packet.delivered", extra={"packet_id": str(p.packet_id),
-                                            "receiver": p.receiver, "attempt": p.attempt})
+                                            "receiver": p.inbox, "attempt": p.attempt})
 
     async def once(self) -> bool:
         if await asyncio.to_thread(self.lease.held):
@@ -141,7 +143,8 @@ class PacketPublisher(PeriodicTask):
 def build_broker(settings: HubSettings, transfers: TransfersApplication
                  ) -> tuple[KafkaBroker, PacketPublisher]:
     topics = settings.topics
-    broker = make_broker(settings, SERVICE)
+    # New receivers' receipt topics are found within seconds (pattern subscription).
+    broker = make_broker(settings, SERVICE, metadata_max_age_ms=5_000)
     history_policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log)
     receipts_policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log)
     delivery = PacketPublisher(settings, transfers, broker, OutboxLease(
@@ -150,8 +153,8 @@ def build_broker(settings: HubSettings, transfers: TransfersApplication
     @broker.subscriber(topics.pupil_history, **batch_consumer_options(settings, SERVICE))
     async def on_pupil_history(message: KafkaMessage) -> None:
         async def project() -> None:
-            parsed = await history_policy.parse_by_partition(records_of(message),
-                                                             handlers.history_message)
+            parsed = await history_policy.parse_by_partition(
+                records_of(message), lambda r: handlers.history_message(r.value or b""))
             for items in parsed.values():
                 await history_policy.store(items, record_history)
             await delivery.deliver_pending()
@@ -164,10 +167,11 @@ def build_broker(settings: HubSettings, transfers: TransfersApplication
 
         await history_policy.guard(project)
 
-    @broker.subscriber(topics.packet_receipts, **batch_consumer_options(settings, RECEIPTS))
+    @broker.subscriber(pattern=receipt_topics(topics),
+                       **batch_consumer_options(settings, RECEIPTS))
     async def on_packet_receipts(message: KafkaMessage) -> None:
         await receipts_policy.guard(
-            partial(record_receipts, transfers, receipts_policy, records_of(message)))
+            partial(record_receipts, transfers, receipts_policy, records_of(message), topics))
 
     return broker, delivery
 
@@ -176,14 +180,21 @@ def position_of(record: Record) -> ConsumedPosition:
     return ConsumedPosition(record.topic, record.partition, record.offset)
 
 
+def receipt_topics(topics: Topics) -> str:
+    """The operator's bare receipts topic and every receiver's own (`<topic>.<sender>`)."""
+    return re.escape(topics.packet_receipts) + r"(\.[A-Za-z0-9._-]+)?$"
+
+
 async def record_receipts(transfers: TransfersApplication, policy: ConsumerPolicy,
-                          records: Sequence[Record]) -> None:
+                          records: Sequence[Record], transfers_topics: Topics) -> None:
     """Receipts, partition by partition; every position counts, so a receipt that could
     not be read (already dead-lettered) is kept as None."""
-    parsed = await policy.parse_by_partition(records, handlers.receipt)
-    for partition in sorted({r.partition for r in records}):
-        usable = {r.offset: receipt for receipt, r in parsed.get(partition, [])}
-        items = [(usable.get(r.offset), r) for r in records if r.partition == partition]
+    parsed = await policy.parse_by_partition(
+        records, lambda r: handlers.receipt(r.value or b"", r.topic, list(r.headers or ()),
+                                            transfers_topics))
+    for place in sorted({(r.topic, r.partition) for r in records}):
+        usable = {r.offset: receipt for receipt, r in parsed.get(place, [])}
+        items = [(usable.get(r.offset), r) for r in records if (r.topic, r.partition) == place]
         await policy.store(items, partial(_store_receipts, transfers, policy,
                                           asyncio.get_running_loop()))
 

@@ -17,8 +17,15 @@ from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import Setting, TransferPacketV1
+from services.shared.access import inbox_of
 from services.shared.sen_record import HistoryEntry
-from services.transfers.domain import DeliveryEvent, DeliveryStep, IssuedPacket, PacketRecord
+from services.transfers.domain import (
+    Addressee,
+    DeliveryEvent,
+    DeliveryStep,
+    IssuedPacket,
+    PacketRecord,
+)
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import PendingPacket, StateSequence, TransfersRepository
 
@@ -83,9 +90,12 @@ class InMemoryRepository(TransfersRepository):
         stored = self.state.packets.get(packet_id)
         return None if stored is None else stored.issued.packet
 
-    def receiver_of(self, packet_id: UUID) -> str | None:
+    def addressee_of(self, packet_id: UUID) -> Addressee | None:
         packet = self.packet(packet_id)
-        return None if packet is None else packet.to_setting.receiver
+        if packet is None:
+            return None
+        return Addressee(packet.to_setting.receiver,
+                         inbox_of(packet.to_setting.receiver, packet.from_setting.la_code))
 
     def _in_order(self) -> list[_Stored]:
         # As PostgreSQL orders them: by build time, then packet id.
@@ -114,7 +124,9 @@ class InMemoryRepository(TransfersRepository):
             s.issued.packet.packet_id, s.issued.packet.to_setting.receiver,
             s.issued.packet.model_dump_json(),
             1 + sum(1 for e in self.delivery_events(s.issued.packet.packet_id)
-                    if e.state == "sent")) for s in waiting]
+                    if e.state == "sent"),
+            inbox_of(s.issued.packet.to_setting.receiver, s.issued.packet.from_setting.la_code))
+            for s in waiting]
 
     def mark_published(self, packet_ids: Sequence[UUID], at: datetime) -> None:
         for packet_id in packet_ids:

@@ -20,8 +20,15 @@ from psycopg_pool import ConnectionPool
 
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import Setting, TransferPacketV1
+from services.shared.access import inbox_of
 from services.shared.sen_record import HistoryEntry
-from services.transfers.domain import DeliveryEvent, DeliveryStep, IssuedPacket, PacketRecord
+from services.transfers.domain import (
+    Addressee,
+    DeliveryEvent,
+    DeliveryStep,
+    IssuedPacket,
+    PacketRecord,
+)
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import PendingPacket, StateSequence, TransfersRepository
 
@@ -111,10 +118,12 @@ class PostgresRepository(TransfersRepository):
         row = self._one("SELECT body FROM transfers_packets WHERE packet_id = %s", (packet_id,))
         return None if row is None else TransferPacketV1.model_validate(row["body"])
 
-    def receiver_of(self, packet_id: UUID) -> str | None:
-        row = self._one("SELECT receiver FROM transfers_packets WHERE packet_id = %s",
-                        (packet_id,))
-        return None if row is None else str(row["receiver"])
+    def addressee_of(self, packet_id: UUID) -> Addressee | None:
+        row = self._one("SELECT receiver, body->'from_setting'->>'la_code' AS la "
+                        "FROM transfers_packets WHERE packet_id = %s", (packet_id,))
+        if row is None:
+            return None
+        return Addressee(str(row["receiver"]), inbox_of(str(row["receiver"]), row["la"]))
 
     def packets_for(self, receiver: str) -> list[TransferPacketV1]:
         rows = self._all("SELECT body FROM transfers_packets WHERE receiver = %s "
@@ -136,13 +145,14 @@ class PostgresRepository(TransfersRepository):
     def unpublished(self, limit: int) -> list[PendingPacket]:
         rows = self._all(
             "SELECT p.packet_id, p.receiver, p.body::text AS body, "
+            "p.body->'from_setting'->>'la_code' AS la, "
             "(SELECT count(*) FROM transfers_delivery d "
             " WHERE d.packet_id = p.packet_id AND d.state = 'sent') + 1 AS attempt "
             "FROM transfers_packets p WHERE p.published_at IS NULL AND NOT EXISTS (SELECT 1 "
             "FROM transfers_delivery d WHERE d.packet_id = p.packet_id "
             "AND d.state = 'undeliverable') ORDER BY p.built_at, p.packet_id LIMIT %s", (limit,))
-        return [PendingPacket(r["packet_id"], r["receiver"], r["body"], int(r["attempt"]))
-                for r in rows]
+        return [PendingPacket(r["packet_id"], r["receiver"], r["body"], int(r["attempt"]),
+                              inbox_of(r["receiver"], r["la"])) for r in rows]
 
     def mark_published(self, packet_ids: Sequence[UUID], at: datetime) -> None:
         self.conn.execute("UPDATE transfers_packets SET published_at = %s "

@@ -19,7 +19,13 @@ from uuid import UUID
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import Setting, TransferPacketV1
 from services.shared.sen_record import HistoryEntry
-from services.transfers.domain import DeliveryEvent, DeliveryStep, IssuedPacket, PacketRecord
+from services.transfers.domain import (
+    Addressee,
+    DeliveryEvent,
+    DeliveryStep,
+    IssuedPacket,
+    PacketRecord,
+)
 from services.transfers.registry import RegisteredSetting
 
 
@@ -40,6 +46,7 @@ class PendingPacket:
     receiver: str
     body: str
     attempt: int
+    inbox: str = ""  # the topic's receiver name: see services.shared.access.inbox_of
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class TransfersRepository(Protocol):
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None: ...
 
-    def receiver_of(self, packet_id: UUID) -> str | None: ...
+    def addressee_of(self, packet_id: UUID) -> Addressee | None: ...
 
     def packets_for(self, receiver: str) -> list[TransferPacketV1]: ...
 

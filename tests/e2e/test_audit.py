@@ -24,7 +24,7 @@ from tests.factories import pupil, random_upn, school_event
 
 pytestmark = pytest.mark.e2e
 
-AUDITOR = ("--actor", "auditor@la.example", "--reason", "tribunal bundle TB-2026-114")
+AUDITOR = ("--reason", "tribunal bundle TB-2026-114")  # as the session's auditor
 OAKFIELD = {"urn": "131001", "system": "SIMS"}
 
 
@@ -135,22 +135,33 @@ def test_a_rewritten_chain_is_caught_by_the_anchors_held_in_kafka(
     assert "does not match the store" in whole.stdout  # the digest of all heads, too
 
 
-def test_reads_need_an_actor_and_a_reason_and_are_logged(
-    services: RunningServices, settings: HubSettings, cli: CLI,
+def test_reads_need_an_authenticated_auditor_and_a_reason_and_are_logged(
+    services: RunningServices, settings: HubSettings, cli: CLI, tmp_path: Path,
 ) -> None:
     upn = random_upn()
     send(settings, school_event(pupil=pupil(upn, "Dylan")))
     eventually(lambda: versions_stored(settings, upn, 1))
-    refused = cli("history", upn, check=False, SENDHUB_ACTOR="")
+    refused = cli("history", upn, "--reason", "curious", check=False, SENDHUB_TOKEN_FILE="")
     assert refused.returncode == 2
-    assert "needs an actor (--actor or SENDHUB_ACTOR) and a reason (--reason)" in refused.stderr
-    no_reason = cli("history", upn, "--actor", "x@y.example", check=False)
+    assert "needs an authenticated principal: set SENDHUB_TOKEN_FILE" in refused.stderr
+    school_token = tmp_path / "school.token"
+    school_token.write_text(cli("principals", "add", "school", "131004", "--token"
+                                ).stdout.splitlines()[-1])
+    not_auditor = cli("history", upn, "--reason", "curious", check=False,
+                      SENDHUB_TOKEN_FILE=str(school_token))
+    assert not_auditor.returncode == 4
+    assert "school-131004 may not read pupils' SEN histories" in not_auditor.stderr
+    forged = tmp_path / "forged.token"
+    forged.write_text(school_token.read_text()[:-4] + "AAAA")
+    assert cli("history", upn, "--reason", "x", check=False,
+               SENDHUB_TOKEN_FILE=str(forged)).returncode == 3
+    no_reason = cli("history", upn, check=False)
     assert no_reason.returncode == 2 and "needs a reason" in no_reason.stderr
-    cli("history", upn, "--reason", "annual review", SENDHUB_ACTOR="senco@oakfield.example")
+    cli("history", upn, "--reason", "annual review")
     cli("history", upn, "--as-of", "2025-06-01", *AUDITOR)
     log = cli("access-log", upn, *AUDITOR).stdout
-    assert "senco@oakfield.example" in log and "annual review" in log
-    assert "auditor@la.example" in log and "as of 2025-06-01" in log
+    assert "auditor-tests" in log and "annual review" in log and "cli" in log
+    assert "as of 2025-06-01" in log and "school-131004" not in log
     with psycopg.connect(settings.database_conninfo, autocommit=True) as sql:
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             sql.execute("DELETE FROM access_log WHERE upn = %s", (upn,))

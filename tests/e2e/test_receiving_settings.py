@@ -25,7 +25,7 @@ from tests.factories import pupil, random_upn, school_event
 pytestmark = pytest.mark.e2e
 
 OAKFIELD = {"urn": "131001", "system": "SIMS"}
-READER = ("--actor", "senco@riverside.example", "--reason", "preparing for admission")
+READER = ("--reason", "preparing for admission")  # as the session's auditor
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -108,8 +108,8 @@ async def test_ingest_blames_itself_not_the_sender_for_its_own_bug(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("a bug in screening")
 
-    monkeypatch.setattr(ingest_entrypoint, "screen_school_event", broken)
-    settings = HubSettings(topic_namespace="unit.")
+    monkeypatch.setattr(ingest_entrypoint, "admit_school_event", broken)
+    settings = HubSettings(topic_namespace="unit.", kafka_security_protocol="PLAINTEXT")
     broker = ingest_entrypoint.build_broker(settings)
     rejected: list[bytes] = []
 

@@ -57,7 +57,7 @@ def test_a_valid_event_is_accepted_with_where_it_came_from() -> None:
 
 
 async def test_ingest_routes_valid_events_to_accepted_and_bad_ones_to_rejected() -> None:
-    settings = HubSettings(topic_namespace="unit.")
+    settings = HubSettings(topic_namespace="unit.", kafka_security_protocol="PLAINTEXT")
     broker = build_broker(settings)
     accepted: list[bytes] = []
     rejected: list[bytes] = []

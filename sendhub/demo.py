@@ -29,6 +29,7 @@ from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
 from contracts.receipts import PacketReceiptV1
 from sendhub import scenario
+from sendhub.demo_access import add_demo_principals, show_refused_attempts
 from sendhub.publishing import publish_lines, publish_receipts
 from sendhub.summaries import dead_letter_summary, deliveries_table, packet_summary
 from sendhub.topics_reader import read_topic
@@ -186,6 +187,7 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
     events (an amendment, a re-route) and the auditor's view."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), console=console) as progress:
+        token = add_demo_principals(settings)
         for name in SERVICES:
             procs[name] = start_service(name, log_dir)
         wait_until_started(procs, progress)
@@ -215,7 +217,12 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
     show_results(console, settings, expected, packets, letter, log_dir)
     show_later(console, settings, store, amended, found, receipts_sent.positions[-1],
                known_before_later_events)
-    return 0 if letter is not None and amended and found else 1
+    refused = show_refused_attempts(settings, console, scenario.impersonation())
+    console.print("Try, as the demo's auditor: export SENDHUB_TOKEN_FILE="
+                  f"{token.relative_to(ROOT)}; sendhub history {scenario.AMIRA.upn} --as-of "
+                  f"2025-12-31 --reason demo; sendhub report {scenario.CHLOE.upn} --reason demo; "
+                  "sendhub verify --all --against-anchors")
+    return 0 if letter is not None and amended and found and refused else 1
 
 
 def recreate_database(settings: HubSettings, console: Console) -> None:
@@ -392,6 +399,3 @@ def show_later(console: Console, settings: HubSettings, store: TransfersApplicat
     console.print(f"Hash chains: {events} events of {pupils} pupils checked in "
                   f"{time.perf_counter() - started:.2f} s, "
                   + ("[green]all intact[/green]." if not breaks else f"[red]{len(breaks)} broken[/red]."))
-    console.print("Try: sendhub history " + scenario.AMIRA.upn + " --as-of 2025-12-31 "
-                  "--actor you@example --reason demo; sendhub report " + scenario.CHLOE.upn
-                  + " --actor you@example --reason demo; sendhub verify --all --against-anchors")

@@ -31,7 +31,7 @@ SETTING_NAMES = {
     "urn-137003": HILLCREST["name"],
     "ukprn-10034567": NORTHGATE["name"],
     "urn-137004": "Kingsweston Academy",
-    "lost-pupils": "the local authority (lost pupils)",
+    "lost-pupils.la-801": "Bristol (LA 801): lost pupils",
 }
 
 
@@ -359,6 +359,13 @@ def later_events() -> list[dict[str, Any]]:
     ]
 
 
+def impersonation() -> dict[str, Any]:
+    """An event Riverside's system sends as if from Oakfield: the hub must refuse it."""
+    return _event(BEN, 99, "concern_raised", "2026-02-03T10:00:00+00:00", OAKFIELD, "SENCO",
+                  SENCO_RIVERSIDE, {"raised_by": "teacher", "areas_of_need": ["SEMH"],
+                                    "summary": "Sent in Oakfield's name by another school."})
+
+
 def later_lines() -> list[bytes]:
     return [json.dumps(e).encode() for e in later_events()]
 
@@ -371,7 +378,7 @@ MOVES = (
     (BEN, event_id(BEN, 6), "urn-137003"),
     (CHLOE, event_id(CHLOE, 4), "ukprn-10034567"),
     (DYLAN, event_id(DYLAN, 1), "urn-131002"),
-    (GRACE, event_id(GRACE, 4), "lost-pupils"),
+    (GRACE, event_id(GRACE, 4), "lost-pupils.la-801"),  # Riverside is in LA 801
 )
 LATER_MOVES = ((GRACE, event_id(GRACE, 5), "urn-137004"),)
 

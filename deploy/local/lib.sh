@@ -207,6 +207,8 @@ kafka_principals() {
    "$ROOT/.venv/bin/sendhub" principals sync)
 }
 
+# The database URL names no user: the operator's commands then connect as the owner,
+# reading commands as sendhub_reader, services started from this shell as their roles.
 write_operator_env() {
   (umask 077; cat > "$LOCAL/operator.env" <<EOF
 SENDHUB_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
@@ -215,7 +217,7 @@ SENDHUB_KAFKA_SASL_MECHANISM=SCRAM-SHA-512
 SENDHUB_KAFKA_USERNAME=operator
 SENDHUB_KAFKA_PASSWORD_FILE=$OPERATOR_PASSWORD_FILE
 SENDHUB_KAFKA_CA_FILE=$TLS_DIR/ca.pem
-SENDHUB_DATABASE_URL=postgresql://$DB_USER@127.0.0.1:$PG_PORT/$DB_NAME
+SENDHUB_DATABASE_URL=postgresql://127.0.0.1:$PG_PORT/$DB_NAME
 SENDHUB_GATEWAY_URL=https://127.0.0.1:8443
 EOF
   )

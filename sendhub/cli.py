@@ -14,7 +14,13 @@ import typer
 
 from sendhub.commands import auditing, operations, principals, receiving
 from sendhub.commands.common import errors
-from services.shared.settings import HubSettings
+from services.shared.settings import OWNER_ROLE, READER_ROLE, HubSettings
+
+# Commands that only read what the hub holds: they connect as the read-only database
+# role (when SENDHUB_DATABASE_URL names no user); the others as the owner, and `serve` as
+# its service's own role.
+READING_COMMANDS = frozenset({"history", "packet", "inbox", "transfers", "report", "verify",
+                              "access-log"})
 
 app = typer.Typer(help="SEN transfer hub: the services and the tools around them.",
                   no_args_is_help=True, add_completion=False)
@@ -24,7 +30,8 @@ app = typer.Typer(help="SEN transfer hub: the services and the tools around them
 def hub(ctx: typer.Context) -> None:
     """Settings are read from the environment once per call and handed to the command in
     `ctx.obj`, so no command reads the environment itself."""
-    ctx.obj = HubSettings()
+    reading = ctx.invoked_subcommand in READING_COMMANDS
+    ctx.obj = HubSettings().as_database_role(READER_ROLE if reading else OWNER_ROLE)
 
 
 app.command()(operations.serve)

@@ -79,7 +79,9 @@ def database_url(base_settings: HubSettings) -> Iterator[str]:
     admin = base_settings.database_conninfo  # with the password the settings found
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    test_url = str(url).rsplit("/", 1)[0] + f"/{name}"
+    # Naming the owner: the services under test connect as it, not as their own roles
+    # (tests/integration/test_database_roles.py tests those).
+    test_url = base_settings.database_url_for(name)
     upgrade(HubSettings(database_url=test_url))  # as `sendhub db upgrade` does
     yield test_url
     with psycopg.connect(admin, autocommit=True) as conn:

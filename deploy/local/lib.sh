@@ -18,6 +18,9 @@ DB_PASSWORD=sendhub
 # Where the hub's settings find the password (SENDHUB_DATABASE_PASSWORD_FILE's default);
 # the default URL carries none. With SENDHUB_CACHE_DIR set, point that variable here.
 PG_PASSWORD_FILE="$CACHE/postgres/password"
+# One role per service and a read-only one for the CLI's reading commands; migration 0003
+# grants each what it needs. Their generated passwords: $CACHE/postgres/<role>.password.
+PG_ROLES="sendhub_ingest sendhub_records sendhub_transfers sendhub_gateway sendhub_reader"
 # The broker's TLS and the principals' Kafka passwords (services/shared/settings.py reads
 # them from here by default); operator.env lets any Kafka client or `sendhub` connect.
 LOCAL="$CACHE/local"
@@ -75,6 +78,26 @@ postgres_up() {
     as_postgres psql -p "$PG_PORT" -qc "CREATE DATABASE $DB_NAME OWNER $DB_USER"
   fi
   write_password_file
+  for role in $PG_ROLES; do postgres_role "$role"; done
+}
+
+# A role of the hub's, with a password generated once into $CACHE/postgres/<role>.password
+# (mode 600) and set again at every `up`, so file and role never disagree. The SQL goes in
+# on stdin, never on a command line where `ps` would show the password. The owner is made
+# a member: `DROP DATABASE ... WITH (FORCE)` (tests, demo) may then end the role's sessions.
+postgres_role() {
+  local role=$1 file="$CACHE/postgres/$1.password"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$(dirname "$file")"
+    (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(24))' > "$file")
+    say "wrote the password of database role $role to $file"
+  fi
+  local password; password=$(head -n 1 "$file")
+  printf '%s\n' "SET client_min_messages = warning;" \
+    "SELECT format('CREATE ROLE %I LOGIN NOINHERIT', '$role') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$role') \\gexec" \
+    "ALTER ROLE $role LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD '$password';" \
+    "GRANT $role TO $DB_USER;" |
+    as_postgres psql -p "$PG_PORT" -q -v ON_ERROR_STOP=1 >/dev/null
 }
 
 # Only this user may read it; the settings read it at each connection, so a first
@@ -184,6 +207,8 @@ kafka_principals() {
    "$ROOT/.venv/bin/sendhub" principals sync)
 }
 
+# The database URL names no user: the operator's commands then connect as the owner,
+# reading commands as sendhub_reader, services started from this shell as their roles.
 write_operator_env() {
   (umask 077; cat > "$LOCAL/operator.env" <<EOF
 SENDHUB_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
@@ -192,7 +217,7 @@ SENDHUB_KAFKA_SASL_MECHANISM=SCRAM-SHA-512
 SENDHUB_KAFKA_USERNAME=operator
 SENDHUB_KAFKA_PASSWORD_FILE=$OPERATOR_PASSWORD_FILE
 SENDHUB_KAFKA_CA_FILE=$TLS_DIR/ca.pem
-SENDHUB_DATABASE_URL=postgresql://$DB_USER@127.0.0.1:$PG_PORT/$DB_NAME
+SENDHUB_DATABASE_URL=postgresql://127.0.0.1:$PG_PORT/$DB_NAME
 SENDHUB_GATEWAY_URL=https://127.0.0.1:8443
 EOF
   )

@@ -35,7 +35,7 @@ def serve(ctx: typer.Context, service: ServiceName) -> None:
     from services.shared.logs import configure_logging
     from services.shared.serving import HttpPortUnavailable, bind, serve
 
-    settings = hub_settings(ctx)
+    settings = hub_settings(ctx).for_service(service.value)  # its own database role
     configure_logging(settings.log_level)
     if service is ServiceName.ingest:
         from services.ingest.entrypoint import build_app

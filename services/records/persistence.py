@@ -80,6 +80,16 @@ class RecordsRecorder(ProcessRecorder):
 
 
 class PostgresRecordsRecorder(RecordsRecorder, PostgresProcessRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """eventsourcing serialises inserts with LOCK TABLE ... IN EXCLUSIVE MODE, which
+        needs UPDATE or DELETE on the table; records' role has neither (migration 0003),
+        so the same lock is taken by a procedure that runs as the table's owner."""
+        super().__init__(*args, **kwargs)
+        self.lock_table_statements = [
+            *self.lock_table_statements[:-1],  # the lock timeout, kept
+            SQL("CALL {}.records_lock_events()").format(Identifier(self.datastore.schema)),
+        ]
+
     def _table(self) -> Composed:
         return SQL("{}.{}").format(Identifier(self.datastore.schema),
                                    Identifier(self.events_table_name))

@@ -1,10 +1,19 @@
 """The hub's one way to be configured: environment variables prefixed `SENDHUB_`.
 
+Who a process is on PostgreSQL: the user named in `SENDHUB_DATABASE_URL`, when it names
+one (a one-role deployment, the test suite); otherwise, and the default URL names none,
+the role of what runs: `sendhub serve <service>` connects as `sendhub_<service>`
+(least privilege, granted by migration 0003), the CLI's reading commands as
+`sendhub_reader`, and everything else (`sendhub db upgrade`, the operator's commands)
+as the owner `sendhub`. So a service that is compromised or wrong cannot rewrite the
+histories, and no process holds more than its work needs unless configured to.
+
 The database password never sits in the default URL, where it would be copied into
 shells, logs and process listings. It is found, in this order: a password in
 `SENDHUB_DATABASE_URL` itself (still accepted); `SENDHUB_DATABASE_PASSWORD`;
 the file named by `SENDHUB_DATABASE_PASSWORD_FILE` (a container secret); the file
-`deploy/local/up` writes (`.cache/postgres/password`), when it exists; otherwise none,
+`deploy/local/up` writes for that user (`.cache/postgres/password` for the owner,
+`.cache/postgres/<role>.password` for the others), when it exists; otherwise none,
 and libpq looks in `PGPASSWORD` or `~/.pgpass` itself (both psycopg and eventsourcing's
 datastore go through libpq, which treats an empty password as none given).
 
@@ -21,7 +30,7 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import quote, unquote
 
-from pydantic import Field, PostgresDsn, SecretStr, model_validator
+from pydantic import Field, PostgresDsn, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topics import Topics
@@ -29,8 +38,12 @@ from contracts.topics import Topics
 # Each service's HTTP port (/healthz, /readyz, /metrics) unless SENDHUB_HTTP_PORT says
 # otherwise; deploy/prometheus/prometheus.yml scrapes these.
 DEFAULT_HTTP_PORTS = {"ingest": 9101, "records": 9102, "transfers": 9103}
-# Where deploy/local/up writes its password (lib.sh: $CACHE/postgres/password).
+# Where deploy/local/up writes the owner's password (lib.sh: $CACHE/postgres/password);
+# each other role's is beside it, <role>.password.
 LOCAL_PASSWORD_FILE = Path(__file__).resolve().parents[2] / ".cache" / "postgres" / "password"
+# The PostgreSQL roles (deploy/local/lib.sh creates them; migration 0003 grants to them).
+OWNER_ROLE = "sendhub"
+READER_ROLE = "sendhub_reader"
 # What deploy/local/up generates: the CA and broker/gateway certificate, and the Kafka
 # passwords of the principals it creates (one file each, readable by this user only).
 LOCAL_DIR = Path(__file__).resolve().parents[2] / ".cache" / "local"
@@ -85,13 +98,18 @@ class HubSettings(BaseSettings):
         "deploy/local/up's .cache/local/tls/server.pem")
     gateway_key_file: Path | None = Field(
         default=None, description="its private key (PEM); unset: .cache/local/tls/server.key")
-    database_url: PostgresDsn = PostgresDsn("postgresql://sendhub@127.0.0.1:5432/sendhub")
+    database_url: PostgresDsn = Field(
+        default=PostgresDsn("postgresql://127.0.0.1:5432/sendhub"), description="the hub's "
+        "database; a user named in it is used by every process, otherwise each connects "
+        "as its own role (sendhub_<service>, sendhub_reader, the owner sendhub)")
     database_password: SecretStr | None = Field(
         default=None, description="the database password, when the URL carries none"
     )
     database_password_file: Path | None = Field(
         default=None, description="a file holding the database password (a container secret)"
     )
+    # The role this process acts as when the URL names no user (`as_database_role`).
+    _database_role: str = PrivateAttr(default=OWNER_ROLE)
     topic_namespace: str = Field(
         default="", description="put in front of every topic and consumer group name"
     )
@@ -202,6 +220,28 @@ class HubSettings(BaseSettings):
                 "are accepted only for a database on this machine (loopback), as deploy/local/up "
                 "runs it.")
 
+    def as_database_role(self, role: str) -> Self:
+        """These settings for a process that acts as `role` (the URL's user still wins)."""
+        copy = self.model_copy()
+        copy._database_role = role
+        return copy
+
+    def for_service(self, service: str) -> Self:
+        """These settings as `sendhub serve <service>` uses them: its own database role."""
+        return self.as_database_role(service_role(service))
+
+    @property
+    def database_user(self) -> str:
+        """Who this process connects as: the URL's user, else its role (module docstring)."""
+        named = self.database_url.hosts()[0]["username"]
+        return unquote(named) if named else self._database_role
+
+    def local_password_file(self) -> Path:
+        """Where deploy/local/up keeps this user's password."""
+        user = self.database_user
+        return LOCAL_PASSWORD_FILE if user == OWNER_ROLE \
+            else LOCAL_PASSWORD_FILE.with_name(f"{user}.password")
+
     def resolved_database_password(self) -> str | None:
         """The password to connect with, or None to let libpq find one (~/.pgpass).
 
@@ -212,8 +252,8 @@ class HubSettings(BaseSettings):
         if self.database_password is not None:
             return self.database_password.get_secret_value()
         path = self.database_password_file
-        if path is None and LOCAL_PASSWORD_FILE.is_file():
-            path = LOCAL_PASSWORD_FILE
+        if path is None and self.local_password_file().is_file():
+            path = self.local_password_file()
         if path is None:
             return None
         try:
@@ -235,7 +275,7 @@ class HubSettings(BaseSettings):
             "POSTGRES_DBNAME": (self.database_url.path or "").lstrip("/"),
             "POSTGRES_HOST": unquote(host["host"] or "127.0.0.1"),
             "POSTGRES_PORT": str(host["port"] or 5432),
-            "POSTGRES_USER": unquote(host["username"] or ""),
+            "POSTGRES_USER": self.database_user,
             # Empty is "not given" to libpq, which then reads ~/.pgpass.
             "POSTGRES_PASSWORD": self.resolved_database_password() or "",
             "POSTGRES_SCHEMA": schema,
@@ -246,14 +286,30 @@ class HubSettings(BaseSettings):
 
     @property
     def database_conninfo(self) -> str:
-        """The URL to connect with: the configured one, with the resolved password in it."""
+        """The URL to connect with: the configured one, with this process's user and the
+        resolved password in it."""
         url = str(self.database_url)
-        password = self.resolved_database_password()
-        if password is None or self._url_password() is not None:
+        if self._url_password() is not None:
             return url
+        password = self.resolved_database_password()
         scheme, _, rest = url.partition("://")
         authority, slash, tail = rest.partition("/")
-        user, at, hosts = authority.rpartition("@")
-        if not at:
-            user, hosts = "", authority
-        return f"{scheme}://{user}:{quote(password, safe='')}@{hosts}{slash}{tail}"
+        hosts = authority.rpartition("@")[2]
+        user = quote(self.database_user, safe="")
+        secret = "" if password is None else ":" + quote(password, safe="")
+        return f"{scheme}://{user}{secret}@{hosts}{slash}{tail}"
+
+    def database_url_for(self, database: str) -> str:
+        """Another database on the same server, as a URL naming this process's user (and
+        no password unless the configured URL has one): handed to other processes, it
+        connects them as that same user."""
+        scheme, _, rest = str(self.database_url).partition("://")
+        authority = rest.partition("/")[0]
+        if "@" not in authority:
+            authority = f"{quote(self.database_user, safe='')}@{authority}"
+        return f"{scheme}://{authority}/{database}"
+
+
+def service_role(service: str) -> str:
+    """The PostgreSQL role `sendhub serve <service>` connects as by default."""
+    return f"{OWNER_ROLE}_{service}"

@@ -106,3 +106,47 @@ def test_a_placeholder_password_file_over_the_network_is_refused(tmp_path: Path)
 def test_the_local_deploys_placeholder_is_accepted_on_loopback(host: str) -> None:
     settings = HubSettings(database_url=f"postgresql://sendhub:sendhub@{host}:5432/sendhub")
     assert settings.resolved_database_password() == "sendhub"
+
+
+def test_with_no_user_in_the_url_each_process_connects_as_its_role() -> None:
+    settings = HubSettings()  # the default URL names no user
+    assert settings.database_user == "sendhub"  # the tools: the owner
+    records = settings.for_service("records")
+    assert records.database_user == "sendhub_records"
+    assert records.database_conninfo == "postgresql://sendhub_records@127.0.0.1:5432/sendhub"
+    assert records.eventsourcing_env()["POSTGRES_USER"] == "sendhub_records"
+    assert settings.as_database_role("sendhub_reader").database_user == "sendhub_reader"
+    assert settings.database_user == "sendhub"  # a copy: the original is unchanged
+
+
+def test_a_user_named_in_the_url_is_used_by_every_process() -> None:
+    settings = HubSettings(database_url="postgresql://hub@db.trust.internal/hub")
+    assert settings.for_service("records").database_user == "hub"
+    assert settings.as_database_role("sendhub_reader").database_conninfo == (
+        "postgresql://hub@db.trust.internal/hub")
+
+
+def test_each_role_finds_its_own_local_password_file(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    monkeypatch.setattr(settings_module, "LOCAL_PASSWORD_FILE", tmp_path / "password")
+    (tmp_path / "password").write_text("sendhub\n")
+    (tmp_path / "sendhub_records.password").write_text("records-own\n")
+    settings = HubSettings()
+    assert settings.resolved_database_password() == "sendhub"
+    assert settings.for_service("records").resolved_database_password() == "records-own"
+    assert settings.for_service("ingest").resolved_database_password() is None
+
+
+def test_a_password_file_given_is_the_roles_own(tmp_path: Path) -> None:
+    secret = tmp_path / "records-secret"
+    secret.write_text("from-a-secret\n")
+    records = HubSettings(database_password_file=secret).for_service("records")
+    assert records.database_conninfo == (
+        "postgresql://sendhub_records:from-a-secret@127.0.0.1:5432/sendhub")
+
+
+def test_another_databases_url_names_the_same_user() -> None:
+    reader = HubSettings(database_password="s3cret").as_database_role("sendhub_reader")
+    assert reader.database_url_for("other") == "postgresql://sendhub_reader@127.0.0.1:5432/other"
+    kept = HubSettings(database_url="postgresql://hub:p%40ss@db.trust.internal:5433/hub")
+    assert kept.database_url_for("other") == "postgresql://hub:p%40ss@db.trust.internal:5433/other"

@@ -47,7 +47,8 @@ def build_broker(settings: HubSettings, principals: Principals | None = None) ->
     broker = make_broker(settings, SERVICE, metadata_max_age_ms=METADATA_REFRESH_MS)
     accepted = broker.publisher(topics.accepted)
     policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log)
-    known = RememberedPrincipals(principals or PrincipalStore(settings.database_conninfo))
+    known = RememberedPrincipals(principals or PrincipalStore(settings.database_conninfo,
+                                                              with_members=False))
 
     async def admit(record: Record) -> None:
         position = Position(topic=record.topic, partition=record.partition, offset=record.offset)

@@ -76,8 +76,11 @@ def _split_token(token: str) -> tuple[uuid.UUID, str]:
 
 
 class PrincipalStore:
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, with_members: bool = True) -> None:
+        """`with_members=False` for a caller that never needs a trust's or an LA's
+        settings (ingest, which may read the principals table only)."""
         self.conninfo = conninfo
+        self.members = with_members
         self._verified: dict[str, tuple[float, uuid.UUID]] = {}
 
     def _connect(self) -> psycopg.Connection[dict[str, object]]:
@@ -110,7 +113,7 @@ class PrincipalStore:
         stored = self.get(name)
         if stored is None or stored.revoked_at is not None:
             return None
-        return self.with_members(stored.principal)
+        return self.with_members(stored.principal) if self.members else stored.principal
 
     def all(self) -> list[StoredPrincipal]:
         with self._connect() as conn:

@@ -140,10 +140,11 @@ def start_another(services: RunningServices, name: str, n: int
 def test_an_instance_the_group_gives_no_partition_is_ready_and_says_it_is_idle(
     services: RunningServices,
 ) -> None:
-    # Four ingest instances on three partitions: one of them stands by.
-    extra = [start_another(services, "ingest", n) for n in range(3)]
+    # Four records instances on the three partitions of the accepted topic: one stands by.
+    # (Ingest and transfers' receipts read one topic per sender, so more partitions.)
+    extra = [start_another(services, "records", n) for n in range(3)]
     try:
-        ports = [services.http_port("ingest")] + [http_port_in(log) for _, log in extra]
+        ports = [services.http_port("records")] + [http_port_in(log) for _, log in extra]
 
         def one_idle() -> None:
             details = []
@@ -152,7 +153,7 @@ def test_an_instance_the_group_gives_no_partition_is_ready_and_says_it_is_idle(
                 report = json.loads(body)
                 assert status == 200, report
                 details.append(report["checks"][-1]["detail"])
-            assert sum(d.startswith("idle: joined group sendhub-ingest") for d in details) == 1
+            assert sum(d.startswith("idle: joined group sendhub-records") for d in details) == 1
             assert sorted(d.split(" ")[0] for d in details if not d.startswith("idle")) == [
                 "1", "1", "1"], details
 

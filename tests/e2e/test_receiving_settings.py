@@ -183,7 +183,7 @@ def test_a_lost_pupil_goes_to_the_local_authority_then_to_the_school_that_is_fou
     riverside = {"urn": "131002", "system": "Arbor"}
     send(settings, school_event(pupil=grace, source=riverside),
          move(grace, {"kind": "unknown"}, "2026-03-20", source=riverside))
-    (lost,) = one_packet(settings, "lost-pupils", upn)
+    (lost,) = one_packet(settings, "lost-pupils.la-801", upn)  # Riverside is in LA 801
     assert lost.to_setting.kind == "unknown"
     send(settings, move(grace, {"kind": "school", "urn": "137004"}, "2026-03-20", source=riverside,
                         when="2026-04-20T10:00:00+01:00"))

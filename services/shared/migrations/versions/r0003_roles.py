@@ -77,11 +77,15 @@ GRANTS: dict[str, list[tuple[str, str]]] = {
         ("SELECT", "alembic_version"),
     ],
     # The CLI's reading commands: history, packet, inbox, transfers, report, verify and
-    # access-log. Read-only, except that each read is added to the access log.
+    # access-log. Read-only, except that each read is added to the access log and the
+    # reader's token records its last use (the caller is authenticated, as at the gateway).
     "sendhub_reader": [
         ("SELECT", "records_events"),
         ("SELECT", "transfers_packets"),
         ("SELECT", "transfers_delivery"),
+        ("SELECT", "settings_registry"),
+        ("SELECT", "principals"),
+        ("SELECT, UPDATE (last_used_at)", "credentials"),
         ("SELECT, INSERT", "access_log"),
         ("USAGE", "SEQUENCE access_log_id_seq"),
         ("SELECT", "alembic_version"),

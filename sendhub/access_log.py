@@ -55,12 +55,14 @@ class AccessLog:
         self.conninfo = conninfo
 
     def record(self, reader: Reader, action: str, *, upn: str | None = None,
-               packet_id: UUID | None = None, detail: str | None = None) -> None:
+               packet_id: UUID | None = None, detail: str | None = None,
+               route: str = "cli") -> None:
+        """`route` is how the reader came in: `cli`, `https` (the gateway) or `kafka`."""
         with psycopg.connect(self.conninfo) as conn:
             conn.execute(
-                "INSERT INTO access_log (actor, reason, action, upn, packet_id, detail) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (reader.actor, reader.reason, action, upn, packet_id, detail))
+                "INSERT INTO access_log (actor, reason, action, upn, packet_id, detail, route) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (reader.actor, reader.reason, action, upn, packet_id, detail, route))
 
     def entries(self, upn: str) -> list[Access]:
         with psycopg.connect(self.conninfo) as conn:

@@ -268,8 +268,8 @@ class HubSettings(BaseSettings):
     gateway_oidc_audience: str | None = Field(
         default=None, description="OpenID Connect: the audience (`aud`) those JWTs must name")
     gateway_oidc_jwks_url: str | None = Field(
-        default=None, description="OpenID Connect: where the issuer's signing keys are (JWKS; "
-        "https:// or file://)")
+        default=None, description="OpenID Connect: the https:// URL of the issuer's "
+        "signing keys (JWKS), trusted through the system's CAs and SENDHUB_KAFKA_CA_FILE's")
     gateway_oidc_principal_claim: str = Field(
         default="sendhub_principal", description="the JWT claim naming the hub principal "
         "(e.g. school-100001), which must exist and be active")

@@ -50,6 +50,9 @@ def tls_files(settings: HubSettings) -> tuple[Path, Path]:
 async def serve_gateway(settings: HubSettings) -> None:
     from sendhub.gateway.app import build_app
 
+    # httpx logs every URL it calls at INFO: a webhook URL may carry a receiver's secret.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     host, port, tls = listen_address(settings.gateway_url)
     files = tls_files(settings) if tls else None
     sock = bind(host, port)

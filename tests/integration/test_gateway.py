@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -26,6 +27,7 @@ from services.shared.principals import PrincipalStore
 from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.registry import RegisteredSetting
+from tests.conftest import CLI
 from tests.factories import random_upn, school_event
 from tests.gateway_support import GatewayProcess, LocalHTTPS, issue_packet, records_on, wait_for
 
@@ -98,7 +100,7 @@ def on_gateway_topic(hub: Hub) -> list[dict[str, object]]:
              "principal": r.headers.get(PRINCIPAL_HEADER)} for r in records_on(hub.settings, topic)]
 
 
-def event_from(urn: str, **changes: object) -> dict[str, object]:
+def event_from(urn: str, **changes: Any) -> dict[str, Any]:
     upn = random_upn()
     return school_event(source={"urn": urn, "system": "SIMS"},
                         pupil={"upn": upn, "given_name": "Zoe", "family_name": "Test",
@@ -163,7 +165,7 @@ def test_a_valid_event_is_on_the_gateway_topic_with_its_sender_before_202(hub: H
     assert answer.status_code == 202, answer.text
     [found] = [r for r in on_gateway_topic(hub) if r["event_id"] == event["event_id"]]
     assert found["principal"] == school.name.encode()
-    assert found["key"] == event["pupil"]["upn"].encode()  # type: ignore[index]
+    assert found["key"] == event["pupil"]["upn"].encode()
 
 
 def test_school_a_cannot_send_an_event_for_school_b(hub: Hub) -> None:
@@ -186,7 +188,7 @@ def test_a_connector_sends_for_the_settings_it_acts_for_only(hub: Hub) -> None:
 def test_an_event_the_contract_refuses_gets_422_with_its_problems(hub: Hub) -> None:
     school, token = hub.principal(Kind.school)
     event = event_from(school.identifier)
-    event["payload"] = {**event["payload"], "parent_carer_veiws": "typo"}  # type: ignore[dict-item]
+    event["payload"] = {**event["payload"], "parent_carer_veiws": "typo"}
     with hub.client(token) as client:
         answer = client.post("/v1/events", json=event)
         not_json = client.post("/v1/events", content=b"{", headers={
@@ -385,6 +387,18 @@ def test_a_webhook_gets_each_new_packet_signed_and_retried_after_a_failure(hub: 
     for delivery in mine:
         verify(secret, delivery.body, delivery.headers[SIGNATURE_HEADER], int(time.time()))
         assert json.loads(delivery.body)["packet_id"] == str(packet.packet_id)
+
+
+def test_the_operator_adds_a_webhook_and_sees_its_secret_only_once(hub: Hub, cli: CLI) -> None:
+    school, _ = hub.principal(Kind.school)
+    added = cli("webhooks", "add", school.name, "https://mis.example/sendhub")
+    secret = added.stdout.strip().splitlines()[-1]
+    secrets_seen.append(secret)
+    assert secret.startswith("whsec_")
+    listed = cli("webhooks", "list").stdout
+    assert school.name in listed and secret not in listed
+    refused = cli("webhooks", "add", school.name, "http://mis.example/x", check=False)
+    assert refused.returncode != 0
 
 
 def test_no_token_or_secret_appears_in_the_gateway_log(hub: Hub) -> None:

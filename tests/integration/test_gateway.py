@@ -155,6 +155,16 @@ def test_an_openid_connect_jwt_is_accepted_for_an_active_principal_only(hub: Hub
         assert why in answer.json()["detail"]
 
 
+def test_the_api_is_described_at_docs(hub: Hub) -> None:
+    with hub.client() as anonymous:
+        docs = anonymous.get("/docs")
+        spec = anonymous.get("/openapi.json").json()
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert {"/v1/events", "/v1/inbox", "/v1/packets/{packet_id}", "/v1/receipts",
+            "/v1/transfers", "/v1/pupils/{upn}/history", "/v1/webhooks"} <= spec["paths"].keys()
+    assert "500" in spec["paths"]["/v1/events"]["post"]["description"]
+
+
 # -- sending events ---------------------------------------------------------------------
 
 def test_a_valid_event_is_on_the_gateway_topic_with_its_sender_before_202(hub: Hub) -> None:

@@ -48,6 +48,7 @@ schemas: install
 bench: install up
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/verify_chains.py
+	$(BIN)/python bench/gateway.py
 
 # The fault suite (README: "Fault suite"): kills, broker and database restarts, rebalances
 # and hostile messages under a steady stream; long for a person, short for CI.

@@ -56,12 +56,16 @@ class AccessLog:
         self.conninfo = conninfo
 
     def record(self, reader: Reader, action: str, *, upn: str | None = None,
-               packet_id: UUID | None = None, detail: str | None = None) -> None:
+               packet_id: UUID | None = None, detail: str | None = None,
+               route: str | None = None) -> None:
+        """`route` is how the reader came in: `cli`, `https` (the gateway) or `kafka`;
+        unset, the reader's own."""
         with psycopg.connect(self.conninfo) as conn:
             conn.execute(
                 "INSERT INTO access_log (actor, reason, action, upn, packet_id, detail, route) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (reader.actor, reader.reason, action, upn, packet_id, detail, reader.route))
+                (reader.actor, reader.reason, action, upn, packet_id, detail,
+                 route or reader.route))
 
     def entries(self, upn: str) -> list[Access]:
         with psycopg.connect(self.conninfo) as conn:

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from sendhub.commands import auditing, operations, principals, receiving
+from sendhub.commands import auditing, operations, principals, receiving, webhooks
 from sendhub.commands.common import errors
 from services.shared.settings import OWNER_ROLE, READER_ROLE, HubSettings
 
@@ -49,6 +49,7 @@ app.command()(operations.demo)
 app.add_typer(operations.settings_app, name="settings")
 app.add_typer(operations.db_app, name="db")
 app.add_typer(principals.principals_app, name="principals")
+app.add_typer(webhooks.webhooks_app, name="webhooks")
 
 
 def main() -> None:

@@ -53,8 +53,8 @@ def add_demo_principals(settings: HubSettings) -> Path:
 
 def _unauthenticated_refused(settings: HubSettings) -> str:
     try:
-        KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=4000, bootstrap_timeout_ms=4000,
-                         client_id="demo-anonymous").list_topics()
+        KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=4000,
+                         bootstrap_timeout_ms=4000, client_id="demo-anonymous").list_topics()
     except KafkaError as exc:
         return type(exc).__name__
     return "NOT REFUSED"

@@ -27,16 +27,26 @@ class ServiceName(StrEnum):
     ingest = "ingest"
     records = "records"
     transfers = "transfers"
+    gateway = "gateway"
 
 
 def serve(ctx: typer.Context, service: ServiceName) -> None:
     """Run one service until stopped (Ctrl-C or SIGTERM); /healthz, /readyz and /metrics
-    on SENDHUB_HTTP_PORT (9101 ingest, 9102 records, 9103 transfers by default)."""
+    on SENDHUB_HTTP_PORT (9101 ingest, 9102 records, 9103 transfers by default). The
+    gateway serves HTTPS on SENDHUB_GATEWAY_URL (default https://127.0.0.1:8443)."""
     from services.shared.logs import configure_logging
     from services.shared.serving import HttpPortUnavailable, bind, serve
 
     settings = hub_settings(ctx).for_service(service.value)  # its own database role
     configure_logging(settings.log_level)
+    if service is ServiceName.gateway:
+        from sendhub.gateway.server import GatewayConfigError, serve_gateway
+
+        try:
+            asyncio.run(serve_gateway(settings))
+        except (GatewayConfigError, HttpPortUnavailable) as exc:
+            raise fail(str(exc), code=3) from None
+        return
     if service is ServiceName.ingest:
         from services.ingest.entrypoint import build_app
     elif service is ServiceName.records:

@@ -20,3 +20,5 @@ MIGRATIONS = 727004
 RECORDS_OUTBOX = 727011
 RECORDS_ANCHORS = 727013
 TRANSFERS_OUTBOX = 727012
+# The gateway's webhook deliveries: one round at a time across gateway processes.
+GATEWAY_WEBHOOKS = 727021

@@ -309,6 +309,32 @@ class HubSettings(BaseSettings):
             authority = f"{quote(self.database_user, safe='')}@{authority}"
         return f"{scheme}://{authority}/{database}"
 
+    # -- the HTTPS gateway (`sendhub serve gateway`, package sendhub/gateway) ----------------
+    gateway_oidc_issuer: str | None = Field(
+        default=None, description="OpenID Connect: the issuer (`iss`) whose bearer JWTs the "
+        "gateway accepts; unset: only the hub's own tokens")
+    gateway_oidc_audience: str | None = Field(
+        default=None, description="OpenID Connect: the audience (`aud`) those JWTs must name")
+    gateway_oidc_jwks_url: str | None = Field(
+        default=None, description="OpenID Connect: the https:// URL of the issuer's "
+        "signing keys (JWKS), trusted through the system's CAs and SENDHUB_KAFKA_CA_FILE's")
+    gateway_oidc_principal_claim: str = Field(
+        default="sendhub_principal", description="the JWT claim naming the hub principal "
+        "(e.g. school-100001), which must exist and be active")
+    gateway_max_batch_events: int = Field(
+        default=500, ge=1, description="most events in one NDJSON batch (POST /v1/events)")
+    gateway_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="the largest request body the gateway "
+        "reads (413 above it)")
+    gateway_rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="requests per principal per minute (a token bucket "
+        "that allows a burst of as many; 429 beyond it)")
+    gateway_webhook_retry_seconds: list[float] = Field(
+        default=[10.0, 60.0, 300.0, 1800.0, 7200.0, 21600.0], description="webhooks: the "
+        "wait before each retry after a failed delivery; after the last, it is given up")
+    gateway_webhook_interval_seconds: float = Field(
+        default=2.0, gt=0, description="how often the gateway looks for packets to push")
+
 
 def service_role(service: str) -> str:
     """The PostgreSQL role `sendhub serve <service>` connects as by default."""

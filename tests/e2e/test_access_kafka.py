@@ -92,8 +92,8 @@ def not_authorised_for(settings: HubSettings, event_id: str) -> Callable[[], Non
 def test_a_plaintext_client_and_a_wrong_password_are_refused_by_the_broker(
         settings: HubSettings, tmp_path: Any) -> None:
     with pytest.raises(KafkaError):
-        KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=5000,
-                         client_id="plaintext").list_topics()
+        KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=5000,
+                         bootstrap_timeout_ms=5000, client_id="plaintext").list_topics()
     wrong = tmp_path / "wrong.password"
     wrong.write_text("not-the-password")
     with pytest.raises(KafkaError):

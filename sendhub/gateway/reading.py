@@ -1,0 +1,231 @@
+"""What callers read: their inbox, one packet, the transfers they oversee, and (auditors)
+a pupil's history.
+
+Edge adapter; who may read what is `services.shared.access` alone. Every packet or
+history handed out is written to the access log first (actor: the authenticated
+principal; route `https`; reason: the `X-Reason` header, which auditors must send and
+receivers may). Forms by `Accept`: `application/json` (default), `application/xml`
+(CTF, schools only) and `text/html`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import anyio
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse, Response
+
+from contracts.packet import TransferPacketV1
+from sendhub.access_log import Reader
+from sendhub.gateway.auth import Caller
+from sendhub.gateway.context import Gateway, gateway
+from sendhub.gateway.problems import Problem, forbidden, not_found
+from services.shared.access import (
+    Kind,
+    Principal,
+    inbox_of,
+    may_oversee,
+    may_read_history,
+    may_receive_for,
+    receiver_of,
+)
+from services.transfers.forms import render, render_ctf_file
+
+router = APIRouter(prefix="/v1", tags=["reading"])
+Hub = Annotated[Gateway, Depends(gateway)]
+Accept = Annotated[str | None, Header(description="application/json, application/xml "
+                                      "(CTF, schools only) or text/html")]
+XReason = Annotated[str | None, Header(alias="X-Reason", description="why the record is "
+                                       "read (access log); required for histories")]
+Form = Literal["json", "ctf", "html"]
+MEDIA = {"json": "application/json", "ctf": "application/xml", "html": "text/html; charset=utf-8"}
+_ACCEPTED = {"application/json": "json", "application/xml": "ctf", "text/xml": "ctf",
+             "text/html": "html", "*/*": "json", "application/*": "json", "text/*": "html"}
+NEXT_SINCE = "X-Sendhub-Next-Since"
+RECEIVING = "receiving its own packets"
+
+
+def negotiate(accept: str | None, principal: Principal) -> Form:
+    """The form to answer in: the caller's most preferred one that the hub makes."""
+    ranges = []
+    for index, part in enumerate((accept or "*/*").split(",")):
+        media, *params = [p.strip() for p in part.split(";")]
+        q = next((p[2:] for p in params if p.startswith("q=")), "1")
+        try:
+            ranges.append((-float(q), index, media.lower()))
+        except ValueError:
+            continue
+    for negative_q, _, media in sorted(ranges):
+        form = _ACCEPTED.get(media)
+        if negative_q < 0 and form is not None:
+            if form == "ctf" and principal.kind is not Kind.school:
+                raise Problem(406, "CTF (application/xml) is for schools; ask for "
+                              "application/json or text/html")
+            return form  # type: ignore[return-value]
+    raise Problem(406, "this hub answers application/json, application/xml (CTF) or text/html")
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"inbox:{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(since: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(since + "=" * (-len(since) % 4)).decode()
+        kind, _, position = text.partition(":")
+        if kind == "inbox" and position.isdigit():
+            return int(position)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise Problem(400, "since is not a cursor this hub gave (use next_since as it came)")
+
+
+def is_for(principal: Principal, packet: TransferPacketV1) -> bool:
+    return may_receive_for(principal, inbox_of(packet.to_setting.receiver,
+                                               packet.from_setting.la_code))
+
+
+def _log_reads(hub: Gateway, reader: Reader, action: str, packets: list[TransferPacketV1],
+               detail: str | None = None) -> None:
+    for packet in packets:
+        hub.access_log.record(reader, action, upn=packet.pupil.upn, packet_id=packet.packet_id,
+                              detail=detail, route="https")
+
+
+def inbox_html(receiver: str, packets: list[TransferPacketV1]) -> bytes:
+    items = "".join(
+        f'<li><a href="/v1/packets/{p.packet_id}">{html.escape(p.pupil.given_name)} '
+        f"{html.escape(p.pupil.family_name)}</a> from "
+        f"{html.escape(p.from_setting.name or str(p.from_setting.urn))} "
+        f"({p.generated_at:%Y-%m-%d})</li>" for p in packets)
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Inbox of "
+            f"{html.escape(receiver)}</title></head><body><h1>Inbox of {html.escape(receiver)}"
+            f"</h1><ul>{items}</ul></body></html>").encode()
+
+
+@router.get("/inbox", summary="The caller's transfer packets, newest first")
+async def get_inbox(
+    principal: Caller, hub: Hub, accept: Accept = None, reason: XReason = None,
+    since: Annotated[str | None, Query(description="next_since from an earlier answer: only "
+                                       "packets sent after it")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    """Without `since`: the newest `limit` packets. With it: the packets sent after it
+    (the oldest `limit` of them when more wait, `more` true). Either way newest first,
+    with `next_since` (also the `X-Sendhub-Next-Since` header) to poll with next."""
+    receiver = receiver_of(principal)
+    if receiver is None:
+        raise forbidden(f"{principal.name} has no inbox (schools, post-16 providers and "
+                        "local authorities do)")
+    form = negotiate(accept, principal)
+    cursor = decode_cursor(since) if since else None
+    page, more = await anyio.to_thread.run_sync(
+        lambda: hub.store.inbox(receiver, since=cursor, limit=limit))
+    packets = [p.packet for p in page if is_for(principal, p.packet)]
+    newest = page[0].position if page else cursor
+    next_since = encode_cursor(newest) if newest is not None else None
+    reader = Reader(principal.name, (reason or "").strip() or RECEIVING)
+    await anyio.to_thread.run_sync(_log_reads, hub, reader, f"inbox-{form}", packets, receiver)
+    headers = {NEXT_SINCE: next_since} if next_since else {}
+    if form == "json":
+        return JSONResponse({"receiver": receiver, "packets": [p.model_dump(mode="json")
+                                                               for p in packets],
+                             "next_since": next_since, "more": more}, headers=headers)
+    if form == "ctf":
+        if not packets:
+            return Response(status_code=204, headers=headers)
+        return Response(render_ctf_file(packets), media_type=MEDIA["ctf"], headers=headers)
+    return Response(inbox_html(receiver, packets), media_type=MEDIA["html"], headers=headers)
+
+
+@router.get("/packets/{packet_id}", summary="One transfer packet addressed to the caller")
+async def get_packet(packet_id: UUID, principal: Caller, hub: Hub, accept: Accept = None,
+                     reason: XReason = None) -> Response:
+    form = negotiate(accept, principal)
+    packet = await anyio.to_thread.run_sync(hub.transfers.packet, packet_id)
+    if packet is None:
+        raise not_found(f"no packet {packet_id}")
+    if not is_for(principal, packet):
+        raise forbidden(f"packet {packet_id} is not addressed to {principal.name}")
+    reader = Reader(principal.name, (reason or "").strip() or RECEIVING)
+    await anyio.to_thread.run_sync(_log_reads, hub, reader, f"packet-{form}", [packet])
+    return Response(render(packet, form), media_type=MEDIA[form])
+
+
+def overseen(hub: Gateway, principal: Principal, overdue: bool) -> list[dict[str, Any]]:
+    urns = {principal.identifier} if principal.kind is Kind.school else principal.members
+    visible = {e.packet_id for e in hub.store.packets_touching(sorted(urns))
+               if any(u and may_oversee(principal, u) for u in (e.from_urn, e.to_urn))}
+    rows = hub.transfers.deliveries(overdue_only=overdue) if visible else []
+    return [{"packet_id": str(d.packet_id), "upn": d.upn, "receiver": d.receiver,
+             "kind": d.kind, "state": d.delivery.state, "attempts": d.delivery.attempts,
+             "reason": d.delivery.reason, "overdue": d.overdue,
+             "school_days_waiting": d.school_days_waiting,
+             "supersedes": str(d.supersedes) if d.supersedes else None}
+            for d in rows if d.packet_id in visible]
+
+
+@router.get("/transfers", summary="Packets by delivery state, for the settings the caller "
+            "oversees")
+async def get_transfers(principal: Caller, hub: Hub,
+                        overdue: Annotated[bool, Query(description="only packets with no "
+                                                       "receipt past the re-send period")] = False
+                        ) -> JSONResponse:
+    """A school: the packets it sent and received. A trust: its member schools'. A local
+    authority: those of the settings in its area (the settings registry says which)."""
+    if principal.kind not in (Kind.school, Kind.trust, Kind.la):
+        raise forbidden("transfers are listed for schools, trusts and local authorities")
+    rows = await anyio.to_thread.run_sync(overseen, hub, principal, overdue)
+    return JSONResponse({"transfers": rows})
+
+
+@router.get("/pupils/{upn}/history", summary="A pupil's SEN history (auditors)")
+async def get_history(
+    upn: str, principal: Caller, hub: Hub, reason: XReason = None,
+    as_known_at: Annotated[datetime | None, Query(description="as the hub held it at this "
+                                                  "instant (ISO 8601; UTC if no offset)")] = None,
+    as_of: Annotated[date | None, Query(description="what had happened by this date")] = None,
+) -> JSONResponse:
+    """As `sendhub history --json`: now, as known at an instant, or as of a date. Needs an
+    auditor and an `X-Reason`; the read is in the access log before it is answered."""
+    if not may_read_history(principal):
+        raise forbidden("only auditors read a pupil's whole history")
+    if not (reason or "").strip():
+        raise Problem(400, "send X-Reason: why this record is read (it is recorded in the "
+                      "access log)")
+    if as_known_at and as_of:
+        raise Problem(400, "give as_known_at or as_of, not both: they are different time axes")
+    known_at = as_known_at.replace(tzinfo=UTC) if as_known_at and not as_known_at.tzinfo \
+        else as_known_at
+    document = await anyio.to_thread.run_sync(
+        _history, hub, Reader(principal.name, str(reason).strip()), upn, known_at, as_of)
+    if document is None:
+        raise not_found("no SEN history is recorded for this UPN")
+    return JSONResponse(document)
+
+
+def _history(hub: Gateway, reader: Reader, upn: str, known_at: datetime | None,
+             day: date | None) -> dict[str, Any] | None:
+    from sendhub.replay import history_document
+    from services.records.handlers import to_history_entry
+
+    records = hub.records()
+    if known_at:
+        events = records.replay(upn, known_at=known_at)
+    elif day:
+        events = records.replay(upn, as_of_day=day)
+    else:
+        events = records.history_events(upn)
+    point = (f"as known at {known_at.isoformat()}" if known_at
+             else f"as of {day.isoformat()}" if day else "now")
+    hub.access_log.record(reader, "history", upn=upn, detail=point, route="https")
+    entries = [to_history_entry(e) for e in events]
+    if not entries:
+        return None
+    return history_document(upn, entries, known_at=known_at, as_of=day)

@@ -1,0 +1,167 @@
+"""The gateway's own SQL: inbox pages with a cursor, the packets a principal oversees,
+webhooks and their delivery attempts.
+
+Adapter layer; rows are read by column name into dataclasses. Packets are read from
+transfers' tables (`transfers_packets`, `transfers_delivery`) without changing them;
+`webhooks` and `webhook_deliveries` are the gateway's (migration 0002). A packet is in
+an inbox once transfers has sent it (its first `sent` delivery step), and that step's
+id is the inbox's order and cursor, so a packet built early but sent late is not
+skipped by a client polling with `since`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from contracts.packet import TransferPacketV1
+
+LOST_PUPILS_PREFIX = "lost-pupils.la-"
+_SENT = ("JOIN LATERAL (SELECT min(d.id) AS position, min(d.at) AS sent_at "
+         "FROM transfers_delivery d WHERE d.packet_id = p.packet_id AND d.state = 'sent') s "
+         "ON s.position IS NOT NULL")
+
+
+def inbox_filter(inbox: str) -> tuple[str, list[Any]]:
+    """SQL selecting an inbox's packets: a receiver's own, or an LA's lost pupils (packets
+    to `lost-pupils` from a school in that LA; `access.inbox_of`)."""
+    if inbox.startswith(LOST_PUPILS_PREFIX):
+        la_code = inbox[len(LOST_PUPILS_PREFIX):]
+        if la_code == "unknown":
+            return ("p.receiver = 'lost-pupils' AND p.body->'from_setting'->>'la_code' IS NULL",
+                    [])
+        return "p.receiver = 'lost-pupils' AND p.body->'from_setting'->>'la_code' = %s", [la_code]
+    return "p.receiver = %s", [inbox]
+
+
+@dataclass(frozen=True)
+class InboxPacket:
+    position: int
+    packet: TransferPacketV1
+
+
+@dataclass(frozen=True)
+class Ends:
+    """A packet's two settings, for scoping transfers lists."""
+
+    packet_id: uuid.UUID
+    from_urn: str | None
+    to_urn: str | None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    id: uuid.UUID
+    principal: str
+    url: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A packet to push to a webhook now: attempt 1, or a retry whose time has come."""
+
+    webhook: Webhook
+    secret: str
+    packet: TransferPacketV1
+    attempt: int
+
+
+class GatewayStore:
+    def __init__(self, conninfo: str) -> None:
+        self.pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+            conninfo, min_size=1, max_size=8, open=True,
+            kwargs={"row_factory": dict_row, "autocommit": True})
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _all(self, query: str, params: Sequence[Any]) -> list[DictRow]:
+        with self.pool.connection() as conn:
+            return conn.execute(query, params).fetchall()
+
+    # -- packets --------------------------------------------------------------------
+
+    def inbox(self, inbox: str, *, since: int | None, limit: int) -> tuple[list[InboxPacket], bool]:
+        """Newest first: without `since`, the newest `limit`; with it, the oldest `limit`
+        sent after it. True when more are waiting after these."""
+        where, params = inbox_filter(inbox)
+        query = f"SELECT s.position, p.body FROM transfers_packets p {_SENT} WHERE {where}"
+        if since is None:
+            query += " ORDER BY s.position DESC LIMIT %s"
+            rows = self._all(query, [*params, limit + 1])
+            more, rows = len(rows) > limit, rows[:limit]
+        else:
+            query += " AND s.position > %s ORDER BY s.position LIMIT %s"
+            rows = self._all(query, [*params, since, limit + 1])
+            more, rows = len(rows) > limit, rows[:limit][::-1]
+        return [InboxPacket(int(r["position"]), TransferPacketV1.model_validate(r["body"]))
+                for r in rows], more
+
+    def packets_touching(self, urns: Sequence[str]) -> list[Ends]:
+        """Packets sent from or to any of these URNs."""
+        rows = self._all(
+            "SELECT packet_id, body->'from_setting'->>'urn' AS from_urn, "
+            "body->'to_setting'->>'urn' AS to_urn FROM transfers_packets "
+            "WHERE body->'from_setting'->>'urn' = ANY(%s) OR body->'to_setting'->>'urn' = ANY(%s)",
+            [list(urns), list(urns)])
+        return [Ends(r["packet_id"], r["from_urn"], r["to_urn"]) for r in rows]
+
+    # -- webhooks ---------------------------------------------------------------------
+
+    def add_webhook(self, principal: str, url: str, secret: str) -> Webhook:
+        rows = self._all("INSERT INTO webhooks (id, principal, url, secret) "
+                         "VALUES (%s, %s, %s, %s) RETURNING id, principal, url, created_at",
+                         [uuid.uuid4(), principal, url, secret])
+        return Webhook(**rows[0])
+
+    def webhooks(self, principal: str | None = None) -> list[Webhook]:
+        """Active webhooks (of one principal, or all) whose principal is not revoked."""
+        rows = self._all(
+            "SELECT w.id, w.principal, w.url, w.created_at FROM webhooks w "
+            "JOIN principals p ON p.name = w.principal AND p.revoked_at IS NULL "
+            "WHERE w.revoked_at IS NULL AND (%s::text IS NULL OR w.principal = %s) "
+            "ORDER BY w.created_at", [principal, principal])
+        return [Webhook(**r) for r in rows]
+
+    def revoke_webhook(self, webhook_id: uuid.UUID, principal: str) -> bool:
+        return bool(self._all("UPDATE webhooks SET revoked_at = now() WHERE id = %s AND "
+                              "principal = %s AND revoked_at IS NULL RETURNING id",
+                              [webhook_id, principal]))
+
+    def due(self, webhook: Webhook, inbox: str, limit: int) -> list[DueDelivery]:
+        """Packets sent to the webhook's inbox since it was registered that were never
+        pushed, or whose last failed attempt's retry time has come."""
+        where, params = inbox_filter(inbox)
+        rows = self._all(
+            f"SELECT p.body, w.secret, last.attempt FROM transfers_packets p {_SENT} "
+            "JOIN webhooks w ON w.id = %s "
+            "LEFT JOIN LATERAL (SELECT wd.attempt, wd.delivered, wd.next_attempt_at "
+            "  FROM webhook_deliveries wd WHERE wd.webhook_id = w.id "
+            "  AND wd.packet_id = p.packet_id ORDER BY wd.attempt DESC LIMIT 1) last ON true "
+            f"WHERE {where} AND s.sent_at >= w.created_at AND (last.attempt IS NULL OR "
+            "(NOT last.delivered AND last.next_attempt_at <= now())) "
+            "ORDER BY s.position LIMIT %s", [webhook.id, *params, limit])
+        return [DueDelivery(webhook, r["secret"], TransferPacketV1.model_validate(r["body"]),
+                            int(r["attempt"] or 0) + 1) for r in rows]
+
+    def record_attempt(self, due: DueDelivery, *, status: int | None, error: str | None,
+                       delivered: bool, retry_in: float | None) -> None:
+        self._all(
+            "INSERT INTO webhook_deliveries (webhook_id, packet_id, attempt, status, error, "
+            "delivered, next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, "
+            "CASE WHEN %s::interval IS NULL THEN NULL ELSE now() + %s::interval END) "
+            "RETURNING id",
+            [due.webhook.id, due.packet.packet_id, due.attempt, status, error, delivered,
+             _interval(retry_in), _interval(retry_in)])
+
+
+def _interval(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)

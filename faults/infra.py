@@ -22,6 +22,7 @@ import psycopg
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from contracts.topics import Topics
+from sendhub.principals_admin import forget_namespace, sync
 from services.shared.database import upgrade
 from services.shared.kafka import DEAD_LETTER_MAX_BYTES, client_options
 from services.shared.settings import HubSettings
@@ -216,6 +217,8 @@ class Sandbox:
             conn.execute(f'CREATE DATABASE "{self.database}"')
         upgrade(self.settings)
         self.create_topics(receivers)
+        if self.base.kafka_security_protocol != "PLAINTEXT":
+            sync(self.settings)  # the services' own Kafka users and grants in this namespace
 
     def create_topics(self, receivers: list[str]) -> None:
         """The namespace's topics, made before the services start, with LogAppendTime:
@@ -252,6 +255,13 @@ class Sandbox:
                 admin.close()
         except Exception as error:
             problems.append(f"topics of {self.namespace}: {error}")
+        if self.base.kafka_security_protocol != "PLAINTEXT":
+            try:
+                forget_namespace(self.settings, [])
+                for leftover in self.base.credentials_dir.glob(f"{self.namespace}*.password"):
+                    leftover.unlink()
+            except Exception as error:
+                problems.append(f"Kafka users of {self.namespace}: {error}")
         try:
             with psycopg.connect(self.base.database_conninfo, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

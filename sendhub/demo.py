@@ -29,7 +29,7 @@ from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
 from contracts.receipts import PacketReceiptV1
 from sendhub import scenario
-from sendhub.demo_access import add_demo_principals, show_refused_attempts
+from sendhub.demo_access import HttpsSchools, add_demo_principals, show_refused_attempts
 from sendhub.publishing import publish_lines, publish_receipts
 from sendhub.summaries import dead_letter_summary, deliveries_table, packet_summary
 from sendhub.topics_reader import read_topic
@@ -188,9 +188,11 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), console=console) as progress:
         token = add_demo_principals(settings)
+        https = HttpsSchools(settings, log_dir)
         for name in SERVICES:
             procs[name] = start_service(name, log_dir)
         wait_until_started(procs, progress)
+        procs["gateway"] = (https.start(), https.log_path)
         lines = scenario.scenario_lines()
         sent = publish_lines(settings, lines)
         progress.add_task("school events published", total=len(lines), completed=sent.count)
@@ -208,13 +210,16 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
             return 1
         receipts_sent = publish_receipts(settings, demo_receipts(packets))
         known_before_later_events = datetime.now(UTC)
-        later = scenario.later_lines()
-        publish_lines(settings, later)
-        progress.add_task("later events published (weeks on)", total=len(later),
+        later = scenario.later_events()  # each school sends its own, over HTTPS
+        told = https.send(later)
+        progress.add_task("later events sent over HTTPS (weeks on)", total=len(later),
                           completed=len(later))
         amended, found = wait_for_later(settings, progress)
         wait_for_receipts(store, progress)
     show_results(console, settings, expected, packets, letter, log_dir)
+    console.print(Rule("Schools without Kafka: the HTTPS gateway"))
+    for line in told:
+        console.print(line)
     show_later(console, settings, store, amended, found, receipts_sent.positions[-1],
                known_before_later_events)
     refused = show_refused_attempts(settings, console, scenario.impersonation())

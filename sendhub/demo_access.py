@@ -1,5 +1,6 @@
-"""The demonstration's principals and the refused attempts it shows: the hub is secured
-by default, and the demo proves it on the running broker.
+"""The demonstration's principals, the schools that send over HTTPS, and the refused
+attempts it shows: the hub is secured by default, and the demo proves it on the running
+broker and gateway.
 
 Riverside Primary gets its own Kafka credentials (a school whose system speaks Kafka);
 an auditor gets a bearer token for the CLI (written to `.cache/local/demo-auditor.token`,
@@ -10,9 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
@@ -95,3 +100,68 @@ def show_refused_attempts(settings: HubSettings, console: Console,
         time.sleep(1)
     console.print("[red]Riverside's event as Oakfield was not refused within 60 s.[/red]")
     return False
+
+
+class HttpsSchools:
+    """The gateway as the demo runs it, and the schools that send over HTTPS with their
+    own bearer tokens (Oakfield and Riverside have no Kafka client of their own here)."""
+
+    def __init__(self, settings: HubSettings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_path = log_dir / "gateway.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        store = PrincipalStore(settings.database_conninfo)
+        self.tokens: dict[str, str] = {}
+        for urn in ("131001", "131002"):
+            school = Principal(Kind.school, urn)
+            store.add(school)
+            self.tokens[urn] = store.issue_token(school.name, days=1).token
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """`sendhub serve gateway` on any free port, over TLS with the local CA's cert."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sendhub.cli", "serve", "gateway"],
+            stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, "SENDHUB_GATEWAY_URL": "https://127.0.0.1:0"})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not self.url:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the gateway exited; see {self.log_path}")
+            for line in self.log_path.read_text().splitlines():
+                if '"gateway.listening"' in line:
+                    self.url = f"https://127.0.0.1:{json.loads(line)['port']}"
+            time.sleep(0.2)
+        if not self.url:
+            raise RuntimeError(f"the gateway did not start within 60 s; see {self.log_path}")
+        return self.process
+
+    def send(self, events: list[dict[str, Any]]) -> list[str]:
+        """Each school posts its own events as one NDJSON batch; what each was told."""
+        told = []
+        ca = self.settings.kafka_ca()
+        for urn, token in self.tokens.items():
+            mine = [e for e in events if e["source"]["urn"] == urn]
+            if not mine:
+                continue
+            body = b"".join(json.dumps(e).encode() + b"\n" for e in mine)
+            answer = _post_when_ready(f"{self.url}/v1/events", body, token, ca)
+            told.append(f"{SCHOOL_NAMES[urn]} posted {len(mine)} event(s) to "
+                        f"{self.url}/v1/events: HTTP {answer.status_code}, "
+                        f"{answer.json().get('accepted', 0)} accepted")
+        return told
+
+
+SCHOOL_NAMES = {"131001": "Oakfield Primary School", "131002": "Riverside Primary School"}
+
+
+def _post_when_ready(url: str, body: bytes, token: str, ca: Path | None) -> httpx.Response:
+    """The gateway answers /healthz before its Kafka producer is ready: 503 means wait."""
+    deadline = time.monotonic() + 30
+    while True:
+        answer = httpx.post(url, content=body, verify=str(ca) if ca else True, timeout=30,
+                            headers={"Authorization": f"Bearer {token}",
+                                     "Content-Type": "application/x-ndjson"})
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            return answer
+        time.sleep(1)

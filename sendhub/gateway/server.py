@@ -20,6 +20,7 @@ import uvicorn
 from services.shared.serving import bind
 from services.shared.settings import LOCAL_DIR, HubSettings
 
+GRACEFUL_SHUTDOWN_SECONDS = 5
 log = logging.getLogger("sendhub.gateway")
 
 
@@ -63,7 +64,10 @@ async def serve_gateway(settings: HubSettings) -> None:
                       "unencrypted; use https:// outside a test"})
     config = uvicorn.Config(
         build_app(settings), log_config=None, access_log=False, lifespan="on",
-        ssl_certfile=str(files[0]) if files else None, ssl_keyfile=str(files[1]) if files else None)
+        # SIGTERM: requests in hand finish; idle keep-alive clients do not hold it open
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        ssl_certfile=str(files[0]) if files else None,
+        ssl_keyfile=str(files[1]) if files else None)
     log.info("gateway.listening", extra={"host": host, "port": bound,
                                          "scheme": "https" if tls else "http"})
     try:

@@ -26,7 +26,9 @@ from kafka import KafkaConsumer, KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contracts.topics import Topics  # noqa: E402
+from sendhub.principals_admin import forget_namespace, sync  # noqa: E402
 from services.shared.database import upgrade  # noqa: E402
+from services.shared.kafka import client_options  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
 from tests.factories import random_upn, school_event  # noqa: E402
 
@@ -44,16 +46,16 @@ def events(n: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+def publish(settings: HubSettings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(**client_options(settings), acks="all", linger_ms=5)
     for key, value in messages:
         producer.send(topic, key=key, value=value)
     producer.flush()
     producer.close()
 
 
-def consume_count(bootstrap: str, topic: str, n: int, timeout: float = 300) -> None:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+def consume_count(settings: HubSettings, topic: str, n: int, timeout: float = 300) -> None:
+    consumer = KafkaConsumer(topic, **client_options(settings), auto_offset_reset="earliest",
                              group_id=None, enable_auto_commit=False)
     seen = 0
     deadline = time.monotonic() + timeout
@@ -68,8 +70,8 @@ def consume_count(bootstrap: str, topic: str, n: int, timeout: float = 300) -> N
 def baseline(base: HubSettings, messages: list[tuple[bytes, bytes]]) -> float:
     topic = f"bench-bare-{uuid.uuid4().hex[:8]}"
     start = time.perf_counter()
-    publish(base.kafka_bootstrap, topic, messages)
-    consume_count(base.kafka_bootstrap, topic, len(messages))
+    publish(base, topic, messages)
+    consume_count(base, topic, len(messages))
     return time.perf_counter() - start
 
 
@@ -81,6 +83,8 @@ def hub(base: HubSettings, messages: list[tuple[bytes, bytes]]) -> float:
         conn.execute(f'CREATE DATABASE "{db}"')
     url = str(base.database_url).rsplit("/", 1)[0] + f"/{db}"
     upgrade(HubSettings(database_url=url))
+    namespaced = base.model_copy(update={"topic_namespace": f"bench-{run}."})
+    sync(namespaced)  # the services' own Kafka users and grants in this namespace
     env = {**os.environ, "SENDHUB_TOPIC_NAMESPACE": f"bench-{run}.",
            "SENDHUB_DATABASE_URL": url,
            "SENDHUB_LOG_LEVEL": "WARNING", "SENDHUB_RELAY_INTERVAL_SECONDS": "0.05"}
@@ -95,8 +99,8 @@ def hub(base: HubSettings, messages: list[tuple[bytes, bytes]]) -> float:
         time.sleep(6)  # let both join their groups before the clock starts
         topics = Topics(f"bench-{run}.")
         start = time.perf_counter()
-        publish(base.kafka_bootstrap, topics.school_events, messages)
-        consume_count(base.kafka_bootstrap, topics.pupil_history, len(messages))
+        publish(base, topics.school_events, messages)
+        consume_count(base, topics.pupil_history, len(messages))
         return time.perf_counter() - start
     finally:
         for p in procs:
@@ -104,6 +108,9 @@ def hub(base: HubSettings, messages: list[tuple[bytes, bytes]]) -> float:
             p.wait(timeout=20)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        forget_namespace(namespaced, [])
+        for leftover in base.credentials_dir.glob(f"bench-{run}.*.password"):
+            leftover.unlink()
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ from rich.rule import Rule
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
-from contracts.receipts import PacketReceiptV1
 from sendhub import scenario
 from sendhub.demo_access import HttpsSchools, add_demo_principals, show_refused_attempts
 from sendhub.publishing import publish_lines, publish_receipts
@@ -208,7 +207,7 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
             console.print(f"[red]Only {len(packets)} of {len(expected)} packets arrived in "
                           f"{WAIT_SECONDS} s; see the service logs in {log_dir}.[/red]")
             return 1
-        receipts_sent = publish_receipts(settings, demo_receipts(packets))
+        receipts_sent = publish_receipts(settings, scenario.demo_receipts(packets))
         known_before_later_events = datetime.now(UTC)
         later = scenario.later_events()  # each school sends its own, over HTTPS
         told = https.send(later)
@@ -242,29 +241,6 @@ def recreate_database(settings: HubSettings, console: Console) -> None:
 
 REGISTRY_SAMPLE = "data/settings-registry-sample.csv"
 FORMS_DIR = ROOT / ".cache" / "demo" / "forms"
-
-
-def _receipt(packet: TransferPacketV1, status: str, at: str, reason: str | None = None,
-             receiver: str | None = None) -> PacketReceiptV1:
-    return PacketReceiptV1.model_validate({
-        "packet_id": packet.packet_id, "receiver": receiver or packet.to_setting.receiver,
-        "status": status, "reason": reason, "at": at})
-
-
-def demo_receipts(packets: dict[UUID, TransferPacketV1]) -> list[PacketReceiptV1]:
-    """Riverside receives and accepts Amira's packet, Hillcrest receives Ben's, Northgate
-    accepts Chloe's; nobody answers for Dylan; Hillcrest wrongly acknowledges Amira's.
-    Fixed times, so a second run adds nothing."""
-    by_upn = {p.pupil.upn: p for p in packets.values()}
-    amira, ben, chloe = by_upn[scenario.AMIRA.upn], by_upn[scenario.BEN.upn], by_upn[
-        scenario.CHLOE.upn]
-    return [
-        _receipt(amira, "received", "2025-12-01T10:02:00+00:00"),
-        _receipt(amira, "accepted", "2025-12-03T14:30:00+00:00"),
-        _receipt(ben, "received", "2026-04-16T09:15:00+01:00"),
-        _receipt(chloe, "accepted", "2026-05-18T11:00:00+01:00"),
-        _receipt(amira, "accepted", "2025-12-04T09:00:00+00:00", receiver="urn-137003"),
-    ]
 
 
 def wait_for_later(settings: HubSettings, progress: Progress

@@ -14,8 +14,25 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from services.records.application import RecordsApplication
 from services.records.domain import GENESIS_HASH, pupil_id_for
+from services.records.handlers import to_history_entry
 from services.shared.sen_record import STATUS_WORDS, HistoryEntry, describe_event, record_at
+
+
+def history_at(records: RecordsApplication, upn: str, known_at: datetime | None,
+               day: date | None) -> tuple[list[HistoryEntry], str]:
+    """A pupil's history now, as known at an instant, or as of a day, and the words for
+    that point (which the access log records): one rule for the CLI and the gateway."""
+    if known_at:
+        events = records.replay(upn, known_at=known_at)
+    elif day:
+        events = records.replay(upn, as_of_day=day)
+    else:
+        events = records.history_events(upn)
+    point = (f"as known at {known_at.isoformat()}" if known_at
+             else f"as of {day.isoformat()}" if day else "now")
+    return [to_history_entry(e) for e in events], point
 
 
 def _chain_head(history: Sequence[HistoryEntry]) -> str:

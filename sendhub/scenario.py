@@ -17,6 +17,8 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from contracts.identifiers import upn_check_letter
+from contracts.packet import TransferPacketV1
+from contracts.receipts import PacketReceiptV1
 
 _NS = UUID("9a6c1d2e-3f4b-4c5d-8e6f-7a8b9c0d1e2f")
 
@@ -385,3 +387,26 @@ LATER_MOVES = ((GRACE, event_id(GRACE, 5), "urn-137004"),)
 
 def scenario_lines() -> list[bytes]:
     return [json.dumps(e).encode() for e in scenario_events()]
+
+
+def _receipt(packet: TransferPacketV1, status: str, at: str, reason: str | None = None,
+             receiver: str | None = None) -> PacketReceiptV1:
+    return PacketReceiptV1.model_validate({
+        "packet_id": packet.packet_id, "receiver": receiver or packet.to_setting.receiver,
+        "status": status, "reason": reason, "at": at})
+
+
+def demo_receipts(packets: dict[UUID, TransferPacketV1]) -> list[PacketReceiptV1]:
+    """Riverside receives and accepts Amira's packet, Hillcrest receives Ben's, Northgate
+    accepts Chloe's; nobody answers for Dylan; Hillcrest wrongly acknowledges Amira's.
+    Fixed times, so a second run adds nothing."""
+    by_upn = {p.pupil.upn: p for p in packets.values()}
+    amira, ben, chloe = by_upn[AMIRA.upn], by_upn[BEN.upn], by_upn[
+        CHLOE.upn]
+    return [
+        _receipt(amira, "received", "2025-12-01T10:02:00+00:00"),
+        _receipt(amira, "accepted", "2025-12-03T14:30:00+00:00"),
+        _receipt(ben, "received", "2026-04-16T09:15:00+01:00"),
+        _receipt(chloe, "accepted", "2026-05-18T11:00:00+01:00"),
+        _receipt(amira, "accepted", "2025-12-04T09:00:00+00:00", receiver="urn-137003"),
+    ]

@@ -56,8 +56,7 @@ def history(
     reason: Reason = None,
 ) -> None:
     """A pupil's SEN history from the records store: now, as known at T, or as of D."""
-    from sendhub.replay import history_document, history_table
-    from services.records.handlers import to_history_entry
+    from sendhub.replay import history_at, history_document, history_table
 
     settings = hub_settings(ctx)
     if as_known_at and as_of:
@@ -65,17 +64,8 @@ def history(
     known_at = _instant(as_known_at) if as_known_at else None
     day = _day(as_of) if as_of else None
     who = reader_for(settings, reason, may_read_history, "pupils' SEN histories (auditors only)")
-    records = records_app(settings)
-    if known_at:
-        events = records.replay(upn, known_at=known_at)
-    elif day:
-        events = records.replay(upn, as_of_day=day)
-    else:
-        events = records.history_events(upn)
-    point = (f"as known at {known_at.isoformat()}" if known_at
-             else f"as of {day.isoformat()}" if day else "now")
+    entries, point = history_at(records_app(settings), upn, known_at, day)
     access_log(settings).record(who, "history", upn=upn, detail=point)
-    entries = [to_history_entry(e) for e in events]
     if not entries:
         errors.print(f"No SEN history is recorded for UPN {upn} ({point}).")
         raise typer.Exit(1)

@@ -212,20 +212,10 @@ async def get_history(
 
 def _history(hub: Gateway, reader: Reader, upn: str, known_at: datetime | None,
              day: date | None) -> dict[str, Any] | None:
-    from sendhub.replay import history_document
-    from services.records.handlers import to_history_entry
+    from sendhub.replay import history_at, history_document
 
-    records = hub.records()
-    if known_at:
-        events = records.replay(upn, known_at=known_at)
-    elif day:
-        events = records.replay(upn, as_of_day=day)
-    else:
-        events = records.history_events(upn)
-    point = (f"as known at {known_at.isoformat()}" if known_at
-             else f"as of {day.isoformat()}" if day else "now")
+    entries, point = history_at(hub.records(), upn, known_at, day)
     hub.access_log.record(reader, "history", upn=upn, detail=point, route="https")
-    entries = [to_history_entry(e) for e in events]
     if not entries:
         return None
     return history_document(upn, entries, known_at=known_at, as_of=day)

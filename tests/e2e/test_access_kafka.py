@@ -31,6 +31,7 @@ from tests.factories import pupil, random_upn, school_event
 pytestmark = pytest.mark.e2e
 
 OAKFIELD, RIVERSIDE, BROOK_LANE = "131001", "131002", "131005"  # LA 801, 801, 803
+AVON_VALLEY = "10045678"  # a sixth form college's UKPRN
 
 
 def as_user(settings: HubSettings, name: str, **changes: Any) -> dict[str, Any]:
@@ -70,7 +71,8 @@ def read_all(options: dict[str, Any], topic: str) -> list[bytes]:
 def principals(cli: CLI) -> None:
     cli("settings", "import", str(ROOT / "data/settings-registry-sample.csv"))
     for args in (["school", OAKFIELD], ["school", RIVERSIDE], ["la", "801"], ["la", "803"],
-                 ["connector", "acme-mis", "--acts-for", OAKFIELD], ["school", BROOK_LANE]):
+                 ["connector", "acme-mis", "--acts-for", OAKFIELD], ["school", BROOK_LANE],
+                 ["post16", AVON_VALLEY]):
         cli("principals", "add", *args, "--kafka")
 
 
@@ -217,6 +219,18 @@ def test_each_local_authority_reads_only_its_own_lost_pupils(
     with pytest.raises(TopicAuthorizationFailedError):
         read_all(la_801, topics.inbox("lost-pupils.la-803"))
     assert not packets_for(settings, "lost-pupils.la-801", upn)
+
+
+def test_a_post16_provider_reads_its_own_inbox_and_writes_only_receipts(
+        services: RunningServices, settings: HubSettings) -> None:
+    topics = settings.topics
+    college = as_user(settings, f"post16-{AVON_VALLEY}")
+    assert read_all(college, topics.inbox(f"ukprn-{AVON_VALLEY}")) == []  # its own: allowed
+    with pytest.raises(TopicAuthorizationFailedError):
+        read_all(college, topics.inbox(f"urn-{RIVERSIDE}"))
+    with pytest.raises(TopicAuthorizationFailedError):  # it sends no school events
+        produce(college, topics.school_events_from(f"ukprn-{AVON_VALLEY}"), b"{}")
+    produce(college, topics.packet_receipts_from(f"ukprn-{AVON_VALLEY}"), b"not a receipt")
 
 
 def test_services_hold_only_what_their_work_needs(

@@ -68,8 +68,11 @@ class Hub:
 
 
 @pytest.fixture(scope="module")
-def hub(hub_env: dict[str, str], settings: HubSettings, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[Hub]:
+def hub(hub_env: dict[str, str], settings: HubSettings, scratch_db: HubSettings,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    # A database of this module's own: the session's running services (e2e tests) would
+    # otherwise project the histories these tests record, racing issue_packet.
+    ours = settings.model_copy(update={"database_url": scratch_db.database_url})
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     local = LocalHTTPS(jwks={"keys": [{**public, "kid": KID, "use": "sig", "alg": "RS256"}]})
@@ -77,7 +80,8 @@ def hub(hub_env: dict[str, str], settings: HubSettings, tmp_path_factory: pytest
     log_dir = Path(__file__).resolve().parents[2] / "test-artifacts" / "service-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     gateway = GatewayProcess({
-        **hub_env, "SENDHUB_GATEWAY_OIDC_ISSUER": ISSUER,
+        **hub_env, "SENDHUB_DATABASE_URL": str(scratch_db.database_url),
+        "SENDHUB_GATEWAY_OIDC_ISSUER": ISSUER,
         "SENDHUB_GATEWAY_OIDC_AUDIENCE": AUDIENCE,
         "SENDHUB_GATEWAY_OIDC_JWKS_URL": f"{local_url}/jwks.json",
         "SENDHUB_GATEWAY_RATE_LIMIT_PER_MINUTE": str(RATE_PER_MINUTE),
@@ -88,7 +92,7 @@ def hub(hub_env: dict[str, str], settings: HubSettings, tmp_path_factory: pytest
     }, log_dir / f"gateway-{uuid.uuid4().hex[:6]}.log")
     gateway.start()
     try:
-        yield Hub(gateway, settings, PrincipalStore(settings.database_conninfo), local, key)
+        yield Hub(gateway, ours, PrincipalStore(ours.database_conninfo), local, key)
     finally:
         gateway.stop()
         local.stop()
@@ -401,13 +405,14 @@ def test_a_webhook_gets_each_new_packet_signed_and_retried_after_a_failure(hub: 
 
 def test_the_operator_adds_a_webhook_and_sees_its_secret_only_once(hub: Hub, cli: CLI) -> None:
     school, _ = hub.principal(Kind.school)
-    added = cli("webhooks", "add", school.name, "https://mis.example/sendhub")
+    here = {"SENDHUB_DATABASE_URL": str(hub.settings.database_url)}  # the module's database
+    added = cli("webhooks", "add", school.name, "https://mis.example/sendhub", **here)
     secret = added.stdout.strip().splitlines()[-1]
     secrets_seen.append(secret)
     assert secret.startswith("whsec_")
-    listed = cli("webhooks", "list").stdout
+    listed = cli("webhooks", "list", **here).stdout
     assert school.name in listed and secret not in listed
-    refused = cli("webhooks", "add", school.name, "http://mis.example/x", check=False)
+    refused = cli("webhooks", "add", school.name, "http://mis.example/x", check=False, **here)
     assert refused.returncode != 0
 
 

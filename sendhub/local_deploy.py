@@ -1,7 +1,8 @@
 """What deploy/local/up needs from Python: a CA and a certificate for the broker and the
 gateway, the operator's password, and the operator's SCRAM credentials on the broker.
 
-Run as `python -m sendhub.local_deploy tls|operator-scram|operator-env DIR`. Everything
+Run as `python -m sendhub.local_deploy tls DIR | secret FILE | operator-scram FILE
+BOOTSTRAP | restore-scram DIR BOOTSTRAP`. Everything
 is written under the git-ignored cache, readable by this user only, and kept across
 runs: a second call changes nothing (idempotent), so clients keep trusting the CA.
 """
@@ -86,21 +87,36 @@ def ensure_tls(tls: Path) -> None:
         serialization.BestAvailableEncryption(password.encode())))
 
 
-def ensure_operator_scram(bootstrap: str, password: str) -> None:
-    """The operator's SCRAM-SHA-512 credentials, set through the broker's own PLAIN
-    listener (the only way in before any SCRAM user exists)."""
+def ensure_scram(bootstrap: str, operator_password: str, users: dict[str, str]) -> None:
+    """SCRAM-SHA-512 credentials for `users` (name -> password), set through the broker's
+    own PLAIN listener as the operator (the only way in before any SCRAM user exists).
+    An upsert with the same password is harmless when it is already there."""
     from kafka.admin import KafkaAdminClient, ScramMechanism, UserScramCredentialUpsertion
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
                              sasl_mechanism="PLAIN", sasl_plain_username="operator",
-                             sasl_plain_password=password, client_id="sendhub-deploy")
-    try:  # an upsert with the same password: harmless when it is already there
+                             sasl_plain_password=operator_password, client_id="sendhub-deploy")
+    try:
         failed = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
-            "operator", ScramMechanism.SCRAM_SHA_512, password)])
+            user, ScramMechanism.SCRAM_SHA_512, password) for user, password in users.items()])
     finally:
         admin.close()
-    if failed.get("operator"):
-        raise RuntimeError(f"could not set the operator's SCRAM credentials: {failed}")
+    if any(failed.values()):
+        raise RuntimeError(f"could not set SCRAM credentials: {failed}")
+
+
+def restore_scram(bootstrap: str, credentials: Path) -> int:
+    """Every user whose password file is in `credentials`, the operator first.
+
+    Run after each broker start: this single-node Kafka 4.3.1 has been seen to come back
+    from a restart with its ACLs but without the SCRAM credentials set through the admin
+    API (the README says more). The files are the source of truth; a revoked principal's
+    file is deleted when it is revoked, so nothing revoked comes back."""
+    operator = secret_file(credentials / "operator.password")
+    users = {path.name.removesuffix(".password"): path.read_text().strip()
+             for path in sorted(credentials.glob("*.password"))}
+    ensure_scram(bootstrap, operator, users)
+    return len(users)
 
 
 def main(argv: list[str]) -> int:
@@ -110,7 +126,10 @@ def main(argv: list[str]) -> int:
     elif what == "secret":
         secret_file(directory)
     elif what == "operator-scram":
-        ensure_operator_scram(argv[2], secret_file(directory))
+        operator = secret_file(directory)
+        ensure_scram(argv[2], operator, {"operator": operator})
+    elif what == "restore-scram":
+        restore_scram(argv[2], directory)
     else:
         sys.stderr.write(f"unknown step {what!r}\n")
         return 2

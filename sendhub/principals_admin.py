@@ -117,6 +117,8 @@ class KafkaAccess:
         if infos:
             self.admin.alter_user_scram_credentials(
                 [UserScramCredentialDeletion(user, info["mechanism"]) for info in infos])
+        # its password is of no use any more, and must not be restored after a restart
+        (self.settings.credentials_dir / f"{user}.password").unlink(missing_ok=True)
         report.revoked.append(user)
 
     def _delete(self, acls: set[ACL]) -> None:

@@ -173,6 +173,8 @@ kafka_up() {
   KAFKA_LOG_DIR="$KAFKA_HOME/logs" nohup_kafka_java kafka.Kafka "$KAFKA_HOME/server.properties"
   echo $! > "$KAFKA_PID"
   wait_for_kafka
+  # Every credential in the credentials folder, set again (README: "Kafka: SASL over TLS").
+  "$PY" -m sendhub.local_deploy restore-scram "$CREDENTIALS_DIR" "127.0.0.1:$BROKER_PORT"
 }
 
 need_venv() {

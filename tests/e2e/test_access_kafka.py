@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,7 +167,7 @@ def moved(settings: HubSettings, source: str, destination: dict[str, str]) -> st
 
 
 def test_a_school_reads_only_its_own_inbox_and_answers_only_for_its_own_packets(
-        services: RunningServices, settings: HubSettings) -> None:
+        services: RunningServices, settings: HubSettings, cli: CLI, tmp_path: Path) -> None:
     topics = settings.topics
     upn = moved(settings, OAKFIELD, {"kind": "school", "urn": RIVERSIDE})
     [packet] = eventually(lambda: _one(packets_for(settings, f"urn-{RIVERSIDE}", upn)))
@@ -176,6 +177,17 @@ def test_a_school_reads_only_its_own_inbox_and_answers_only_for_its_own_packets(
                for v in read_all(riverside, topics.inbox(f"urn-{RIVERSIDE}")))
     with pytest.raises(TopicAuthorizationFailedError):
         read_all(oakfield, topics.inbox(f"urn-{RIVERSIDE}"))
+    # nor through the CLI, with each school's own token
+    for school in (OAKFIELD, RIVERSIDE):
+        (tmp_path / school).write_text(cli("principals", "add", "school", school, "--token"
+                                           ).stdout.splitlines()[-1])
+    as_oakfield = {"SENDHUB_TOKEN_FILE": str(tmp_path / OAKFIELD)}
+    refused = cli("packet", str(packet.packet_id), "--reason", "x", check=False, **as_oakfield)
+    assert refused.returncode == 4 and f"school-{OAKFIELD} may not read packet" in refused.stderr
+    assert cli("inbox", f"urn-{RIVERSIDE}", "--reason", "x", check=False,
+               **as_oakfield).returncode == 4
+    cli("packet", str(packet.packet_id), "--reason", "admission",
+        SENDHUB_TOKEN_FILE=str(tmp_path / RIVERSIDE))
     with pytest.raises(TopicAuthorizationFailedError):  # B's receipts topic
         produce(oakfield, topics.packet_receipts_from(f"urn-{RIVERSIDE}"), b"{}")
     claim = PacketReceiptV1(packet_id=packet.packet_id, receiver=f"urn-{RIVERSIDE}",

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -95,7 +96,8 @@ def ensure_scram(bootstrap: str, operator_password: str, users: dict[str, str]) 
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
                              sasl_mechanism="PLAIN", sasl_plain_username="operator",
-                             sasl_plain_password=operator_password, client_id="sendhub-deploy")
+                             sasl_plain_password=operator_password, client_id="sendhub-deploy",
+                             bootstrap_timeout_ms=2000)
     try:
         failed = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
             user, ScramMechanism.SCRAM_SHA_512, password) for user, password in users.items()])
@@ -105,18 +107,30 @@ def ensure_scram(bootstrap: str, operator_password: str, users: dict[str, str]) 
         raise RuntimeError(f"could not set SCRAM credentials: {failed}")
 
 
-def restore_scram(bootstrap: str, credentials: Path) -> int:
+def restore_scram(bootstrap: str, credentials: Path, wait_seconds: float = 120.0) -> int:
     """Every user whose password file is in `credentials`, the operator first.
 
     Run after each broker start: this single-node Kafka 4.3.1 has been seen to come back
     from a restart with its ACLs but without the SCRAM credentials set through the admin
     API (the README says more). The files are the source of truth; a revoked principal's
-    file is deleted when it is revoked, so nothing revoked comes back."""
+    file is deleted when it is revoked, so nothing revoked comes back. It waits for the
+    broker's own listener and runs as soon as that answers, so that clients reconnecting
+    to the restarted broker meet their credentials (kafka-python keeps an authentication
+    failure and stops trying)."""
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
     operator = secret_file(credentials / "operator.password")
     users = {path.name.removesuffix(".password"): path.read_text().strip()
              for path in sorted(credentials.glob("*.password"))}
-    ensure_scram(bootstrap, operator, users)
-    return len(users)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            ensure_scram(bootstrap, operator, users)
+            return len(users)
+        except (KafkaConnectionError, KafkaTimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def main(argv: list[str]) -> int:

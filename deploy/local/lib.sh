@@ -172,9 +172,11 @@ kafka_up() {
   say "starting Kafka on 127.0.0.1:$KAFKA_PORT"
   KAFKA_LOG_DIR="$KAFKA_HOME/logs" nohup_kafka_java kafka.Kafka "$KAFKA_HOME/server.properties"
   echo $! > "$KAFKA_PID"
+  # Every credential in the credentials folder, set again as soon as the broker's own
+  # listener answers (README: "Kafka: SASL over TLS"), then the usual check.
+  "$PY" -m sendhub.local_deploy restore-scram "$CREDENTIALS_DIR" "127.0.0.1:$BROKER_PORT" \
+    || die "Kafka did not come up to take its credentials; see $KAFKA_HOME/logs/server.log"
   wait_for_kafka
-  # Every credential in the credentials folder, set again (README: "Kafka: SASL over TLS").
-  "$PY" -m sendhub.local_deploy restore-scram "$CREDENTIALS_DIR" "127.0.0.1:$BROKER_PORT"
 }
 
 need_venv() {

@@ -22,6 +22,7 @@ from contracts.school_events import (
     NeedCode,
     PlanKind,
     Provision,
+    ProvisionKind,
     RaisedBy,
     RankedNeed,
     ReviewDecision,
@@ -43,6 +44,7 @@ class PacketPupil(Frozen):
     family_name: str
     date_of_birth: date
     uln: str | None = None
+    gender: Literal["M", "F"] | None = None
 
 
 class Setting(Frozen):
@@ -109,6 +111,10 @@ class PlanReview(Frozen):
     parent_carer_views: str | None
     pupil_views: str | None
     next_review_due: date | None
+    # Added after the first release (optional): every review keeps what it set out.
+    targets: list[Target] = []
+    provision: list[Provision] = []
+    what_did_not_work: str | None = None
 
 
 class CurrentPlan(Frozen):
@@ -125,6 +131,49 @@ class CurrentPlan(Frozen):
 class Plans(Frozen):
     current: CurrentPlan | None
     reviews: list[PlanReview]
+
+
+class PendingReferral(Frozen):
+    """A referral to a specialist made and not yet concluded at the move."""
+
+    event_id: UUID
+    """The assessment that made the referral."""
+    referred_on: date
+    setting_urn: str
+    referred_to: str | None
+    areas: list[NeedCode]
+    summary: str
+
+
+class EHCRequest(Frozen):
+    """A request for an EHC needs assessment not yet concluded at the move."""
+
+    event_id: UUID
+    requested_on: date
+    setting_urn: str
+
+
+class Intervention(Frozen):
+    """One provision tried at one setting: what, when, for how long, with what result.
+    Provision still running at the move is the previous setting's, up to the move date
+    (`open_at_move`): the receiving setting decides what it will provide."""
+
+    description: str
+    kind: ProvisionKind
+    frequency: str
+    setting_urn: str
+    started_on: date
+    ended_on: date
+    open_at_move: bool
+    last_reviewed_on: date
+    what_worked: str
+    what_did_not_work: str | None = None
+
+
+class SendingContact(Frozen):
+    role: str
+    work_email: str | None = None
+    work_telephone: str | None = None
 
 
 class TimelineEntry(Frozen):
@@ -175,6 +224,14 @@ class TransferPacketV1(Frozen):
     """SHA-256 of the newest history event the packet was built from (see `sendhub verify`)."""
     builder_version: int | None = None
     """The rules' version that built it: a rebuild by other rules may word things differently."""
+    referrals_pending: list[PendingReferral] = []
+    ehc_request_open: EHCRequest | None = None
+    review_overdue_since: date | None = None
+    """The latest plan's next review was due before the move and was not held."""
+    interventions: list[Intervention] = []
+    """Every provision tried, across all settings, oldest first."""
+    exam_access_arrangements: list[Intervention] = []
+    sending_contact: SendingContact | None = None
     condensed: str | None = None
     """Set when long texts were shortened so the packet fits one Kafka message: says how
     many and where the full texts are (README "Packets too large for one message")."""

@@ -69,6 +69,9 @@ class NeedCode(StrEnum):
     PD = "PD"
     ASD = "ASD"
     OTH = "OTH"
+    # "SEN support but no specialist assessment of type of need" (school census, from
+    # 2015): what a school sends instead of inventing a code.
+    NSA = "NSA"
 
 
 class RaisedBy(StrEnum):
@@ -123,6 +126,9 @@ class ProvisionKind(StrEnum):
     IN_CLASS_SUPPORT = "in_class_support"
     SPECIALIST_INPUT = "specialist_input"
     EQUIPMENT = "equipment"
+    # JCQ access arrangements (extra time, a reader, a separate room...): shown first to
+    # secondary schools and colleges, who must apply for them again.
+    EXAM_ACCESS_ARRANGEMENTS = "exam_access_arrangements"
     OTHER = "other"
 
 
@@ -164,6 +170,8 @@ class Pupil(Strict):
     family_name: Name
     date_of_birth: date
     uln: ULN | None = None
+    # As the school census records it (CTF `Gender`: M or F); schools match pupils on it.
+    gender: Literal["M", "F"] | None = None
 
     @field_validator("date_of_birth")
     @classmethod
@@ -203,16 +211,27 @@ class ConcernRaisedPayload(Strict):
         return value
 
 
+# Outcomes that conclude nothing yet: the referral or the request may name no need.
+PENDING_OUTCOMES = frozenset({"refer_to_specialist", "request_ehc_needs_assessment"})
+
+
 class AssessmentCompletedPayload(Strict):
     assessor_role: AssessorRole
     assessment_kind: AssessmentKind
     identified_needs: Annotated[list[RankedNeed], AfterValidator(_check_ranked)]
     outcome: AssessmentOutcome
     summary: Text
+    # Optional (additive to v1): which areas the assessment looked at, and which concerns
+    # (their event ids) it answers; a concern closes only when an assessment answers it.
+    areas_assessed: list[NeedCode] | None = None
+    addresses_concerns: list[UUID] | None = None
+    # For a referral: to whom (a service or role, e.g. "NHS speech and language therapy").
+    referred_to: Name | None = None
 
     @model_validator(mode="after")
     def _needs_match_outcome(self) -> AssessmentCompletedPayload:
-        if self.outcome is not AssessmentOutcome.NO_SEN and not self.identified_needs:
+        if self.outcome not in (AssessmentOutcome.NO_SEN, *PENDING_OUTCOMES) \
+                and not self.identified_needs:
             raise ValueError(f"outcome {self.outcome.value} needs at least one identified need")
         if self.outcome is AssessmentOutcome.NO_SEN and self.identified_needs:
             raise ValueError("outcome no_sen cannot list identified needs")
@@ -256,6 +275,10 @@ class PlanReviewedPayload(Strict):
     pupil_views: Views = None
     decision: ReviewDecision
     next_review_due: date | None = None
+    what_did_not_work: Views = None
+    # With decision `cease`: the pupil no longer has SEN (to N). Without it, a ceased EHC
+    # plan returns the pupil to SEN support (K), as usually happens.
+    no_longer_has_sen: bool = False
 
 
 class SchoolDestination(Strict):
@@ -280,11 +303,29 @@ Destination = Annotated[
 ]
 
 
+class SENContact(Strict):
+    """Whom the receiving setting may ask at the sending school: a role and a work
+    contact (never a personal one)."""
+
+    role: Name
+    work_email: Annotated[str, StringConstraints(
+        strip_whitespace=True, max_length=200, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    work_telephone: Annotated[str, StringConstraints(
+        strip_whitespace=True, max_length=30, pattern=r"^[0-9+() -]{6,30}$")] | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SENContact:
+        if self.work_email is None and self.work_telephone is None:
+            raise ValueError("an SEN contact needs a work email or a work telephone")
+        return self
+
+
 class PupilMovedPayload(Strict):
     destination: Destination
     move_kind: MoveKind
     effective_date: date
     admissions_reference: Name | None = None
+    sen_contact: SENContact | None = None
 
 
 class _SchoolEvent(Strict):

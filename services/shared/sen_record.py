@@ -22,7 +22,9 @@ from typing import Literal
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import SENStatus
 from contracts.school_events import (
+    PENDING_OUTCOMES,
     AssessmentCompletedV1,
+    AssessmentKind,
     AssessmentOutcome,
     ConcernRaisedV1,
     PlanKind,
@@ -79,25 +81,27 @@ class SENRecord:
         return bool(self.concerns or self.assessments or self.reviews)
 
     def open_concerns(self) -> list[ConcernRaisedV1]:
-        """Concerns with no later assessment that answered them.
+        """Concerns no concluded assessment has answered (`answers`): a suspected need
+        is passed on until someone has followed it through (SEND Code of Practice
+        6.45-6.56, the graduated approach: assess, plan, do, review)."""
+        return [c for c in self.concerns if not any(answers(a, c) for a in self.assessments)]
 
-        An assessment answers a concern when it happened after it and either found no
-        SEN or identified a need in one of the concern's areas.
-        """
-        still_open = []
-        for concern in self.concerns:
-            areas = set(concern.payload.areas_of_need)
-            answered = any(
-                a.occurred_at >= concern.occurred_at
-                and (
-                    a.payload.outcome is AssessmentOutcome.NO_SEN
-                    or areas & {n.code for n in a.payload.identified_needs}
-                )
-                for a in self.assessments
-            )
-            if not answered:
-                still_open.append(concern)
-        return still_open
+    def referrals_pending(self) -> list[AssessmentCompletedV1]:
+        """Referrals to a specialist not yet concluded: no later specialist assessment
+        with a concluding outcome, and none that names the referral."""
+        return [r for r in self.assessments
+                if r.payload.outcome is AssessmentOutcome.REFER_TO_SPECIALIST
+                and not any(_concludes(a, r, AssessmentKind.SPECIALIST)
+                            for a in self.assessments)]
+
+    def ehc_request_open(self) -> AssessmentCompletedV1 | None:
+        """The latest request for an EHC needs assessment not yet concluded by an EHC
+        needs assessment (SEND Regulations 2014, regulations 3 to 13)."""
+        requests = [r for r in self.assessments
+                    if r.payload.outcome is AssessmentOutcome.REQUEST_EHC_NEEDS_ASSESSMENT]
+        open_ = [r for r in requests if not any(
+            _concludes(a, r, AssessmentKind.EHC_NEEDS_ASSESSMENT) for a in self.assessments)]
+        return open_[-1] if open_ else None
 
     def apply(self, history_event: HistoryEntry) -> None:
         event = history_event.event
@@ -118,29 +122,79 @@ class SENRecord:
             self._reviewed(event)
 
     def _assessed(self, event: AssessmentCompletedV1) -> None:
-        outcome = event.payload.outcome
-        if outcome is AssessmentOutcome.NO_SEN:
-            if self.status != "ehc_plan":
-                self.status, self.needs = "none", []
+        """The N/K/E rules (README "One N/K/E rule set"; census: a pupil with N has no
+        type of need): a referral alone changes nothing; a request for an EHC needs
+        assessment means SEN support at least; `no_sen` for named areas removes those
+        needs, for no named areas ends SEN support (never an EHC plan: only its review
+        can)."""
+        payload = event.payload
+        outcome = payload.outcome
+        if outcome is AssessmentOutcome.REFER_TO_SPECIALIST:
             return
-        self.needs = sorted(event.payload.identified_needs, key=lambda n: n.rank)
+        if outcome is AssessmentOutcome.NO_SEN:
+            if self.status == "ehc_plan":
+                return
+            if payload.areas_assessed:
+                self.needs = _reranked([n for n in self.needs
+                                        if n.code not in set(payload.areas_assessed)])
+                if self.needs:
+                    return
+            self._set_status("none")
+            return
+        if payload.identified_needs:
+            self.needs = sorted(payload.identified_needs, key=lambda n: n.rank)
         if outcome is AssessmentOutcome.EHC_PLAN_ISSUED:
-            self.status = "ehc_plan"
-        elif outcome in (
-            AssessmentOutcome.SEN_SUPPORT,
-            AssessmentOutcome.REQUEST_EHC_NEEDS_ASSESSMENT,
-        ) and self.status == "none":
-            self.status = "sen_support"
+            self._set_status("ehc_plan")
+        elif self.status == "none":
+            self._set_status("sen_support")
 
     def _reviewed(self, event: PlanReviewedV1) -> None:
         payload = event.payload
         if payload.decision is ReviewDecision.CEASE:
-            if payload.plan_kind is PlanKind.EHC_PLAN or self.status == "sen_support":
-                self.status = "none"
+            if payload.plan_kind is PlanKind.EHC_PLAN and not payload.no_longer_has_sen:
+                self._set_status("sen_support")  # the plan ends; SEN support usually goes on
+            elif payload.plan_kind is PlanKind.EHC_PLAN or self.status == "sen_support":
+                self._set_status("none")
         elif payload.plan_kind is PlanKind.EHC_PLAN:
-            self.status = "ehc_plan"
+            self._set_status("ehc_plan")
         elif self.status == "none":
-            self.status = "sen_support"
+            self._set_status("sen_support")
+
+    def _set_status(self, status: SENStatus) -> None:
+        self.status = status
+        if status == "none":
+            self.needs = []  # census: no type of need is recorded with N
+
+
+def answers(assessment: AssessmentCompletedV1, concern: ConcernRaisedV1) -> bool:
+    """Whether a concluded assessment answers a concern: it names the concern
+    (`addresses_concerns`), or, coming after it, the areas it assessed (`areas_assessed`,
+    and the needs it identified) cover all the concern's areas. A referral or an EHC
+    request concludes nothing; an assessment that says neither answers nothing."""
+    payload = assessment.payload
+    if payload.outcome.value in PENDING_OUTCOMES:
+        return False
+    if concern.event_id in (payload.addresses_concerns or ()):
+        return True
+    covered = set(payload.areas_assessed or ()) | {n.code for n in payload.identified_needs}
+    return assessment.occurred_at >= concern.occurred_at and set(
+        concern.payload.areas_of_need) <= covered
+
+
+def _concludes(later: AssessmentCompletedV1, pending: AssessmentCompletedV1,
+               kind: AssessmentKind) -> bool:
+    """Whether `later` concludes a referral or request: it names it, or it is the kind
+    of assessment asked for, after it, with an outcome that concludes."""
+    if later.payload.outcome.value in PENDING_OUTCOMES:
+        return False
+    if pending.event_id in (later.payload.addresses_concerns or ()):
+        return True
+    return later.payload.assessment_kind is kind and later.occurred_at >= pending.occurred_at
+
+
+def _reranked(needs: list[RankedNeed]) -> list[RankedNeed]:
+    return [RankedNeed(code=n.code, rank=i) for i, n in enumerate(
+        sorted(needs, key=lambda n: n.rank), start=1)]
 
 
 def record_at(history: Sequence[HistoryEntry], version: int | None = None) -> SENRecord:

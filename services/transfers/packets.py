@@ -15,13 +15,8 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from contracts.packet import (
-    Assessment,
-    CurrentPlan,
     Move,
-    OpenConcern,
     PacketPupil,
-    PlanReview,
-    Plans,
     ProvisionEpisode,
     Setting,
     TimelineEntry,
@@ -35,6 +30,7 @@ from services.shared.sen_record import (
     provision_episodes,
     record_at,
 )
+from services.transfers import packet_parts
 
 
 class NotAMove(Exception):
@@ -137,7 +133,7 @@ def build_transfer_packet(
         pupil=PacketPupil(
             upn=pupil.upn, upn_is_temporary=move_entry.upn_is_temporary,
             given_name=pupil.given_name, family_name=pupil.family_name,
-            date_of_birth=pupil.date_of_birth, uln=pupil.uln,
+            date_of_birth=pupil.date_of_birth, uln=pupil.uln, gender=pupil.gender,
         ),
         from_setting=Setting(kind="school", urn=move.source.urn),
         to_setting=destination_of(move),
@@ -149,9 +145,9 @@ def build_transfer_packet(
         has_sen_history=record.has_sen_history,
         sen_history_statement=_history_statement(record, upto),
         current_needs=record.needs,
-        concerns_open=_open_concerns(record),
-        assessments=_assessments(record),
-        plans=_plans(record),
+        concerns_open=packet_parts.open_concerns(record),
+        assessments=packet_parts.assessments(record),
+        plans=packet_parts.plans(record),
         timeline=_timeline(upto),
         history_version=up_to,
         sen_provision_history=[
@@ -161,6 +157,7 @@ def build_transfer_packet(
         supersedes=supersedes,
         changes=list(changes),
         rerouted_from_lost_pupils=rerouted_from_lost_pupils,
+        **packet_parts.what_is_open(record, move),
         history_chain_head=max(upto, key=lambda h: h.version).event_hash,
         builder_version=BUILDER_VERSION,
     )
@@ -175,64 +172,6 @@ def _history_statement(record: SENRecord, covered: Sequence[HistoryEntry]) -> st
     return (f"SEN history recorded at {len({h.event.source.urn for h in covered})} "
             f"setting(s): {len(record.concerns)} concern(s), {len(record.assessments)} "
             f"assessment(s), {len(record.reviews)} plan review(s).")
-
-
-def _open_concerns(record: SENRecord) -> list[OpenConcern]:
-    return [
-        OpenConcern(
-            event_id=c.event_id,
-            raised_on=c.occurred_at.date(),
-            setting_urn=c.source.urn,
-            raised_by=c.payload.raised_by,
-            areas_of_need=c.payload.areas_of_need,
-            summary=c.payload.summary,
-        )
-        for c in record.open_concerns()
-    ]
-
-
-def _assessments(record: SENRecord) -> list[Assessment]:
-    return [
-        Assessment(
-            event_id=a.event_id,
-            completed_on=a.occurred_at.date(),
-            setting_urn=a.source.urn,
-            assessor_role=a.payload.assessor_role,
-            assessment_kind=a.payload.assessment_kind,
-            identified_needs=a.payload.identified_needs,
-            outcome=a.payload.outcome,
-            summary=a.payload.summary,
-        )
-        for a in sorted(record.assessments, key=lambda a: a.occurred_at)
-    ]
-
-
-def _plans(record: SENRecord) -> Plans:
-    latest = max(record.reviews, key=lambda r: r.occurred_at, default=None)
-    return Plans(
-        current=None if latest is None else CurrentPlan(
-            plan_kind=latest.payload.plan_kind,
-            reviewed_on=latest.occurred_at.date(),
-            setting_urn=latest.source.urn,
-            targets=latest.payload.targets,
-            provision=latest.payload.provision,
-            next_review_due=latest.payload.next_review_due,
-        ),
-        reviews=[
-            PlanReview(
-                event_id=r.event_id,
-                reviewed_on=r.occurred_at.date(),
-                setting_urn=r.source.urn,
-                plan_kind=r.payload.plan_kind,
-                decision=r.payload.decision,
-                what_worked=r.payload.what_worked,
-                parent_carer_views=r.payload.parent_carer_views,
-                pupil_views=r.payload.pupil_views,
-                next_review_due=r.payload.next_review_due,
-            )
-            for r in sorted(record.reviews, key=lambda r: r.occurred_at)
-        ],
-    )
 
 
 def _timeline(covered: Sequence[HistoryEntry]) -> list[TimelineEntry]:

@@ -16,9 +16,11 @@ from typing import Literal
 from jinja2 import Environment, StrictUndefined, select_autoescape
 from lxml import etree
 
-from contracts.packet import TransferPacketV1
+from contracts.packet import Setting, TransferPacketV1
 from services.shared.sen_record import STATUS_WORDS, words
 from services.transfers import wording
+from services.transfers.domain import with_registry
+from services.transfers.registry import RegisteredSetting
 
 SUPPLIER_ID = "SENDHUB"
 LOST_PUPIL_LEA, LOST_PUPIL_ESTAB = "XXX", "XXXX"
@@ -68,6 +70,21 @@ def ctf_refusal(packet: TransferPacketV1) -> str | None:
                     "have an empty LEA/Estab: import it into the registry with "
                     "`sendhub settings import FILE` (DfE establishment data), then ask again")
     return None
+
+
+def with_current_registry(packets: Sequence[TransferPacketV1],
+                          known: Sequence[RegisteredSetting]) -> list[TransferPacketV1]:
+    """Packets built while a setting was not in the registry, with the registry's names
+    and numbers as they are now (so importing the setting makes its CTF possible)."""
+    by_urn = {s.urn: s for s in known}
+    by_ukprn = {s.ukprn: s for s in known if s.ukprn}
+
+    def lookup(setting: Setting) -> RegisteredSetting | None:
+        if setting.kind == "school":
+            return by_urn.get(setting.urn or "")
+        return by_ukprn.get(setting.ukprn or "")
+
+    return [p if ctf_refusal(p) is None else with_registry(p, lookup) for p in packets]
 
 
 def current_packets(packets: Sequence[TransferPacketV1]) -> list[TransferPacketV1]:

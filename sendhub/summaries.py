@@ -12,52 +12,83 @@ from rich.text import Text
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
 from services.shared.sen_record import STATUS_WORDS, words
+from services.transfers import wording
 from services.transfers.domain import PacketDelivery
 
 
-def packet_summary(packet: TransferPacketV1) -> Panel:
+def packet_summary(packet: TransferPacketV1,
+                   replaced: TransferPacketV1 | None = None) -> Panel:
+    """The packet in the receiver's words (the same sentences as the HTML page)."""
     p = packet.pupil
     lines = Table.grid(padding=(0, 2))
     lines.add_column(style="bold")
     lines.add_column()
-    lines.add_row("Pupil", f"{p.given_name} {p.family_name}, born {p.date_of_birth}, UPN {p.upn}"
-                  + (" (temporary)" if p.upn_is_temporary else ""))
-    origin = packet.from_setting.name or f"URN {packet.from_setting.urn}"
-    to = ("an unknown destination (lost pupil: for the local authority)"
-          if packet.to_setting.kind == "unknown"
-          else packet.to_setting.name or packet.to_setting.receiver)
-    lines.add_row("Move", f"{words(packet.move.kind.value)} from {origin} to {to}, "
-                  f"effective {packet.move.effective_date}")
-    if packet.supersedes:
-        what = "Re-routes" if packet.rerouted_from_lost_pupils else "Amends"
-        lines.add_row(Text(what, style="bold yellow"), f"packet {packet.supersedes}"
-                      + "".join(f"\n{change}" for change in packet.changes))
+    lines.add_row("Pupil", f"{p.given_name} {p.family_name}")
+    lines.add_row("Move", f"{words(packet.move.kind.value)} from {wording.sending_school(packet)} "
+                  f"to {wording.receiving_setting(packet)}, effective "
+                  f"{wording.day(packet.move.effective_date)}")
+    amendment = wording.amendment_sentence(packet, replaced)
+    if amendment:
+        what = "Re-routed" if packet.rerouted_from_lost_pupils else "Amended"
+        lines.add_row(Text(what, style="bold yellow"), amendment)
+    contact = packet.sending_contact
+    lines.add_row("SEN contact", ", ".join(x for x in (contact.role, contact.work_email,
+                                                      contact.work_telephone) if x)
+                  if contact else Text("not given", style="italic"))
+    lines.add_row("For matching", _matching(packet))
     if packet.policy == "post16":
         lines.add_row("Policy", "post-16: current picture in full, history before "
                       + "two years summarised" + "".join(f"\n{s}" for s in packet.history_summary))
     lines.add_row("SEN status", STATUS_WORDS[packet.sen_status])
+    _still_open(lines, packet)
     if not packet.has_sen_history:
         lines.add_row("History", Text(packet.sen_history_statement, style="italic"))
     else:
-        needs = ", ".join(f"{n.rank}. {n.code}" for n in packet.current_needs) or "none identified"
-        lines.add_row("Current needs", needs)
-        if packet.concerns_open:
-            lines.add_row(Text("Open concerns", style="bold red"), "; ".join(
-                f"{c.raised_on} {'/'.join(c.areas_of_need)}: {c.summary}"
-                for c in packet.concerns_open))
-        current = packet.plans.current
-        if current:
-            lines.add_row("Current plan", f"{words(current.plan_kind.value)}, "
-                          f"last reviewed {current.reviewed_on}; "
-                          f"{len(current.targets)} target(s), {len(current.provision)} provision(s)")
-            last = packet.plans.reviews[-1]
-            lines.add_row("What worked", last.what_worked or "not recorded")
-            lines.add_row("Parent/carer views", last.parent_carer_views or "not recorded")
-            lines.add_row("Pupil views", last.pupil_views or "not recorded")
-        lines.add_row("Timeline", f"{len(packet.timeline)} event(s) across "
-                      f"{len({t.setting_urn for t in packet.timeline})} setting(s), "
-                      f"history version {packet.history_version}")
-    return Panel(Group(lines), title=f"Transfer packet {packet.packet_id}", expand=False)
+        _history_rows(lines, packet)
+    return Panel(Group(lines), title=f"Transfer packet for {p.given_name} {p.family_name}",
+                 expand=False)
+
+
+def _matching(packet: TransferPacketV1) -> str:
+    p = packet.pupil
+    parts = [f"born {wording.day(p.date_of_birth)}"]
+    if p.gender:
+        parts.append({"M": "male", "F": "female"}[p.gender])
+    parts.append(f"UPN {p.upn}" + (" (temporary)" if p.upn_is_temporary else ""))
+    if p.uln:
+        parts.append(f"ULN {p.uln}")
+    return ", ".join(parts)
+
+
+def _still_open(lines: Table, packet: TransferPacketV1) -> None:
+    items = wording.open_items(packet)
+    if not items:
+        lines.add_row("Still open", wording.NOTHING_OPEN)
+    for heading, text in items:
+        lines.add_row(Text(heading, style="bold red"), text)
+
+
+def _history_rows(lines: Table, packet: TransferPacketV1) -> None:
+    needs = ", ".join(f"{n.rank}. {n.code}" for n in packet.current_needs) or "none identified"
+    lines.add_row("Current needs", needs)
+    exams = packet.exam_access_arrangements
+    if exams and wording.exam_arrangements_first(packet):
+        lines.add_row(Text("Exam access", style="bold"), "\n".join(
+            wording.intervention_line(packet, i) for i in exams))
+    if packet.interventions:
+        lines.add_row("What has been tried", "\n".join(
+            wording.intervention_line(packet, i) for i in packet.interventions))
+    current = packet.plans.current
+    if current:
+        lines.add_row("Current plan", f"{words(current.plan_kind.value)}, "
+                      f"last reviewed {wording.day(current.reviewed_on)}; "
+                      f"{len(current.targets)} target(s), {len(current.provision)} provision(s)")
+        last = packet.plans.reviews[-1]
+        lines.add_row("What worked", last.what_worked or "not recorded")
+        lines.add_row("Parent/carer views", last.parent_carer_views or "not recorded")
+        lines.add_row("Pupil views", last.pupil_views or "not recorded")
+    settings = sorted({wording.setting_name(packet, t.setting_urn) for t in packet.timeline})
+    lines.add_row("Timeline", f"{len(packet.timeline)} event(s) at {', '.join(settings)}")
 
 
 def dead_letter_summary(letter: DeadLetterV1) -> Panel:

@@ -21,6 +21,7 @@ from sendhub.commands.common import (
     Reason,
     access_log,
     console,
+    errors,
     fail,
     hub_settings,
     principal_of,
@@ -59,7 +60,7 @@ def packet(
 ) -> None:
     """One transfer packet, as sent, in the form a receiving setting uses."""
     from services.transfers.application import TransfersApplication
-    from services.transfers.forms import render
+    from services.transfers.forms import CTFRefused, render, with_current_registry
 
     settings = hub_settings(ctx)
     principal_of(settings)  # who asks is known before anything about the packet is said
@@ -67,6 +68,7 @@ def packet(
     try:
         sent = store.packet(packet_id)
         superseded = store.packet(sent.supersedes) if sent and sent.supersedes else None
+        known = store.registered_settings() if sent and form is PacketForm.ctf else []
     finally:
         store.close()
     if sent is None:
@@ -78,7 +80,11 @@ def packet(
                                 upn=sent.pupil.upn, packet_id=packet_id)
     if rebuild:
         raise typer.Exit(_rebuild(settings, sent, superseded))
-    body = render(sent, form.value)
+    try:
+        (described,) = with_current_registry([sent], known) if known else (sent,)
+        body = render(described, form.value, replaced=superseded)
+    except CTFRefused as refused:
+        raise fail(str(refused), 1) from None
     if output:
         output.write_bytes(body)
         console.print(f"Wrote packet {packet_id} ({form.value}) to {output}")
@@ -115,16 +121,22 @@ def inbox(
     form: Annotated[InboxForm, typer.Option("--format")] = InboxForm.summary,
     as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
     output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="ctf: a file; html: a folder (one page per packet)")] = None,
+        "-o", "--output", help="ctf, html: a folder (one CTF per sending school; one page "
+        "per packet)")] = None,
+    from_urn: Annotated[str | None, typer.Option(
+        "--from", help="ctf: only the packets from this sending school (URN)")] = None,
     reason: Reason = None,
 ) -> None:
     """The transfer packets in a receiving setting's inbox topic, in the form it uses."""
     from contracts.packet import TransferPacketV1
     from sendhub.summaries import packet_summary
     from sendhub.topics_reader import read_topic
-    from services.transfers.forms import render, render_ctf_file
+    from services.transfers.forms import render
 
     settings = hub_settings(ctx)
+    if form is InboxForm.ctf and receiver.startswith("ukprn-"):
+        raise fail(f"{receiver} is a post-16 provider: post-16 providers do not import CTFs. "
+                   "Use --format html or --format json.", 2)
     who = reader_for(settings, reason, lambda p: may_read_history(p) or may_receive_for(
         p, receiver), f"the inbox of {receiver}")
     form = InboxForm.json if as_json else form
@@ -142,23 +154,53 @@ def inbox(
     packets = list(seen.values())
     if form is InboxForm.summary:
         for p in packets:
-            console.print(packet_summary(p))
+            console.print(packet_summary(p, seen.get(str(p.supersedes))))
     elif form is InboxForm.json:
         for p in packets:
             sys.stdout.write(p.model_dump_json() + "\n")
     elif form is InboxForm.ctf:
-        body = render_ctf_file(packets)
-        if output:
-            output.write_bytes(body)
-            console.print(f"Wrote {len(packets)} pupil(s) as one CTF to {output}")
-        else:
-            sys.stdout.buffer.write(body)
+        raise typer.Exit(_inbox_ctf(settings, packets, output, from_urn))
     else:
         folder = output or Path(f"inbox-{receiver}")
         folder.mkdir(parents=True, exist_ok=True)
         for p in packets:
-            (folder / f"{p.packet_id}.html").write_bytes(render(p, "html"))
+            (folder / f"{p.packet_id}.html").write_bytes(
+                render(p, "html", replaced=seen.get(str(p.supersedes))))
         console.print(f"Wrote {len(packets)} readable packet(s) to {folder}/")
+
+
+def _inbox_ctf(settings: HubSettings, packets: list[TransferPacketV1], output: Path | None,
+               from_urn: str | None) -> int:
+    """One CTF per sending school (a CTF header names one), superseded packets left out:
+    into the folder `-o`, or to stdout when there is one school (or `--from` picks one).
+    Exits 1 when a packet got no CTF (each is named, with why)."""
+    from services.transfers.application import TransfersApplication
+    from services.transfers.forms import ctf_files, with_current_registry
+
+    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    try:
+        packets = with_current_registry(packets, store.registered_settings())
+    finally:
+        store.close()
+    if from_urn:
+        packets = [p for p in packets if p.from_setting.urn == from_urn]
+    files, refused = ctf_files(packets)
+    for reason in refused:
+        errors.print(f"[red]No CTF for {reason}[/red]")
+    if output is None and len(files) > 1:
+        schools = "; ".join(f"{f.school} (--from {f.from_urn})" for f in files)
+        raise fail(f"The inbox holds packets from {len(files)} sending schools and a CTF "
+                   f"names one: give -o FOLDER for one CTF per school, or --from URN. "
+                   f"Schools: {schools}.", 2)
+    if output is None:
+        for f in files:
+            sys.stdout.buffer.write(f.body)
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            (output / f.name).write_bytes(f.body)
+            console.print(f"Wrote {f.pupils} pupil(s) from {f.school} to {output / f.name}")
+    return 1 if refused else 0
 
 
 def receipt(

@@ -35,7 +35,7 @@ from services.shared.access import (
     may_receive_for,
     receiver_of,
 )
-from services.transfers.forms import render, render_ctf_file
+from services.transfers.forms import CTFRefused, ctf_files, render, with_current_registry
 
 router = APIRouter(prefix="/v1", tags=["reading"])
 Hub = Annotated[Gateway, Depends(gateway)]
@@ -115,6 +115,8 @@ async def get_inbox(
     since: Annotated[str | None, Query(description="next_since from an earlier answer: only "
                                        "packets sent after it")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    from_urn: Annotated[str | None, Query(description="CTF: only the packets from this "
+                                          "sending school (a CTF names one)")] = None,
 ) -> Response:
     """Without `since`: the newest `limit` packets. With it: the packets sent after it
     (the oldest `limit` of them when more wait, `more` true). Either way newest first,
@@ -138,10 +140,50 @@ async def get_inbox(
                                                                for p in packets],
                              "next_since": next_since, "more": more}, headers=headers)
     if form == "ctf":
-        if not packets:
+        body = await anyio.to_thread.run_sync(inbox_ctf, hub, packets, from_urn)
+        if body is None:
             return Response(status_code=204, headers=headers)
-        return Response(render_ctf_file(packets), media_type=MEDIA["ctf"], headers=headers)
+        return Response(body, media_type=MEDIA["ctf"], headers=headers)
     return Response(inbox_html(receiver, packets), media_type=MEDIA["html"], headers=headers)
+
+
+NO_CTF = 409
+"""A CTF the hub cannot make yet (a setting not in the registry; several sending schools):
+409 Conflict, because the request is right and the hub's state is what stands in the way."""
+
+
+def inbox_ctf(hub: Gateway, packets: list[TransferPacketV1], from_urn: str | None
+              ) -> bytes | None:
+    """The inbox's CTF for one sending school, superseded packets left out; None when
+    there is nothing to send. 409 when several schools sent packets and `from_urn` does
+    not pick one, or when a packet cannot go in a CTF (each is named, with why)."""
+    packets = with_current_registry(packets, hub.transfers.registered_settings())
+    if from_urn:
+        packets = [p for p in packets if p.from_setting.urn == from_urn]
+    files, refused = ctf_files(packets)
+    if refused:
+        raise Problem(NO_CTF, "some packets cannot go in a CTF yet: " + "; ".join(refused),
+                      refused=refused)
+    if len(files) > 1:
+        raise Problem(NO_CTF, "a CTF names one sending school and these packets come from "
+                      f"{len(files)}: ask for each with ?from_urn=URN", sending_schools=[
+                          {"urn": f.from_urn, "name": f.school, "pupils": f.pupils,
+                           "href": f"/v1/inbox?from_urn={f.from_urn}"} for f in files])
+    return files[0].body if files else None
+
+
+def packet_form(hub: Gateway, packet: TransferPacketV1, form: Form) -> bytes:
+    """The packet in a form; for the CTF, settings described by the registry as it is now,
+    and 409 when the CTF cannot be made (the reason says what to do)."""
+    if form == "ctf":
+        (packet,) = with_current_registry([packet], hub.transfers.registered_settings())
+        try:
+            return render(packet, "ctf")
+        except CTFRefused as refused:
+            raise Problem(NO_CTF, str(refused)) from None
+    replaced = (hub.transfers.packet(packet.supersedes)
+                if packet.supersedes and form == "html" else None)
+    return render(packet, form, replaced=replaced)
 
 
 @router.get("/packets/{packet_id}", summary="One transfer packet addressed to the caller")
@@ -154,8 +196,9 @@ async def get_packet(packet_id: UUID, principal: Caller, hub: Hub, accept: Accep
     if not is_for(principal, packet):
         raise forbidden(f"packet {packet_id} is not addressed to {principal.name}")
     reader = Reader(principal.name, (reason or "").strip() or RECEIVING)
+    body = await anyio.to_thread.run_sync(packet_form, hub, packet, form)
     await anyio.to_thread.run_sync(_log_reads, hub, reader, f"packet-{form}", [packet])
-    return Response(render(packet, form), media_type=MEDIA[form])
+    return Response(body, media_type=MEDIA[form])
 
 
 def overseen(hub: Gateway, principal: Principal, overdue: bool) -> list[dict[str, Any]]:

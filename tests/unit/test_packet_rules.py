@@ -59,9 +59,11 @@ def test_the_packet_carries_the_census_provision_history_and_its_chain_head() ->
 
 def test_ctf_is_well_formed_and_reads_back_as_the_same_episodes_and_ranked_needs() -> None:
     packet = build_transfer_packet(history(SUPPORT, EHC, moved(SCHOOL)), 3, GENERATED)
-    packet = packet.model_copy(update={"from_setting": packet.from_setting.model_copy(
-        update={"name": "Oakfield Primary School", "la_code": "801",
-                "establishment_number": "2001"})})
+    packet = packet.model_copy(update={
+        "from_setting": packet.from_setting.model_copy(update={
+            "name": "Oakfield Primary School", "la_code": "801", "establishment_number": "2001"}),
+        "to_setting": packet.to_setting.model_copy(update={
+            "la_code": "801", "establishment_number": "2002"})})
     document = render_ctf(packet)
     root = etree.fromstring(document)
     assert root.tag == "CTfile"
@@ -82,6 +84,8 @@ def test_ctf_is_well_formed_and_reads_back_as_the_same_episodes_and_ranked_needs
 
 def test_a_lost_pupil_is_addressed_like_the_lost_pupil_database() -> None:
     packet = build_transfer_packet(history(SUPPORT, moved({"kind": "unknown"})), 2, GENERATED)
+    packet = packet.model_copy(update={"from_setting": packet.from_setting.model_copy(
+        update={"la_code": "801", "establishment_number": "2001"})})
     assert packet.to_setting.receiver == "lost-pupils"
     root = etree.fromstring(render_ctf(packet))
     assert (root.findtext("Header/DestSchool/LEA"), root.findtext("Header/DestSchool/Estab")) == (

@@ -70,7 +70,8 @@ def test_school_events_become_histories_packets_and_dead_letters(
 
     assert to_riverside.sen_status == "sen_support"
     assert [(n.code, n.rank) for n in to_riverside.current_needs] == [("SPLD", 1)]
-    assert [c.areas_of_need for c in to_riverside.concerns_open] == []  # SPLD assessed after
+    # SPLD was assessed after, SEMH never: the concern stays open (issue 12's rule)
+    assert [c.areas_of_need for c in to_riverside.concerns_open] == [["SPLD", "SEMH"]]
     assert to_riverside.plans.current is not None
     assert to_riverside.plans.reviews[0].parent_carer_views == "Happier at home."
     assert [t.event_type for t in to_riverside.timeline] == [

@@ -232,6 +232,8 @@ class TransferPacketV1(Frozen):
     """Every provision tried, across all settings, oldest first."""
     exam_access_arrangements: list[Intervention] = []
     sending_contact: SendingContact | None = None
+    setting_names: dict[str, str] = {}
+    """Every school in the history by URN, named as the settings registry names it."""
     condensed: str | None = None
     """Set when long texts were shortened so the packet fits one Kafka message: says how
     many and where the full texts are (README "Packets too large for one message")."""

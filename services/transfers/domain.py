@@ -120,8 +120,12 @@ class Receipt:
 def with_registry(packet: TransferPacketV1, registry: RegistryLookup) -> TransferPacketV1:
     """The packet with the registry's names and DfE numbers for both settings; a setting
     the registry does not know is marked `in_registry: false`, and still gets its packet."""
+    urns = {t.setting_urn for t in packet.timeline} | {packet.from_setting.urn or ""}
+    names = {urn: known.name for urn in sorted(urns - {""})
+             if (known := registry(Setting(kind="school", urn=urn))) is not None}
     return packet.model_copy(update={"from_setting": _described(packet.from_setting, registry),
-                                     "to_setting": _described(packet.to_setting, registry)})
+                                     "to_setting": _described(packet.to_setting, registry),
+                                     "setting_names": names})
 
 
 def _described(setting: Setting, registry: RegistryLookup) -> Setting:

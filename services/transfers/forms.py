@@ -198,7 +198,7 @@ def _add_pupil(pupil_data: etree._Element, packet: TransferPacketV1) -> None:
     _add(pupil, "Forename", packet.pupil.given_name)
     _add(pupil, "DOB", packet.pupil.date_of_birth.isoformat())
     if packet.pupil.gender:
-        _add(pupil, "Gender", packet.pupil.gender)
+        _add(pupil, "Sex", packet.pupil.gender)  # as DfE's own CTF 25 writer (GIAP) names it
     history = _add(pupil, "SENhistory")
     # Newest first: an importer that reads one SEN element takes the first, so the
     # first is the pupil's current provision; the rest follow, most recent first.
@@ -241,7 +241,7 @@ def read_ctf(document: bytes) -> list[CTFSENHistory]:
                  for need in pupil.iterfind("SENhistory/SENneeds/SENneed")]
         found.append(CTFSENHistory(pupil.findtext("UPN") or "", sorted(episodes), needs,
                                    episodes[0][1] if episodes else None,
-                                   pupil.findtext("Gender")))
+                                   pupil.findtext("Sex")))
     return found
 
 

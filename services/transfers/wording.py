@@ -8,6 +8,7 @@ when the caller has it).
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from contracts.packet import Intervention, TransferPacketV1
@@ -29,7 +30,18 @@ def setting_name(packet: TransferPacketV1, urn: str | None) -> str:
     for setting in (packet.from_setting, packet.to_setting):
         if urn and setting.urn == urn and setting.name:
             return setting.name
+    if urn and urn in packet.setting_names:
+        return packet.setting_names[urn]
     return f"the school with URN {urn}"
+
+
+def described(packet: TransferPacketV1, description: str) -> str:
+    """A timeline line with each "school URN n" replaced by the school's name, when known."""
+    def name(found: re.Match[str]) -> str:
+        named = setting_name(packet, found.group(1))
+        return found.group(0) if named.startswith("the school with URN") else named
+
+    return re.sub(r"school URN ([0-9]{6})", name, description)
 
 
 def sending_school(packet: TransferPacketV1) -> str:

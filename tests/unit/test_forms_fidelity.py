@@ -115,9 +115,9 @@ def test_ctf_carries_gender_when_the_sender_gave_it() -> None:
     packet = registered(build_transfer_packet(history(SUPPORT, move), 2, GENERATED))
     pupil = etree.fromstring(render_ctf(packet)).find("CTFpupilData/Pupil")
     assert pupil is not None
-    assert [c.tag for c in pupil][:6] == ["UPN", "Surname", "Forename", "DOB", "Gender",
+    assert [c.tag for c in pupil][:6] == ["UPN", "Surname", "Forename", "DOB", "Sex",
                                           "SENhistory"]
-    assert pupil.findtext("Gender") == "F"
+    assert pupil.findtext("Sex") == "F"
     without = registered(build_transfer_packet(history(SUPPORT, moved()), 2, GENERATED))
     assert read_ctf(render_ctf(without))[0].gender is None
 
@@ -325,3 +325,19 @@ def _text(panel: Any) -> str:
     console = Console(width=400, record=True)
     console.print(panel)
     return " ".join(console.export_text().split())
+
+
+def test_earlier_settings_in_the_timeline_are_named_from_the_registry() -> None:
+    from services.transfers.domain import with_registry
+    from services.transfers.registry import RegisteredSetting
+    from services.transfers.wording import described
+
+    names = {"100001": "Oakfield Primary School", "100002": "Riverside Primary School"}
+    packet = with_registry(
+        build_transfer_packet(history(SUPPORT, moved()), 2, GENERATED),
+        lambda s: RegisteredSetting(urn=s.urn or "", name=names[s.urn or ""], phase="Primary")
+        if s.urn in names else None)
+    assert packet.setting_names == {"100001": "Oakfield Primary School"}
+    assert described(packet, "Moved (in year) to school URN 100002") == (
+        "Moved (in year) to Riverside Primary School")
+    assert described(packet, "Moved to school URN 199999") == "Moved to school URN 199999"

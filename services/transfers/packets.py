@@ -324,7 +324,8 @@ def rebuild_transfer_packet(
     if sent.condensed:
         rebuilt = condense(rebuilt)
     return rebuilt.model_copy(update={"from_setting": sent.from_setting,
-                                      "to_setting": sent.to_setting})
+                                      "to_setting": sent.to_setting,
+                                      "setting_names": sent.setting_names})
 
 
 def differences(sent: TransferPacketV1, rebuilt: TransferPacketV1) -> list[str]:

@@ -268,6 +268,9 @@ def test_a_school_reads_its_own_packets_and_not_another_schools(hub: Hub) -> Non
     with hub.client(a_token) as client:
         inbox = client.get("/v1/inbox")
         own = client.get(f"/v1/packets/{to_a.packet_id}")
+        unregistered = client.get(f"/v1/packets/{to_a.packet_id}",
+                                  headers={"Accept": "application/xml"})
+        _register(hub, ("100050", "2050"), (a.identifier, "2051"))
         ctf = client.get(f"/v1/packets/{to_a.packet_id}", headers={"Accept": "application/xml"})
         page = client.get(f"/v1/packets/{to_a.packet_id}", headers={"Accept": "text/html"})
         others = client.get(f"/v1/packets/{to_b.packet_id}")
@@ -275,6 +278,9 @@ def test_a_school_reads_its_own_packets_and_not_another_schools(hub: Hub) -> Non
         again = client.get("/v1/inbox", params={"since": inbox.json()["next_since"]})
     assert [p["packet_id"] for p in inbox.json()["packets"]] == [str(to_a.packet_id)]
     assert TransferPacketV1.model_validate(own.json()).packet_id == to_a.packet_id
+    # no CTF with empty LEA/Estab: 409 until both schools are in the registry
+    assert unregistered.status_code == 409
+    assert unregistered.headers["content-type"].startswith("application/problem+json")
     assert ctf.headers["content-type"].startswith("application/xml") and b"<CTfile>" in ctf.content
     assert page.headers["content-type"].startswith("text/html")
     assert others.status_code == 403 and unknown.status_code == 404
@@ -293,6 +299,16 @@ def test_an_inbox_polled_with_since_gets_only_newer_packets(hub: Hub) -> None:
     assert [p["packet_id"] for p in newer["packets"]] == [str(second.packet_id)]
     assert [p["packet_id"] for p in both["packets"]] == [str(second.packet_id),
                                                          str(first.packet_id)]
+
+
+def _register(hub: Hub, *schools: tuple[str, str]) -> None:
+    store = TransfersApplication.on_postgres(hub.settings.database_conninfo)
+    try:
+        store.import_settings([RegisteredSetting(urn=urn, name=f"School {urn}", phase="Primary",
+                                                 la_code="801", establishment_number=number)
+                               for urn, number in schools])
+    finally:
+        store.close()
 
 
 def test_an_la_reads_the_lost_pupils_of_its_own_area_only(hub: Hub) -> None:

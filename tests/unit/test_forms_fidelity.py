@@ -27,6 +27,7 @@ from services.transfers.forms import (
 )
 from services.transfers.packets import amendment_changes, build_transfer_packet
 from tests.factories import school_event
+from tests.unit.test_packet_rules import EHC, SUPPORT
 
 GENERATED = datetime(2026, 1, 5, tzinfo=UTC)
 UPN = "H801200001001"
@@ -57,13 +58,6 @@ def registered(packet: TransferPacketV1, origin: Setting = OAKFIELD,
     return packet.model_copy(update={"from_setting": origin, "to_setting": to})
 
 
-SUPPORT = school_event("assessment_completed", occurred_at="2024-11-20T11:00:00+00:00")
-EHC = school_event("assessment_completed", occurred_at="2025-05-20T11:00:00+01:00",
-                   payload={"assessor_role": "educational_psychologist",
-                            "assessment_kind": "ehc_needs_assessment",
-                            "identified_needs": [{"code": "SPLD", "rank": 1},
-                                                 {"code": "SEMH", "rank": 2}],
-                            "outcome": "ehc_plan_issued", "summary": "Plan issued."})
 
 
 def first_sen_only(document: bytes) -> list[tuple[str, str]]:

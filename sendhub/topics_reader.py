@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -20,6 +20,7 @@ class TopicRecord:
     key: bytes | None
     value: bytes
     timestamp_ms: int
+    headers: dict[str, bytes] = field(default_factory=dict)
 
 
 def read_topic(settings: HubSettings, topic: str, timeout_s: float = 10.0
@@ -48,7 +49,7 @@ def read_topic(settings: HubSettings, topic: str, timeout_s: float = 10.0
             for tp, records in batches.items():
                 for r in records:
                     yield TopicRecord(r.topic, r.partition, r.offset, r.key, r.value or b"",
-                                      r.timestamp)
+                                      r.timestamp, dict(r.headers or []))
                 if consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:

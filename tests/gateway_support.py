@@ -25,9 +25,9 @@ import httpx
 from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.packet import TransferPacketV1
 from contracts.school_events import SCHOOL_EVENT
+from sendhub.topics_reader import TopicRecord, read_topic
 from services.records.application import ConsumedPosition, RecordsApplication
 from services.records.handlers import to_history_contract, to_school_event_record
-from services.shared.kafka import client_options
 from services.shared.settings import LOCAL_DIR, HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.repository import ConsumedPosition as HistoryPosition
@@ -185,34 +185,9 @@ class LocalHTTPS:
             self.server.shutdown()
 
 
-@dataclass(frozen=True)
-class OnTopic:
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-
-
-def records_on(settings: HubSettings, topic: str) -> list[OnTopic]:
+def records_on(settings: HubSettings, topic: str) -> list[TopicRecord]:
     """Every record now on `topic` with its headers (read as the operator)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(**client_options(settings), group_id=None,
-                             enable_auto_commit=False, consumer_timeout_ms=1000)
-    found = []
-    try:
-        assigned = [TopicPartition(topic, p)
-                    for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not assigned:
-            return []
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        ends = consumer.end_offsets(assigned)
-        while any(consumer.position(tp) < ends[tp] for tp in assigned):
-            for batch in consumer.poll(timeout_ms=500).values():
-                found += [OnTopic(r.key, r.value, dict(r.headers or [])) for r in batch]
-    finally:
-        consumer.close()
-    return found
+    return list(read_topic(settings, topic))
 
 
 def wait_for(check: Callable[[], Any], seconds: float = 30) -> Any:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from contracts.school_events import SchoolEventV1
+from contracts.inbound import InboundEventV1
 
 
 class Position(BaseModel):
@@ -29,7 +29,7 @@ class AcceptedSchoolEventV1(BaseModel):
     accepted_at: datetime
     upn_is_temporary: bool
     received_from: Position
-    event: SchoolEventV1
+    event: InboundEventV1
 
 
 ACCEPTED_EVENT = TypeAdapter(AcceptedSchoolEventV1)

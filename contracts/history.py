@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.school_events import SchoolEventV1
+from contracts.inbound import InboundEventV1
 
 
 class PupilHistoryEventV1(BaseModel):
@@ -25,6 +25,6 @@ class PupilHistoryEventV1(BaseModel):
     notification_id: int
     recorded_at: datetime
     upn_is_temporary: bool
-    event: SchoolEventV1
+    event: InboundEventV1
     previous_hash: str | None = None
     event_hash: str | None = None

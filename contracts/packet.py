@@ -151,6 +151,13 @@ class EHCRequest(Frozen):
     event_id: UUID
     requested_on: date
     setting_urn: str
+    # Added with the LA's events (optional): where the LA's case stands.
+    la_code: str | None = None
+    """The LA that received the request; None: a school's request the LA has not
+    recorded through the hub."""
+    assessment_decision: Literal["assess", "not_assess"] | None = None
+    assessment_decided_on: date | None = None
+    plan_decision: Literal["issue", "not_issue"] | None = None
 
 
 class Intervention(Frozen):

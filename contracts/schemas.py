@@ -16,14 +16,14 @@ from contracts.accepted import AcceptedSchoolEventV1
 from contracts.anchors import AuditAnchorV1
 from contracts.dead_letter import DeadLetterV1
 from contracts.history import PupilHistoryEventV1
+from contracts.inbound import InboundEventV1
 from contracts.packet import TransferPacketV1
 from contracts.receipts import PacketReceiptV1
-from contracts.school_events import SchoolEventV1
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 MODELS: dict[str, Any] = {
-    "school-event.v1.json": SchoolEventV1,
+    "school-event.v1.json": InboundEventV1,
     "accepted-school-event.v1.json": AcceptedSchoolEventV1,
     "dead-letter.v1.json": DeadLetterV1,
     "pupil-history-event.v1.json": PupilHistoryEventV1,

@@ -328,11 +328,13 @@ class PupilMovedPayload(Strict):
     sen_contact: SENContact | None = None
 
 
-class _SchoolEvent(Strict):
+class _InboundEvent(Strict):
+    """What every inbound event has, whoever sent it (a school here, a local authority
+    in `contracts.la_events`)."""
+
     event_id: UUID
     schema_version: Literal[1]
     occurred_at: AwareDatetime
-    source: Source
     recorded_by: RecordedBy
     pupil: Pupil
 
@@ -346,6 +348,10 @@ class _SchoolEvent(Strict):
         if value > now + CLOCK_SKEW:
             raise ValueError("occurred_at is in the future")
         return value
+
+
+class _SchoolEvent(_InboundEvent):
+    source: Source
 
 
 class ConcernRaisedV1(_SchoolEvent):

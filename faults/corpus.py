@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from contracts.school_events import SCHOOL_EVENT
+from contracts.inbound import INBOUND_EVENT
 from faults.model import Canary, Group, Hostile, Message, Role, ValidEvent
 from faults.workload import Seeded, canary_events, encode, event_for, move_payload
 
@@ -27,7 +27,7 @@ def contract_accepts(raw: bytes) -> bool:
     try:
         text = raw.decode("utf-8")
         json.loads(text)
-        SCHOOL_EVENT.validate_json(text)
+        INBOUND_EVENT.validate_json(text)
     except Exception:
         return False
     return True

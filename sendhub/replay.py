@@ -14,6 +14,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from contracts.inbound import where_recorded
 from services.records.application import RecordsApplication
 from services.records.domain import GENESIS_HASH, pupil_id_for
 from services.records.handlers import to_history_entry
@@ -70,7 +71,7 @@ def history_table(upn: str, history: Sequence[HistoryEntry], point: str) -> Grou
         table.add_column(column)
     for h in history:
         table.add_row(str(h.version), h.event.occurred_at.date().isoformat(),
-                      h.recorded_at.strftime("%Y-%m-%d %H:%M:%S"), h.event.source.urn,
+                      h.recorded_at.strftime("%Y-%m-%d %H:%M:%S"), where_recorded(h.event),
                       h.event.recorded_by.role, describe_event(h))
     needs = ", ".join(f"{n.rank}. {n.code.value}" for n in record.needs) or "none identified"
     summary = Text.assemble(

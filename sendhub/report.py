@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from jinja2 import Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from contracts.inbound import where_recorded
 from contracts.school_events import (
     AssessmentCompletedV1,
     ConcernRaisedV1,
@@ -40,9 +41,10 @@ class ChainCheck:
 
 
 ROWS = {"Setting": 4, "SEN provision": 3, "Needs": 2, "Events": 1}
-EVENT_MARKERS = {ConcernRaisedV1: ("^", "#e67e22", "concern"),
+EVENT_MARKERS: dict[type, tuple[str, str, str]] = {ConcernRaisedV1: ("^", "#e67e22", "concern"),
                  AssessmentCompletedV1: ("o", "#2c3e50", "assessment"),
                  PlanReviewedV1: ("s", "#27ae60", "plan review")}
+LA_MARKER = ("D", "#c0392b", "local authority (EHC)")
 
 
 def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
@@ -84,7 +86,7 @@ def _draw_settings(ax: Axes, events: Sequence[HistoryEntry], start: date, end: d
     import matplotlib.dates as mdates
 
     stays: list[tuple[str, date, date]] = []
-    here, since = events[0].event.source.urn, start
+    here, since = where_recorded(events[0].event), start
     for h in events:
         if isinstance(h.event, PupilMovedV1):
             stays.append((here, since, h.event.payload.effective_date))
@@ -128,7 +130,7 @@ def _draw_events(ax: Axes, events: Sequence[HistoryEntry]) -> None:
                        linewidth=1, label=None if "move" in labelled else "move")
             labelled.add("move")
             continue
-        marker, colour, label = EVENT_MARKERS[type(e)]
+        marker, colour, label = EVENT_MARKERS.get(type(e), LA_MARKER)
         ax.plot(x, ROWS["Events"], marker=marker, color=colour, markersize=7, linestyle="none",
                 label=None if label in labelled else label)
         labelled.add(label)

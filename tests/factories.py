@@ -54,3 +54,36 @@ def school_event(event_type: str = "concern_raised", **changes: Any) -> dict[str
 def pupil(upn: str, given: str, **more: str) -> dict[str, str]:
     return {"upn": upn, "given_name": given, "family_name": "Test", "date_of_birth": "2014-02-03",
             **more}
+
+
+LA_PAYLOADS: dict[str, dict[str, Any]] = {
+    "ehc_request_received": {"received_on": "2025-01-13", "requested_by": "school",
+                             "requesting_urn": "100001"},
+    "ehc_assessment_decision": {"decided_on": "2025-02-17", "decision": "assess"},
+    "ehc_plan_decision": {"decided_on": "2025-04-28", "decision": "issue"},
+    "ehc_plan_issued": {
+        "issued_on": "2025-05-26", "maintaining_la": "801",
+        "case_officer": {"role": "EHC case officer", "work_email": "ehc.team@bristol.example.gov.uk"},
+        "needs": [{"code": "ASD", "rank": 1}, {"code": "SLCN", "rank": 2}],
+        "provision": [{"description": "Speech and language therapy", "kind": "specialist_input",
+                       "frequency": "fortnightly", "started_on": "2025-06-02"}],
+        "outcomes": ["Uses a visual timetable independently by the end of Year 6."],
+        "named_setting_urn": "100001"},
+    "ehc_annual_review": {"held_on": "2026-05-11", "outcome": "maintain"},
+    "ehc_plan_amended": {"amended_on": "2026-02-02", "summary": "Section I names the secondary school.",
+                         "named_setting_urn": "100002", "for_phase_transfer": True},
+    "ehc_plan_ceased": {"ceased_on": "2026-07-20", "reason": "no_longer_necessary"},
+    "ehc_plan_transferred": {"transferred_on": "2026-09-01", "to_la": "803"},
+}
+
+
+def la_event(event_type: str = "ehc_request_received", la: str = "801",
+             **changes: Any) -> dict[str, Any]:
+    """A valid local authority event (`contracts.la_events`) of the given type; keyword
+    arguments replace top-level fields; `payload` is merged into the default payload."""
+    payload = {**copy.deepcopy(LA_PAYLOADS[event_type]), **changes.pop("payload", {})}
+    event = school_event("concern_raised", source={"la": la, "system": "Capita One"},
+                         recorded_by={"role": "EHC case officer"}, payload=payload)
+    event["event_type"] = event_type
+    event.update(copy.deepcopy(changes))
+    return event

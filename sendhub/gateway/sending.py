@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from contracts.accepted import Position
 from contracts.dead_letter import problems_from
+from contracts.inbound import where_recorded
 from contracts.receipts import PacketReceiptV1
 from sendhub.gateway.auth import Caller
 from sendhub.gateway.bodies import JSON, NDJSON, media_type, ndjson_lines, read_body
@@ -70,9 +71,9 @@ def screen_event(line: int, raw: bytes, principal: Principal, *, now: datetime,
         return Outcome(line, status, detail=f"the event is refused ({exc.reason})",
                        problems=[p.model_dump() for p in exc.problems])
     event = accepted.event
-    if not may_send_events_for(principal, event.source.urn):
+    if not may_send_events_for(principal, where_recorded(event)):
         return Outcome(line, 403, str(event.event_id),
-                       detail=f"{principal.name} may not send events for URN {event.source.urn}")
+                       detail=f"{principal.name} may not send events for {where_recorded(event)}")
     return Outcome(line, 202, str(event.event_id), key=event.pupil.upn.encode(), body=raw)
 
 

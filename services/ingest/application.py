@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.dead_letter import problems_from
+from contracts.inbound import where_recorded
 from contracts.topics import GATEWAY_SENDER, PRINCIPAL_HEADER, Topics
 from services.ingest.domain import authorise, screen
 from services.ingest.handlers import to_accepted
@@ -69,7 +70,7 @@ def admit_school_event(raw: bytes | None, *, position: Position, now: datetime,
         principal: Principal | None = OPERATOR  # only the bare topic is the operator's
     else:
         principal = principals.active(name) if name else None
-    authorise(sender, principal, accepted.event.source.urn)
+    authorise(sender, principal, where_recorded(accepted.event))
     return accepted
 
 

@@ -52,6 +52,7 @@ def authorise(sender: str, principal: Principal | None, urn: str) -> None:
     if not may_send_events_for(principal, urn):
         acts = f" (it acts for {', '.join(sorted(principal.acts_for))})" \
             if principal.acts_for else ""
+        what = f"LA {urn[3:]}" if urn.startswith("la-") else f"URN {urn}"
         raise MessageRefused("not_authorised", [Problem(
-            path="source.urn",
-            message=f"{principal.name} may not send events for URN {urn}{acts}")])
+            path="source.la" if urn.startswith("la-") else "source.urn",
+            message=f"{principal.name} may not send events for {what}{acts}")])

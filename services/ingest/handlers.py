@@ -10,11 +10,11 @@ from datetime import datetime
 
 from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.identifiers import check_upn
-from contracts.school_events import SCHOOL_EVENT
+from contracts.inbound import INBOUND_EVENT
 
 
 def to_accepted(text: str, *, position: Position, now: datetime) -> AcceptedSchoolEventV1:
-    event = SCHOOL_EVENT.validate_json(text, context={"now": now})
+    event = INBOUND_EVENT.validate_json(text, context={"now": now})
     return AcceptedSchoolEventV1(
         accepted_at=now,
         upn_is_temporary=check_upn(event.pupil.upn),

@@ -89,11 +89,57 @@ class PupilMoved(SENHistoryEvent):
         return Destination(kind=str(d["kind"]), urn=d.get("urn"), ukprn=d.get("ukprn"))
 
 
+class LAEventRecorded(SENHistoryEvent):
+    """Something the local authority recorded about the pupil's EHC needs assessment or
+    plan; `setting_urn` names the LA as `la-<code>`. One subclass per event type, so the
+    stored topic says which."""
+
+
+class EHCRequestReceived(LAEventRecorded):
+    """The LA received a request for an EHC needs assessment."""
+
+
+class EHCAssessmentDecision(LAEventRecorded):
+    """The LA decided whether to carry out an EHC needs assessment."""
+
+
+class EHCPlanDecision(LAEventRecorded):
+    """The LA decided whether to issue an EHC plan."""
+
+
+class EHCPlanIssued(LAEventRecorded):
+    """The LA issued the final EHC plan."""
+
+
+class EHCAnnualReview(LAEventRecorded):
+    """An annual review of the EHC plan was held and the LA decided on it."""
+
+
+class EHCPlanAmended(LAEventRecorded):
+    """The LA amended the EHC plan."""
+
+
+class EHCPlanCeased(LAEventRecorded):
+    """The LA ceased to maintain the EHC plan."""
+
+
+class EHCPlanTransferred(LAEventRecorded):
+    """The EHC plan passed to another LA."""
+
+
 EVENT_CLASSES: Mapping[str, type[SENHistoryEvent]] = {
     "concern_raised": ConcernRaised,
     "assessment_completed": AssessmentCompleted,
     "plan_reviewed": PlanReviewed,
     "pupil_moved": PupilMoved,
+    "ehc_request_received": EHCRequestReceived,
+    "ehc_assessment_decision": EHCAssessmentDecision,
+    "ehc_plan_decision": EHCPlanDecision,
+    "ehc_plan_issued": EHCPlanIssued,
+    "ehc_annual_review": EHCAnnualReview,
+    "ehc_plan_amended": EHCPlanAmended,
+    "ehc_plan_ceased": EHCPlanCeased,
+    "ehc_plan_transferred": EHCPlanTransferred,
 }
 EVENT_TYPE_OF: Mapping[type[SENHistoryEvent], str] = {v: k for k, v in EVENT_CLASSES.items()}
 
@@ -311,7 +357,8 @@ def evolve(history: PupilHistory, event: SENHistoryEvent) -> PupilHistory:
         version=event.originator_version,
         event_ids={**history.event_ids, event.event_id: content_digest(event.school_event)},
         current_setting_urn=(event.destination.urn if isinstance(event, PupilMoved)
-                             else event.setting_urn),
+                             else history.current_setting_urn
+                             if isinstance(event, LAEventRecorded) else event.setting_urn),
         head_hash=event.event_hash,
     )
 

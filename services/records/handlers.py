@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contracts.accepted import AcceptedSchoolEventV1
 from contracts.history import PupilHistoryEventV1
-from contracts.school_events import SCHOOL_EVENT
+from contracts.inbound import INBOUND_EVENT, where_recorded
 from services.records.domain import UPN, SchoolEventRecord, SENHistoryEvent
 from services.shared.sen_record import HistoryEntry
 
@@ -18,7 +18,7 @@ def to_school_event_record(accepted: AcceptedSchoolEventV1) -> SchoolEventRecord
         event_type=event.event_type,
         event_id=str(event.event_id),
         occurred_at=event.occurred_at,
-        setting_urn=event.source.urn,
+        setting_urn=where_recorded(event),
         recorded_by_role=event.recorded_by.role,
         upn_is_temporary=accepted.upn_is_temporary,
         school_event=event.model_dump(mode="json", exclude_none=True),
@@ -34,7 +34,7 @@ def to_history_entry(event: SENHistoryEvent) -> HistoryEntry:
         version=event.originator_version,
         recorded_at=event.timestamp,
         upn_is_temporary=event.upn_is_temporary,
-        event=SCHOOL_EVENT.validate_python(event.school_event, context={"trusted": True}),
+        event=INBOUND_EVENT.validate_python(event.school_event, context={"trusted": True}),
         event_hash=event.event_hash or None,
         previous_hash=event.previous_hash or None,
     )

@@ -114,6 +114,7 @@ def sender_of(principal: Principal) -> str | None:
     writes to Kafka at all."""
     return {Kind.school: f"urn-{principal.identifier}",
             Kind.post16: f"ukprn-{principal.identifier}",
+            Kind.la: f"la-{principal.identifier}",
             Kind.connector: principal.identifier}.get(
         principal.kind, "gateway" if principal == service("gateway") else None)
 
@@ -125,6 +126,8 @@ def principal_named_by_sender(sender: str) -> str:
         return f"school-{sender[4:]}"
     if sender.startswith("ukprn-"):
         return f"post16-{sender[6:]}"
+    if sender.startswith("la-"):
+        return f"la-{sender[3:]}"
     return f"connector-{sender}"
 
 
@@ -135,12 +138,16 @@ def service(name: str) -> Principal:
 OPERATOR = Principal(Kind.operator, "operator")
 
 
-def may_send_events_for(principal: Principal, urn: str) -> bool:
-    """A school speaks for itself; a connector for the settings it was registered for."""
+def may_send_events_for(principal: Principal, recorded_by: str) -> bool:
+    """A school speaks for itself; a connector for the settings it was registered for;
+    a local authority for itself (`recorded_by` is `la-<code>` for an LA's events, as
+    `contracts.inbound.where_recorded` names them, else the school's URN)."""
     if principal.kind is Kind.school:
-        return principal.identifier == urn
+        return principal.identifier == recorded_by
     if principal.kind is Kind.connector:
-        return urn in principal.acts_for
+        return recorded_by in principal.acts_for
+    if principal.kind is Kind.la:
+        return recorded_by == f"la-{principal.identifier}"
     return False
 
 

@@ -18,8 +18,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
+from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
+from contracts.inbound import InboundEvent, is_la_event
+from contracts.la_events import (
+    EHCAnnualReviewV1,
+    EHCAssessmentDecisionV1,
+    EHCPlanAmendedV1,
+    EHCPlanCeasedV1,
+    EHCPlanDecisionV1,
+    EHCPlanIssuedV1,
+    EHCPlanTransferredV1,
+    EHCRequestReceivedV1,
+    TimeLimitException,
+)
 from contracts.packet import SENStatus
 from contracts.school_events import (
     PENDING_OUTCOMES,
@@ -30,10 +43,12 @@ from contracts.school_events import (
     PlanKind,
     PlanReviewedV1,
     Post16Destination,
+    Provision,
+    PupilMovedV1,
     RankedNeed,
     ReviewDecision,
     SchoolDestination,
-    SchoolEventV1,
+    SENContact,
 )
 
 
@@ -47,7 +62,7 @@ class HistoryEntry:
     version: int
     recorded_at: datetime
     upn_is_temporary: bool
-    event: SchoolEventV1
+    event: InboundEvent
     event_hash: str | None = None
     previous_hash: str | None = None
 
@@ -64,8 +79,66 @@ CENSUS_CODE: dict[SENStatus, Literal["N", "K", "E"]] = {
 
 
 @dataclass
+class EHCPlan:
+    """The EHC plan the local authority maintains, as its events left it (Children and
+    Families Act 2014 s.37: the LA secures the plan and maintains it)."""
+
+    event_id: UUID
+    issued_on: date
+    maintaining_la: str
+    case_officer: SENContact
+    needs: list[RankedNeed]
+    provision: list[Provision]
+    outcomes: list[str]
+    named_setting_urn: str | None
+    last_reviewed_on: date | None = None
+    last_amended_on: date | None = None
+    transferred_from_la: str | None = None
+    transferred_on: date | None = None
+
+    @property
+    def reviewed_or_issued_on(self) -> date:
+        """Where the next annual review's 12 months run from (s.44(1))."""
+        return max(d for d in (self.issued_on, self.last_reviewed_on) if d is not None)
+
+
+@dataclass
+class EHCRequestCase:
+    """One request for an EHC needs assessment as the LA handles it: received, the
+    decision to assess, the decision to issue, the plan (SEND Regulations 2014, reg.
+    3-13). `la_code` None is a school's request the LA has not (yet) recorded."""
+
+    event_id: UUID
+    requested_on: date
+    setting_urn: str
+    la_code: str | None = None
+    requested_by: str | None = None
+    assessment_decision: Literal["assess", "not_assess"] | None = None
+    assessment_decided_on: date | None = None
+    plan_decision: Literal["issue", "not_issue"] | None = None
+    plan_decided_on: date | None = None
+    plan_issued_on: date | None = None
+    exceptions: dict[str, TimeLimitException] = field(default_factory=dict)
+    """Which limit (`assessment_decision`, `plan_decision`, `plan_issued`) a published
+    exception applies to."""
+
+    @property
+    def declined(self) -> bool:
+        return self.assessment_decision == "not_assess" or self.plan_decision == "not_issue"
+
+    @property
+    def concluded(self) -> bool:
+        return self.declined or self.plan_issued_on is not None
+
+
+@dataclass
 class SENRecord:
-    """A pupil's SEN record as it stood after some prefix of their history."""
+    """A pupil's SEN record as it stood after some prefix of their history.
+
+    Once a local authority has sent any event about the pupil (`la_speaks`), the EHC
+    plan (E) follows the LA's events only: a school's `ehc_plan_issued` outcome or its
+    EHC plan review is what the school reported, not the plan. Before that (an LA not
+    yet connected to the hub), the school's report is all there is, and is used."""
 
     status: SENStatus = "none"
     needs: list[RankedNeed] = field(default_factory=list)
@@ -75,6 +148,12 @@ class SENRecord:
     version: int = 0
     episodes: list[tuple[date, SENStatus]] = field(default_factory=list)
     """Each change of status, from the day of the event that changed it."""
+    la_speaks: bool = False
+    ehc_plan: EHCPlan | None = None
+    ehc_requests: list[EHCRequestCase] = field(default_factory=list)
+    annual_reviews: list[EHCAnnualReviewV1] = field(default_factory=list)
+    plan_amendments: list[EHCPlanAmendedV1] = field(default_factory=list)
+    ceased_plans: list[tuple[EHCPlan, EHCPlanCeasedV1]] = field(default_factory=list)
 
     @property
     def has_sen_history(self) -> bool:
@@ -94,14 +173,23 @@ class SENRecord:
                 and not any(_concludes(a, r, AssessmentKind.SPECIALIST)
                             for a in self.assessments)]
 
-    def ehc_request_open(self) -> AssessmentCompletedV1 | None:
-        """The latest request for an EHC needs assessment not yet concluded by an EHC
-        needs assessment (SEND Regulations 2014, regulations 3 to 13)."""
+    def ehc_request_open(self) -> EHCRequestCase | None:
+        """The latest request for an EHC needs assessment not yet concluded (SEND
+        Regulations 2014, regulations 3 to 13). With an LA speaking, its cases decide:
+        open until it declines or issues a plan; a school's request made after the LA's
+        last case is open too (the LA has not recorded it). Without, a school's request
+        is open until an EHC needs assessment concludes it."""
+        if self.la_speaks:
+            open_ = [c for c in self.ehc_requests if not c.concluded]
+            return open_[-1] if open_ else None
         requests = [r for r in self.assessments
                     if r.payload.outcome is AssessmentOutcome.REQUEST_EHC_NEEDS_ASSESSMENT]
-        open_ = [r for r in requests if not any(
+        open_requests = [r for r in requests if not any(
             _concludes(a, r, AssessmentKind.EHC_NEEDS_ASSESSMENT) for a in self.assessments)]
-        return open_[-1] if open_ else None
+        if not open_requests:
+            return None
+        r = open_requests[-1]
+        return EHCRequestCase(r.event_id, r.occurred_at.date(), r.source.urn)
 
     def apply(self, history_event: HistoryEntry) -> None:
         event = history_event.event
@@ -111,8 +199,11 @@ class SENRecord:
         if self.status != before:
             self.episodes.append((event.occurred_at.date(), self.status))
 
-    def _apply(self, event: object) -> None:
-        if isinstance(event, ConcernRaisedV1):
+    def _apply(self, event: InboundEvent) -> None:
+        if is_la_event(event):
+            self.la_speaks = True
+            self._la_event(event)
+        elif isinstance(event, ConcernRaisedV1):
             self.concerns.append(event)
         elif isinstance(event, AssessmentCompletedV1):
             self.assessments.append(event)
@@ -120,6 +211,72 @@ class SENRecord:
         elif isinstance(event, PlanReviewedV1):
             self.reviews.append(event)
             self._reviewed(event)
+
+    def _la_event(self, event: InboundEvent) -> None:
+        """The LA's EHC events: the plan exists, changes, moves and ends only here."""
+        la = getattr(event.source, "la", "")
+        if isinstance(event, EHCRequestReceivedV1):
+            p = event.payload
+            self.ehc_requests.append(EHCRequestCase(
+                event.event_id, p.received_on, f"la-{la}", la_code=la,
+                requested_by=p.requested_by.value))
+        elif isinstance(event, EHCAssessmentDecisionV1 | EHCPlanDecisionV1):
+            case = self._open_case()
+            if case is None:
+                return
+            if isinstance(event, EHCAssessmentDecisionV1):
+                case.assessment_decision = event.payload.decision
+                case.assessment_decided_on = event.payload.decided_on
+                key = "assessment_decision"
+            else:
+                case.plan_decision = event.payload.decision
+                case.plan_decided_on = event.payload.decided_on
+                key = "plan_decision"
+            if event.payload.exception is not None:
+                case.exceptions[key] = event.payload.exception
+        elif isinstance(event, EHCPlanIssuedV1):
+            plan = event.payload
+            case = self._open_case()
+            if case is not None:
+                case.plan_issued_on = plan.issued_on
+                if plan.exception is not None:
+                    case.exceptions["plan_issued"] = plan.exception
+            self.ehc_plan = EHCPlan(
+                event.event_id, plan.issued_on, plan.maintaining_la, plan.case_officer,
+                list(plan.needs), list(plan.provision), list(plan.outcomes), plan.named_setting_urn)
+            self.needs = sorted(plan.needs, key=lambda n: n.rank)
+            self._set_status("ehc_plan")
+        elif isinstance(event, EHCAnnualReviewV1):
+            self.annual_reviews.append(event)
+            if self.ehc_plan is not None:
+                self.ehc_plan.last_reviewed_on = event.payload.held_on
+        elif isinstance(event, EHCPlanAmendedV1):
+            self.plan_amendments.append(event)
+            current = self.ehc_plan
+            if current is not None:
+                current.last_amended_on = event.payload.amended_on
+                if event.payload.needs:
+                    current.needs = list(event.payload.needs)
+                    self.needs = sorted(event.payload.needs, key=lambda n: n.rank)
+                if event.payload.provision is not None:
+                    current.provision = list(event.payload.provision)
+                if event.payload.named_setting_urn:
+                    current.named_setting_urn = event.payload.named_setting_urn
+        elif isinstance(event, EHCPlanCeasedV1):
+            if self.ehc_plan is not None:
+                self.ceased_plans.append((self.ehc_plan, event))
+            self.ehc_plan = None
+            if self.status == "ehc_plan":
+                self._set_status("none" if event.payload.no_longer_has_sen else "sen_support")
+        elif isinstance(event, EHCPlanTransferredV1) and self.ehc_plan is not None:
+            self.ehc_plan.transferred_from_la = self.ehc_plan.maintaining_la
+            self.ehc_plan.maintaining_la = event.payload.to_la
+            self.ehc_plan.transferred_on = event.payload.transferred_on
+
+    def _open_case(self) -> EHCRequestCase | None:
+        """The LA's decisions belong to its latest case not yet concluded."""
+        open_ = [c for c in self.ehc_requests if c.la_code is not None and not c.concluded]
+        return open_[-1] if open_ else None
 
     def _assessed(self, event: AssessmentCompletedV1) -> None:
         """The N/K/E rules (README "One N/K/E rule set"; census: a pupil with N has no
@@ -141,15 +298,19 @@ class SENRecord:
                     return
             self._set_status("none")
             return
-        if payload.identified_needs:
+        if payload.identified_needs and self.ehc_plan is None:
             self.needs = sorted(payload.identified_needs, key=lambda n: n.rank)
-        if outcome is AssessmentOutcome.EHC_PLAN_ISSUED:
-            self._set_status("ehc_plan")
+        if outcome is AssessmentOutcome.EHC_PLAN_ISSUED and not self.la_speaks:
+            self._set_status("ehc_plan")  # the school's report, while no LA has spoken
         elif self.status == "none":
             self._set_status("sen_support")
 
     def _reviewed(self, event: PlanReviewedV1) -> None:
         payload = event.payload
+        if payload.plan_kind is PlanKind.EHC_PLAN and self.la_speaks:
+            if self.status == "none":
+                self._set_status("sen_support")
+            return  # the school's review meeting; the LA decides what becomes of the plan
         if payload.decision is ReviewDecision.CEASE:
             if payload.plan_kind is PlanKind.EHC_PLAN and not payload.no_longer_has_sen:
                 self._set_status("sen_support")  # the plan ends; SEN support usually goes on
@@ -203,8 +364,8 @@ def record_at(history: Sequence[HistoryEntry], version: int | None = None) -> SE
     Events apply in the order they happened, so a late entry about an earlier date
     takes its place in the story rather than overriding what came after it.
     """
-    record = SENRecord()
     chosen = [h for h in history if version is None or h.version <= version]
+    record = SENRecord(la_speaks=any(is_la_event(h.event) for h in chosen))
     for history_event in sorted(chosen, key=lambda h: (h.event.occurred_at, h.version)):
         record.apply(history_event)
     return record
@@ -238,6 +399,8 @@ def describe_event(event: HistoryEntry) -> str:
     if isinstance(e, PlanReviewedV1):
         return (f"{words(e.payload.plan_kind.value, capital=True)} reviewed: "
                 f"{words(e.payload.decision.value)}")
+    if not isinstance(e, PupilMovedV1):
+        return describe_la_event(e)
     d = e.payload.destination
     if isinstance(d, SchoolDestination):
         where = f"school URN {d.urn}"
@@ -247,6 +410,36 @@ def describe_event(event: HistoryEntry) -> str:
         where = "an unknown destination (lost pupil)"
     return (f"Moved ({words(e.payload.move_kind.value)}) to {where}, "
             f"effective {e.payload.effective_date.isoformat()}")
+
+
+def describe_la_event(e: InboundEvent) -> str:
+    """A local authority's EHC event in a sentence, naming the LA by its code."""
+    la = f"LA {getattr(e.source, 'la', '?')}"
+    if isinstance(e, EHCRequestReceivedV1):
+        return (f"{la} received a request for an EHC needs assessment "
+                f"(from {words(e.payload.requested_by.value)}) on {e.payload.received_on}")
+    if isinstance(e, EHCAssessmentDecisionV1):
+        verb = "will carry out" if e.payload.decision == "assess" else "will not carry out"
+        return f"{la} decided it {verb} an EHC needs assessment ({e.payload.decided_on})"
+    if isinstance(e, EHCPlanDecisionV1):
+        verb = "will issue" if e.payload.decision == "issue" else "will not issue"
+        return f"{la} decided it {verb} an EHC plan ({e.payload.decided_on})"
+    if isinstance(e, EHCPlanIssuedV1):
+        needs = ", ".join(n.code.value for n in e.payload.needs)
+        return (f"{la} issued the final EHC plan on {e.payload.issued_on} "
+                f"(maintained by LA {e.payload.maintaining_la}; {needs})")
+    if isinstance(e, EHCAnnualReviewV1):
+        kind = "phase-transfer review" if e.payload.for_phase_transfer else "annual review"
+        return f"EHC plan {kind} held on {e.payload.held_on}: {words(e.payload.outcome)}"
+    if isinstance(e, EHCPlanAmendedV1):
+        return f"{la} amended the EHC plan on {e.payload.amended_on}"
+    if isinstance(e, EHCPlanCeasedV1):
+        return (f"{la} ceased to maintain the EHC plan on {e.payload.ceased_on} "
+                f"({words(e.payload.reason.value)})")
+    if isinstance(e, EHCPlanTransferredV1):
+        return (f"{la} transferred the EHC plan to LA {e.payload.to_la} "
+                f"on {e.payload.transferred_on}")
+    return words(e.event_type, capital=True)
 
 
 STATUS_WORDS: dict[SENStatus, str] = {

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from contracts.inbound import where_recorded
 from contracts.school_events import (
     AssessmentCompletedV1,
     AssessmentOutcome,
@@ -69,7 +70,7 @@ def concern_to_assessment(history: Sequence[HistoryEntry]) -> list[Interval]:
                      None)
         found.append(Interval(
             "Concern to first assessment", raised.date(), first, CONCERN_GUIDE,
-            "guide: 6 weeks (no statutory limit)", h.event.source.urn,
+            "guide: 6 weeks (no statutory limit)", where_recorded(h.event),
             ", ".join(h.event.payload.areas_of_need)))
     return found
 
@@ -93,12 +94,12 @@ def ehc_request_to_plan(history: Sequence[HistoryEntry]) -> list[Interval]:
               and h.event.payload.outcome is AssessmentOutcome.EHC_PLAN_ISSUED):
             found.append(Interval("EHC needs assessment request to plan issued",
                                   open_request.event.occurred_at.date(), h.event.occurred_at.date(),
-                                  EHC_PLAN_LIMIT, "statutory: 20 weeks", open_request.event.source.urn))
+                                  EHC_PLAN_LIMIT, "statutory: 20 weeks", where_recorded(open_request.event)))
             open_request = None
     if open_request is not None:
         found.append(Interval("EHC needs assessment request to plan issued",
                               open_request.event.occurred_at.date(), None, EHC_PLAN_LIMIT,
-                              "statutory: 20 weeks", open_request.event.source.urn,
+                              "statutory: 20 weeks", where_recorded(open_request.event),
                               "no plan issued yet"))
     return found
 
@@ -117,10 +118,10 @@ def reviews_against_due_dates(history: Sequence[HistoryEntry]) -> list[Interval]
             found.append(Interval("Review held by its due date", start, held,
                                   payload.next_review_due - start,
                                   f"due {payload.next_review_due:%-d %b %Y} (set at the review)",
-                                  review.source.urn))
+                                  where_recorded(review)))
         if payload.plan_kind is PlanKind.EHC_PLAN:
             found.append(Interval("EHC plan annual review", start, held, EHC_REVIEW_LIMIT,
-                                  "statutory: at least every 12 months", review.source.urn))
+                                  "statutory: at least every 12 months", where_recorded(review)))
     return found
 
 
@@ -158,7 +159,7 @@ def plan_gaps(history: Sequence[HistoryEntry]) -> list[Interval]:
                 gap_start = (e.payload.effective_date, _destination_urn(e))
             continue
         if needs_open and not plan_in_place and gap_start is None:
-            gap_start = (day, e.source.urn)
+            gap_start = (day, where_recorded(e))
         if gap_start is not None and (plan_in_place or not needs_open):
             found.append(Interval("No plan in place while needs were open", gap_start[0], day,
                                   PLAN_GAP_GUIDE, "guide: 6 weeks", gap_start[1]))

@@ -39,8 +39,11 @@ def ehc_request(record: SENRecord) -> EHCRequest | None:
     request = record.ehc_request_open()
     if request is None:
         return None
-    return EHCRequest(event_id=request.event_id, requested_on=request.occurred_at.date(),
-                      setting_urn=request.source.urn)
+    return EHCRequest(event_id=request.event_id, requested_on=request.requested_on,
+                      setting_urn=request.setting_urn, la_code=request.la_code,
+                      assessment_decision=request.assessment_decision,
+                      assessment_decided_on=request.assessment_decided_on,
+                      plan_decision=request.plan_decision)
 
 
 def review_overdue_since(record: SENRecord, moved_on: date) -> date | None:

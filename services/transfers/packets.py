@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
+from contracts.inbound import where_recorded
 from contracts.packet import (
     Move,
     PacketPupil,
@@ -76,7 +77,7 @@ def departures(history: Sequence[HistoryEntry]) -> dict[str, date]:
     left: dict[str, date] = {}
     for h in sorted(history, key=lambda h: h.version):
         if isinstance(h.event, PupilMovedV1):
-            left[h.event.source.urn] = h.event.payload.effective_date
+            left[where_recorded(h.event)] = h.event.payload.effective_date
     return left
 
 
@@ -84,7 +85,7 @@ def recorded_after_leaving(event: HistoryEntry, left: dict[str, date]) -> bool:
     """A setting recorded something that happened after the pupil had left it."""
     if isinstance(event.event, PupilMovedV1):
         return False
-    effective = left.get(event.event.source.urn)
+    effective = left.get(where_recorded(event.event))
     return effective is not None and event.event.occurred_at.date() > effective
 
 
@@ -100,7 +101,7 @@ def covered_events(
     receiver_urn = destination.urn if isinstance(destination, SchoolDestination) else None
     return sorted(
         (h for h in history if h.version <= move_version or (
-            h.version <= up_to_version and h.event.source.urn != receiver_urn)),
+            h.version <= up_to_version and where_recorded(h.event) != receiver_urn)),
         key=lambda h: h.version,
     )
 
@@ -169,7 +170,7 @@ def build_transfer_packet(
 def _history_statement(record: SENRecord, covered: Sequence[HistoryEntry]) -> str:
     if not record.has_sen_history:
         return NO_HISTORY_STATEMENT
-    return (f"SEN history recorded at {len({h.event.source.urn for h in covered})} "
+    return (f"SEN history recorded at {len({where_recorded(h.event) for h in covered})} "
             f"setting(s): {len(record.concerns)} concern(s), {len(record.assessments)} "
             f"assessment(s), {len(record.reviews)} plan review(s).")
 
@@ -180,7 +181,7 @@ def _timeline(covered: Sequence[HistoryEntry]) -> list[TimelineEntry]:
         TimelineEntry(
             occurred_at=h.event.occurred_at,
             event_type=h.event.event_type,
-            setting_urn=h.event.source.urn,
+            setting_urn=where_recorded(h.event),
             recorded_by_role=h.event.recorded_by.role,
             description=describe_event(h),
             history_version=h.version,
@@ -240,14 +241,14 @@ def amendment_changes(
     receiver = previous.to_setting.urn
     left = departures(history)
     return [
-        f"Added: {describe_event(h)} on {h.event.occurred_at:%-d %B %Y} at URN "
-        f"{h.event.source.urn} ("
+        f"Added: {describe_event(h)} on {h.event.occurred_at:%-d %B %Y} at "
+        f"{_place(where_recorded(h.event))} ("
         + ("recorded after the pupil had left" if recorded_after_leaving(h, left)
            else "recorded late")
         + f", history version {h.version})"
         for h in sorted(history, key=lambda h: h.version)
         if h.version not in covered and h.version > previous.history_version
-        and h.event.source.urn != receiver
+        and where_recorded(h.event) != receiver
     ]
 
 
@@ -256,7 +257,7 @@ def is_late_entry(event: HistoryEntry, move: PupilMovedV1) -> bool:
     the former school catching up. It calls for an amendment to the receiver."""
     return (not isinstance(event.event, PupilMovedV1)
             and event.event.occurred_at.date() <= move.payload.effective_date
-            and event.event.source.urn == move.source.urn)
+            and where_recorded(event.event) == move.source.urn)
 
 
 LONG_TEXT = 1_000
@@ -332,3 +333,8 @@ def differences(sent: TransferPacketV1, rebuilt: TransferPacketV1) -> list[str]:
     """The top-level fields where two packets differ (empty when they match exactly)."""
     a, b = sent.model_dump(mode="json"), rebuilt.model_dump(mode="json")
     return [key for key in a if a[key] != b.get(key)]
+
+
+def _place(recorded_by: str) -> str:
+    """`URN 131001` for a school, `LA 801` for a local authority."""
+    return f"LA {recorded_by[3:]}" if recorded_by.startswith("la-") else f"URN {recorded_by}"

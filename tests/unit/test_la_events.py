@@ -1,0 +1,124 @@
+"""The local authority's EHC events: the contract, and the SEN record following them for E
+(contracts.la_events; services.shared.sen_record)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from contracts.inbound import INBOUND_EVENT, where_recorded
+from services.shared.sen_record import HistoryEntry, describe_event, record_at
+from tests.factories import la_event, school_event
+
+UPN = "H801200001001"
+
+
+def history(*events: dict[str, Any]) -> list[HistoryEntry]:
+    return [HistoryEntry(upn=UPN, version=n, recorded_at=datetime(2026, 1, 1, tzinfo=UTC),
+                         upn_is_temporary=False,
+                         event=INBOUND_EVENT.validate_python(e, context={"trusted": True}))
+            for n, e in enumerate(events, start=1)]
+
+
+def at(day: str) -> str:
+    return f"{day}T10:00:00+00:00"
+
+
+def test_every_la_event_type_is_valid_and_named_by_its_la() -> None:
+    for kind in ("ehc_request_received", "ehc_assessment_decision", "ehc_plan_decision",
+                 "ehc_plan_issued", "ehc_annual_review", "ehc_plan_amended", "ehc_plan_ceased",
+                 "ehc_plan_transferred"):
+        event = INBOUND_EVENT.validate_python(la_event(kind))
+        assert where_recorded(event) == "la-801"
+        assert describe_event(history(la_event(kind))[0]).startswith(("LA 801", "EHC plan"))
+
+
+@pytest.mark.parametrize("change", [
+    {"source": {"la": "80", "system": "x"}},
+    {"source": {"la": "801", "urn": "100001", "system": "x"}},
+    {"payload": {"decision": "maybe"}},
+])
+def test_an_la_event_that_breaks_the_contract_is_refused(change: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        INBOUND_EVENT.validate_python(la_event("ehc_assessment_decision", **change))
+
+
+def test_a_plan_is_transferred_to_another_la_only() -> None:
+    with pytest.raises(ValidationError, match="another local authority"):
+        INBOUND_EVENT.validate_python(la_event("ehc_plan_transferred",
+                                               payload={"to_la": "801"}))
+
+
+def test_a_plan_issued_by_the_la_makes_e_with_its_needs() -> None:
+    record = record_at(history(la_event("ehc_request_received"),
+                               la_event("ehc_assessment_decision"),
+                               la_event("ehc_plan_decision"), la_event("ehc_plan_issued")))
+    assert record.status == "ehc_plan"
+    assert [n.code for n in record.needs] == ["ASD", "SLCN"]
+    assert record.ehc_plan is not None and record.ehc_plan.maintaining_la == "801"
+    assert record.ehc_request_open() is None
+
+
+def test_once_an_la_speaks_a_schools_ehc_plan_issued_outcome_is_not_the_plan() -> None:
+    school_says_plan = school_event("assessment_completed", payload={
+        "assessor_role": "educational_psychologist", "assessment_kind": "ehc_needs_assessment",
+        "identified_needs": [{"code": "ASD", "rank": 1}], "outcome": "ehc_plan_issued",
+        "summary": "EP advice."})
+    alone = record_at(history(school_says_plan))
+    assert alone.status == "ehc_plan"  # no LA connected: the school's report is all there is
+    with_la = record_at(history(la_event("ehc_request_received"), school_says_plan))
+    assert with_la.status == "sen_support"
+    assert with_la.ehc_request_open() is not None
+
+
+def test_a_declined_request_is_no_longer_open() -> None:
+    for declined in (la_event("ehc_assessment_decision", payload={"decision": "not_assess"}),
+                     la_event("ehc_plan_decision", payload={"decision": "not_issue"})):
+        record = record_at(history(la_event("ehc_request_received"), declined))
+        assert record.ehc_request_open() is None
+        assert record.ehc_requests[0].declined
+        assert record.status == "none"
+
+
+def test_an_open_request_carries_where_the_las_case_stands() -> None:
+    record = record_at(history(la_event("ehc_request_received"),
+                               la_event("ehc_assessment_decision",
+                                        payload={"exception": "absent_from_area"})))
+    case = record.ehc_request_open()
+    assert case is not None
+    assert (case.la_code, case.requested_on, case.assessment_decision) == (
+        "801", date(2025, 1, 13), "assess")
+    assert case.exceptions == {"assessment_decision": "absent_from_area"}
+
+
+def test_reviews_amendments_transfer_and_cease_follow_the_plan() -> None:
+    events = [la_event("ehc_request_received"), la_event("ehc_plan_issued", occurred_at=at("2025-05-26")),
+              la_event("ehc_plan_amended", occurred_at=at("2026-02-02"),
+                       payload={"needs": [{"code": "ASD", "rank": 1}]}),
+              la_event("ehc_annual_review", occurred_at=at("2026-05-11")),
+              la_event("ehc_plan_transferred", occurred_at=at("2026-09-01"))]
+    record = record_at(history(*events))
+    plan = record.ehc_plan
+    assert plan is not None
+    assert plan.last_reviewed_on == date(2026, 5, 11)
+    assert plan.reviewed_or_issued_on == date(2026, 5, 11)
+    assert (plan.maintaining_la, plan.transferred_from_la) == ("803", "801")
+    assert [n.code for n in record.needs] == ["ASD"]
+    ceased = record_at(history(*events, la_event("ehc_plan_ceased", la="803",
+                                                 occurred_at=at("2026-10-01"))))
+    assert (ceased.status, ceased.ehc_plan) == ("sen_support", None)
+    gone = record_at(history(*events, la_event("ehc_plan_ceased", la="803",
+                                               occurred_at=at("2026-10-01"),
+                                               payload={"no_longer_has_sen": True})))
+    assert gone.status == "none"
+
+
+def test_a_schools_ehc_review_does_not_cease_the_las_plan() -> None:
+    review = school_event("plan_reviewed", occurred_at=at("2025-09-20"), payload={
+        "plan_kind": "ehc_plan", "targets": [], "provision": [], "what_worked": "x",
+        "decision": "cease"})
+    record = record_at(history(la_event("ehc_plan_issued"), review))
+    assert record.status == "ehc_plan"

@@ -98,9 +98,68 @@ SENCO_OAKFIELD, SENCO_RIVERSIDE, SENCO_HILLCREST = "Mrs J. Patel", "Mr D. Green"
 
 
 def scenario_events() -> list[dict[str, Any]]:
-    """The scenario's school events in the order the school systems send them."""
-    return (_amira() + _ben() + _chloe() + _dylan() + _ella() + _farhan() + _grace()
-            + [_invalid_review()])
+    """The scenario's school and LA events in the order the systems send them."""
+    return (_amira() + _ben() + _ben_la() + _chloe() + _dylan() + _ella() + _ella_la()
+            + _farhan() + _grace() + [_invalid_review()])
+
+
+BRISTOL = {"la": "801", "system": "Capita One"}
+CASE_OFFICER = {"role": "EHC case officer, SEND 0-25 team",
+                "work_email": "send.casework@bristol.example.gov.uk"}
+
+
+def _la_event(pupil: ScenarioPupil, n: int, event_type: str, when: str,
+              payload: dict[str, Any]) -> dict[str, Any]:
+    """An event from Bristol's (LA 801) case-management system."""
+    return {
+        "event_id": event_id(pupil, n), "event_type": event_type, "schema_version": 1,
+        "occurred_at": when, "source": BRISTOL, "recorded_by": {"role": "EHC case officer"},
+        "pupil": pupil.as_contract(), "payload": payload,
+    }
+
+
+def _ben_la() -> list[dict[str, Any]]:
+    """Bristol's side of Ben's plan: the request received after the SaLT's advice, the
+    decision to assess in week 5, the plan issued in week 19 (the limit is 20), the annual
+    review, and the plan amended for secondary school by 15 February (phase transfer)."""
+    return [
+        _la_event(BEN, 20, "ehc_request_received", "2025-01-06T12:00:00+00:00",
+                  {"received_on": "2025-01-06", "requested_by": "school",
+                   "requesting_urn": RIVERSIDE["urn"]}),
+        _la_event(BEN, 21, "ehc_assessment_decision", "2025-02-07T12:00:00+00:00",
+                  {"decided_on": "2025-02-07", "decision": "assess"}),
+        _la_event(BEN, 22, "ehc_plan_decision", "2025-04-14T12:00:00+01:00",
+                  {"decided_on": "2025-04-14", "decision": "issue"}),
+        _la_event(BEN, 23, "ehc_plan_issued", "2025-05-16T12:00:00+01:00", {
+            "issued_on": "2025-05-16", "maintaining_la": "801", "case_officer": CASE_OFFICER,
+            "needs": [{"code": "SLCN", "rank": 1}, {"code": "SEMH", "rank": 2}],
+            "provision": [_provision("Speech and language therapy", "specialist_input",
+                                     "weekly, 45 min", "2025-06-02"),
+                          _provision("ELSA emotional literacy sessions", "intervention",
+                                     "weekly, 30 min", "2025-09-15")],
+            "outcomes": ["Follows two-step instructions in class by the end of Year 6.",
+                         "Tells an adult when he is worried, using his feelings scale."],
+            "named_setting_urn": RIVERSIDE["urn"]}),
+        _la_event(BEN, 24, "ehc_annual_review", "2025-11-24T12:00:00+00:00",
+                  {"held_on": "2025-11-17", "outcome": "amend", "for_phase_transfer": True,
+                   "parent_carer_views": "Parents want Hillcrest named and SaLT to continue."}),
+        _la_event(BEN, 25, "ehc_plan_amended", "2026-02-10T12:00:00+00:00", {
+            "amended_on": "2026-02-10", "for_phase_transfer": True,
+            "named_setting_urn": HILLCREST["urn"],
+            "summary": "Section I names Hillcrest Academy from September 2026; transition visits added."}),
+    ]
+
+
+def _ella_la() -> list[dict[str, Any]]:
+    """A parent's request for Ella that Bristol declined, four days after the 6 weeks: a
+    late decision, and a request that is not overdue for ever."""
+    return [
+        _la_event(ELLA, 20, "ehc_request_received", "2025-10-06T12:00:00+01:00",
+                  {"received_on": "2025-10-06", "requested_by": "parent"}),
+        _la_event(ELLA, 21, "ehc_assessment_decision", "2025-11-21T12:00:00+00:00",
+                  {"decided_on": "2025-11-21", "decision": "not_assess",
+                   "reason": "Needs can be met through SEN support; review in the spring term."}),
+    ]
 
 
 def _amira() -> list[dict[str, Any]]:

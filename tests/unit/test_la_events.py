@@ -3,13 +3,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.inbound import INBOUND_EVENT, where_recorded
+from contracts.topics import Topics
+from services.ingest.application import admit_school_event
+from services.shared.access import (
+    Principal,
+    may_send_events_for,
+    principal_named_by_sender,
+    sender_of,
+)
+from services.shared.errors import MessageRefused
 from services.shared.sen_record import HistoryEntry, describe_event, record_at
 from tests.factories import la_event, school_event
 
@@ -122,3 +133,39 @@ def test_a_schools_ehc_review_does_not_cease_the_las_plan() -> None:
         "decision": "cease"})
     record = record_at(history(la_event("ehc_plan_issued"), review))
     assert record.status == "ehc_plan"
+
+
+class _Principals:
+    def __init__(self, *names: str) -> None:
+        self.known = {n: Principal.parse(n) for n in names}
+
+    def active(self, name: str) -> Principal | None:
+        return self.known.get(name)
+
+
+def _admit(event: dict[str, Any], topic: str) -> AcceptedSchoolEventV1:
+    return admit_school_event(
+        json.dumps(event).encode(), position=Position(topic=topic, partition=0, offset=1),
+        now=datetime(2026, 11, 23, tzinfo=UTC), max_bytes=100_000, headers=[],
+        topics=Topics(), principals=_Principals("la-801", "la-803", "school-100001"))
+
+
+def test_an_la_speaks_for_itself_on_its_own_topic_only() -> None:
+    accepted = _admit(la_event("ehc_plan_issued"), "sen.school-events.v1.la-801")
+    assert accepted.event.event_type == "ehc_plan_issued"
+    with pytest.raises(MessageRefused, match="la-803 may not send events for LA 801") as refused:
+        _admit(la_event("ehc_plan_issued"), "sen.school-events.v1.la-803")
+    assert refused.value.reason == "not_authorised"
+    assert refused.value.problems[0].path == "source.la"
+    with pytest.raises(MessageRefused) as school:
+        _admit(la_event("ehc_plan_issued"), "sen.school-events.v1.urn-100001")
+    assert school.value.reason == "not_authorised"
+    with pytest.raises(MessageRefused):
+        _admit(school_event(), "sen.school-events.v1.la-801")
+
+
+def test_the_sender_of_an_la_is_its_own_topic_suffix() -> None:
+    la = Principal.parse("la-801")
+    assert sender_of(la) == "la-801"
+    assert principal_named_by_sender("la-801") == "la-801"
+    assert may_send_events_for(la, "la-801") and not may_send_events_for(la, "100001")

@@ -58,19 +58,22 @@ class RequestedBy(StrEnum):
 
 
 class TimeLimitException(StrEnum):
-    """The published exceptions to the EHC time limits (SEND Regulations 2014, reg. 5(4)
-    for the 6 weeks, reg. 10(4) for the 16 weeks, reg. 13(3) for the 20 weeks): the LA
-    need not meet the limit when it is impractical because of one of these."""
+    """The published exceptions to the EHC time limits: the LA need not meet the limit
+    when it is impractical because of one of these. The 6 weeks: SEND Regulations 2014,
+    reg. 5(4); the 16 weeks: reg. 10(4)(a)-(d); the 20 weeks: reg. 13(3), which refers
+    to reg. 10(4)(a)-(d)."""
 
     SCHOOL_CLOSURE = "school_closure"
-    """Advice was asked of a school or college during a closure of at least 4 weeks
-    (from one week before it)."""
+    """Advice was asked of a school's head teacher or a post-16 institution's principal
+    during its closure of at least 4 weeks (from one week before it to one week before
+    it re-opens): reg. 5(4)(a), 10(4)(a)."""
+    EARLY_YEARS_CLOSURE = "early_years_closure"
+    """The same for a provider of relevant early years education: reg. 10(4)(b)."""
     EXCEPTIONAL_PERSONAL_CIRCUMSTANCES = "exceptional_personal_circumstances"
+    """They affect the child, the parent or the young person: reg. 5(4)(b), 10(4)(c)."""
     ABSENT_FROM_AREA = "absent_from_area"
     """The child, parent or young person was away from the LA's area for at least 4
-    weeks."""
-    MISSED_APPOINTMENT = "missed_appointment"
-    """An appointment for an examination or test was not kept (reg. 10(4)(d), 13(3)(d))."""
+    weeks: reg. 5(4)(c), 10(4)(d)."""
 
 
 class _LAEvent(_InboundEvent):

@@ -98,6 +98,14 @@ class EHCAssessmentDecisionPayload(Strict):
     reason: Text | None = None
     exception: TimeLimitException | None = None
 
+    @model_validator(mode="after")
+    def _exception_of_reg_5(self) -> EHCAssessmentDecisionPayload:
+        if self.exception is TimeLimitException.EARLY_YEARS_CLOSURE:
+            raise ValueError("early_years_closure is not an exception to the 6 weeks "
+                             "(SEND Regulations 2014, reg. 5(4) lists school_closure, "
+                             "exceptional_personal_circumstances and absent_from_area)")
+        return self
+
 
 class EHCPlanDecisionPayload(Strict):
     """After the assessment: whether the LA will issue a plan (reg. 10: a decision not

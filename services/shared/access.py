@@ -190,3 +190,28 @@ def may_read_history(principal: Principal) -> bool:
 
 def may_manage_principals(principal: Principal) -> bool:
     return principal.kind is Kind.operator
+
+
+def may_oversee_la(principal: Principal, la_code: str) -> bool:
+    """`sendhub oversight --la CODE`, the figures of an LA's area: that LA and auditors."""
+    return principal.kind is Kind.auditor or (
+        principal.kind is Kind.la and principal.identifier == la_code)
+
+
+def may_oversee_trust(principal: Principal, trust_name: str) -> bool:
+    """`sendhub oversight --trust NAME`, the figures of a trust's schools: that trust (its
+    identifier is the registry name slugged) and auditors."""
+    return principal.kind is Kind.auditor or (
+        principal.kind is Kind.trust and principal.identifier == slug(trust_name))
+
+
+def may_see_pupils(principal: Principal, urn: str) -> bool:
+    """The pupils behind an oversight figure of the setting `urn`: a trust for its member
+    schools, an LA for the settings in its area (`members`, from the registry at the time
+    of the check), an auditor for any. Figures themselves carry no pupil and are shown
+    to whoever may oversee the scope."""
+    if principal.kind is Kind.auditor:
+        return True
+    if principal.kind in (Kind.trust, Kind.la):
+        return urn in principal.members
+    return False

@@ -9,6 +9,7 @@ the migrations (`services/shared/migrations`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -66,6 +67,17 @@ class AccessLog:
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (reader.actor, reader.reason, action, upn, packet_id, detail,
                  route or reader.route))
+
+    def record_pupils(self, reader: Reader, action: str, upns: Sequence[str], *,
+                      detail: str | None = None) -> None:
+        """One read that showed several pupils (an oversight figure's pupils): an entry
+        per pupil, in one transaction."""
+        with psycopg.connect(self.conninfo) as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO access_log (actor, reason, action, upn, detail, route) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [(reader.actor, reader.reason, action, upn, detail, reader.route)
+                 for upn in upns])
 
     def entries(self, upn: str) -> list[Access]:
         with psycopg.connect(self.conninfo) as conn:

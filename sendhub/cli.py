@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from sendhub.commands import auditing, operations, principals, receiving, webhooks
+from sendhub.commands import auditing, operations, oversight, principals, receiving, webhooks
 from sendhub.commands.common import errors
 from services.shared.settings import OWNER_ROLE, READER_ROLE, HubSettings
 
@@ -20,7 +20,7 @@ from services.shared.settings import OWNER_ROLE, READER_ROLE, HubSettings
 # role (when SENDHUB_DATABASE_URL names no user); the others as the owner, and `serve` as
 # its service's own role.
 READING_COMMANDS = frozenset({"history", "packet", "inbox", "transfers", "report", "verify",
-                              "access-log"})
+                              "access-log", "oversight"})
 
 app = typer.Typer(help="SEN transfer hub: the services and the tools around them.",
                   no_args_is_help=True, add_completion=False)
@@ -44,6 +44,7 @@ app.command()(receiving.receipt)
 app.command()(auditing.verify)
 app.command("access-log")(auditing.access_log_command)
 app.command()(auditing.report)
+app.command()(oversight.oversight)
 app.command()(operations.rejected)
 app.command()(operations.demo)
 app.add_typer(operations.settings_app, name="settings")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from contracts.inbound import where_recorded
@@ -507,6 +507,12 @@ def _tally(pair: tuple[int, int]) -> dict[str, Any]:
 
 
 # -- the calendar until the school terms are known -----------------------------------------
+
+
+class CalendarWithBasis(SchoolDays, Protocol):
+    """A school calendar that also says what it counts school days from, per LA."""
+
+    def basis(self, la_code: str | None) -> str: ...
 
 
 @dataclass(frozen=True)

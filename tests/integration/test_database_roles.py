@@ -25,6 +25,7 @@ from psycopg import errors
 from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.school_events import SCHOOL_EVENT
 from sendhub.access_log import AccessLog, Reader
+from sendhub.oversight_store import OversightStore
 from services.records.application import ConsumedPosition, RecordsApplication
 from services.records.handlers import to_school_event_record
 from services.shared import locks
@@ -88,6 +89,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     },
     "sendhub_reader": {
         "records_events": {"SELECT"},
+        "transfers_history": {"SELECT"},
         "transfers_packets": {"SELECT"},
         "transfers_delivery": {"SELECT"},
         "settings_registry": {"SELECT"},
@@ -347,22 +349,30 @@ def test_the_reader_only_reads_and_adds_to_the_access_log(
         store.deliveries()
     finally:
         store.close()
+    oversight = OversightStore(reader.database_conninfo)  # sendhub oversight's reads
+    assert isinstance(oversight.histories(["100001"], "801"), dict)
+    oversight.packets_from(["100001"])
+    oversight.registry()
+    AccessLog(reader.database_conninfo).record_pupils(
+        Reader("auditor", "roles test"), "oversight", [upn], detail="la-801")
     for statement in ("INSERT INTO records_events (originator_id, originator_version) "
                       "VALUES (gen_random_uuid(), 1)",
                       "UPDATE transfers_packets SET published_at = now()",
                       "DELETE FROM transfers_delivery",
                       "INSERT INTO records_tracking VALUES ('x', 1)",
                       "UPDATE credentials SET revoked_at = NULL",  # only last_used_at
+                      "DELETE FROM transfers_history",
                       "SELECT count(*) FROM webhooks"):
         refused(reader, statement)
 
 
 @pytest.mark.parametrize(("command", "user"), [
     (["access-log", "9999999999999", "--reason", "b"], "sendhub_reader"),
+    (["oversight", "--la", "801"], "sendhub_reader"),
     (["db", "upgrade"], "sendhub"),
     (["serve", "records"], "sendhub_records"),
     (["serve", "transfers"], "sendhub_transfers"),
-], ids=["reading-command", "db-upgrade", "serve-records", "serve-transfers"])
+], ids=["reading-command", "oversight", "db-upgrade", "serve-records", "serve-transfers"])
 def test_the_cli_connects_as_the_role_of_what_runs(
         owner: HubSettings, tmp_path: Path, command: list[str], user: str) -> None:
     """With a URL that names no user and a wrong password, the refusal names the user

@@ -5,6 +5,7 @@ may oversee and see pupils (services.shared.access)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -372,3 +373,31 @@ def test_a_trusts_figures_are_for_that_trust_by_its_slugged_name_and_auditors(
 def test_pupils_behind_a_figure_are_for_the_trusts_members_the_las_area_and_auditors(
         who: Principal, urn: str, allowed: bool) -> None:
     assert may_see_pupils(who, urn) is allowed
+
+
+def test_the_page_links_each_figure_to_its_pupils_only_when_they_are_shown() -> None:
+    from sendhub.oversight_page import render_page
+
+    clocks = [
+        clock("file_sent_15_school_days", "P001", "131001", "2026-09-14", "2026-10-05", "met"),
+        clock("file_sent_15_school_days", "P002", "131002", "2026-10-14", "2026-11-05", "late"),
+        clock("ehc_final_plan_20_weeks", "P003", "131002", "2026-09-14", "2027-02-05", "met"),
+    ]
+    shown = oversee(TRUST, [ASH, BIRCH], clocks, [], names={"P001": "Amira Khan"}, window=YEAR,
+                    today=TODAY, policy=POLICY)
+    page = render_page(shown, generated_at=datetime(2026, 12, 2, 9, tzinfo=UTC), actor="auditor-x")
+    assert page.count("<svg") == 2 and page.count("<title id=\"chart-") == 2
+    assert 'aria-labelledby="chart-months-title chart-months-desc"' in page
+    assert "Transfers sent within 15 school days: Sep 2026 100% of 1; Oct 2026 0% of 1." in page
+    link = 'href="#pupils-transfers_sent_within_15_school_days-131001"'
+    assert link in page and 'id="pupils-transfers_sent_within_15_school_days-131001"' in page
+    assert 'href="#pupils-transfers_sent_within_15_school_days"' in page  # the total's
+    assert "Amira Khan" in page and "<caption>" in page and 'scope="row"' in page
+    # Self-contained: no script, no external asset.
+    assert "@media print" in page and "<script" not in page
+    assert not re.search(r" src=|<link|url\((?!#)|@import", page)
+
+    hidden = render_page(withhold_pupils(shown), generated_at=datetime(2026, 12, 2, tzinfo=UTC),
+                         actor="trust-x", how_to_see_pupils="Figures only: add --reason.")
+    assert 'href="#pupils' not in hidden and "P001" not in hidden and "Amira" not in hidden
+    assert "Figures only: add --reason." in hidden and "1 of 2 (50.0%)" in hidden

@@ -160,7 +160,7 @@ FINAL_PLAN = ClockRule(
     "Final EHC plan issued",
     "SEND Regulations 2014, reg. 13(2)", True,
     "20 weeks from the LA receiving the request",
-    "SEND Regulations 2014, reg. 13(3)")
+    "SEND Regulations 2014, reg. 13(3), which refers to reg. 10(4)(a)-(d)")
 ANNUAL_REVIEW = ClockRule(
     "ehc_annual_review_12_months",
     "Annual review of the EHC plan",
@@ -324,7 +324,7 @@ def final_plan_clocks(history: Sequence[HistoryEntry], *, today: date) -> list[C
             ended, note = case.plan_issued_on, ""
             status, note = _excepted(_status(due, ended, today), note,
                                      case.exceptions.get("plan_issued"),
-                                     "SEND Regulations 2014, reg. 13(3)")
+                                     "SEND Regulations 2014, reg. 13(3), which refers to reg. 10(4)(a)-(d)")
             earlier = [e for k, e in case.exceptions.items() if k != "plan_issued"]
             if status == "overdue" and earlier:
                 note = (f"an exception was recorded for an earlier limit "

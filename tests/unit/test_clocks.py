@@ -239,8 +239,8 @@ def test_a_decision_to_issue_stops_the_16_weeks() -> None:
 
 def test_a_late_decision_not_to_issue_with_a_published_exception_is_an_exception() -> None:
     c = clock("ehc_decision_not_to_issue_16_weeks", request(), assessment_decision("2025-02-17"),
-              plan_decision("2025-05-19", "not_issue", exception="missed_appointment"))
-    assert c.status == "exception" and "reg. 10(4)" in c.note and "missed appointment" in c.note
+              plan_decision("2025-05-19", "not_issue", exception="early_years_closure"))
+    assert c.status == "exception" and "reg. 10(4)" in c.note and "early years closure" in c.note
 
 
 # 20 weeks to the final plan (reg. 13).

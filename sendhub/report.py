@@ -1,8 +1,10 @@
 """The auditor's report: one self-contained HTML page on a pupil's SEN support.
 
-A timeline chart (drawn with matplotlib, embedded as SVG), the measured intervals beside
-the statutory or guide ones with overdue items marked, the hash-chain check, and every
-event. Built from the records store's history, through the shared projection.
+A timeline chart (drawn with matplotlib, embedded as SVG), the statutory clocks (each
+rule with its source: `services.shared.clocks`), the measured intervals with the limit
+beside each (statutory, a local policy, or none) and overdue items marked, the
+hash-chain check, and every event. Built from the records store's history, through the
+shared projection.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from contracts.school_events import (
     PlanReviewedV1,
     PupilMovedV1,
 )
+from services.shared.clocks import ClockResult, LocalPolicy, SchoolDays, WeekdaysOnly, all_clocks
 from services.shared.sen_record import HistoryEntry, describe_event, record_at
 from services.shared.statutory import Interval, all_measures
 
@@ -144,23 +147,37 @@ _env = Environment(autoescape=select_autoescape(default=True), undefined=StrictU
 _env.filters["day"] = lambda value: value.strftime("%-d %b %Y")
 
 
-def _weeks(delta: timedelta) -> str:
+def _weeks(delta: timedelta | None) -> str:
+    if delta is None:
+        return "none"
     days = delta.days
     return f"{days // 7} wk {days % 7} d" if days >= 7 else f"{days} d"
 
 
+CLOCK_STATUS_WORDS = {"met": "met", "late": "LATE", "open": "open", "overdue": "OVERDUE",
+                      "exception": "exception applies", "stopped": "stopped"}
+NO_POLICY = LocalPolicy()
+
+
 def render_report(history: Sequence[HistoryEntry], *, today: date, generated_at: datetime,
-                  actor: str, chain: ChainCheck) -> str:
+                  actor: str, chain: ChainCheck, calendar: SchoolDays | None = None,
+                  policy: LocalPolicy = NO_POLICY) -> str:
+    """The page. `calendar` counts school days (`WeekdaysOnly` when none is given);
+    `policy` holds the local limits, none unless configured."""
     events = sorted(history, key=lambda h: (h.event.occurred_at, h.version))
-    measures: list[Interval] = all_measures(events)
+    measures: list[Interval] = all_measures(events, policy)
+    clocks: list[ClockResult] = all_clocks(events, today=today,
+                                           calendar=calendar or WeekdaysOnly(), policy=policy)
     record = record_at(events)
     pupil = events[-1].event.pupil
     rows = [{"m": m, "length": _weeks(m.length(today)), "limit": _weeks(m.limit),
-             "overdue": m.overdue(today)} for m in measures]
+             "overdue": m.overdue(today), "measured": m.limit is None} for m in measures]
     template = _env.from_string(
         resources.files("sendhub").joinpath("templates/report.html.j2").read_text())
     return template.render(
-        pupil=pupil, upn=events[-1].upn, record=record, rows=rows,
+        pupil=pupil, upn=events[-1].upn, record=record, rows=rows, clocks=clocks,
+        clock_status=CLOCK_STATUS_WORDS,
+        clocks_flagged=sum(1 for c in clocks if c.status in ("overdue", "late")),
         overdue=sum(1 for r in rows if r["overdue"]), chart=Markup(timeline_svg(events, today)),
-        events=[(h, describe_event(h)) for h in events], today=today,
+        events=[(h, describe_event(h), where_recorded(h.event)) for h in events], today=today,
         generated_at=generated_at, actor=actor, chain=chain)

@@ -121,10 +121,11 @@ def report(
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
     reason: Reason = None,
 ) -> None:
-    """An auditor's report: timeline chart, measured and statutory intervals, every event."""
+    """An auditor's report: timeline chart, statutory clocks, measured intervals, every event."""
     from sendhub.report import ChainCheck, render_report
     from services.records.domain import chain_head
     from services.records.handlers import to_history_entry
+    from services.shared.clocks import LocalPolicy
 
     if form != "html":
         raise fail("The report is produced as --format html.")
@@ -137,10 +138,13 @@ def report(
     checked, broken = records.verify_pupil(upn)
     access_log(settings).record(who, "report", upn=upn)
     now = datetime.now(UTC)
+    policy = LocalPolicy(concern_open_weeks=settings.policy_concern_open_weeks,
+                         plan_gap_weeks=settings.policy_plan_gap_weeks)
     page = render_report([to_history_entry(e) for e in events], today=now.date(),
                          generated_at=now, actor=who.actor,
                          chain=ChainCheck(checked, chain_head(events),
-                                          broken.problem if broken else None))
+                                          broken.problem if broken else None),
+                         policy=policy)
     target = output or Path(f"sen-report-{upn}.html")
     target.write_text(page)
     console.print(f"Wrote the auditor's report for {upn} to {target}")

@@ -150,6 +150,14 @@ class HubSettings(BaseSettings):
     metrics_interval_seconds: float = Field(
         default=10.0, gt=0,
         description="how often consumer lag and the stores' gauges are measured")
+    policy_concern_open_weeks: int | None = Field(
+        default=None, ge=1, description="local policy, not statute: a concern followed "
+        "through by an assessment within this many weeks (the report's `concern_open_policy` "
+        "clock and its concern intervals); unset: measured, with no limit")
+    policy_plan_gap_weeks: int | None = Field(
+        default=None, ge=1, description="local policy, not statute: a plan in place within "
+        "this many weeks of needs being found or of arriving at a new setting (the report's "
+        "plan gaps); unset: measured, with no limit")
 
     @model_validator(mode="after")
     def _one_password_source(self) -> Self:

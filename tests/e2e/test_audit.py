@@ -203,7 +203,9 @@ def test_the_auditors_report_in_a_browser(
         assert page.locator(".chart svg").bounding_box()["width"] > 600  # type: ignore[index]
         assert page.get_by_text("Hash chain verified").is_visible()
         request_row = page.locator("tr", has_text="EHC needs assessment request to plan issued")
-        assert "24 wk 0 d" in request_row.inner_text() and "OVERDUE" in request_row.inner_text()
+        # The school's own request, with no LA connected: measured, no statutory limit
+        # applied (the 20 weeks run from the LA receiving the request).
+        assert "24 wk 0 d" in request_row.inner_text() and "OVERDUE" not in request_row.inner_text()
         review_row = page.locator("tr", has_text="EHC plan annual review")
         assert "still open" in review_row.inner_text() and "OVERDUE" in review_row.inner_text()
         assert page.locator("tr", has_text="Concern to first assessment").count() == 1

@@ -7,18 +7,21 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from contracts.accepted import AcceptedSchoolEventV1, Position
+from contracts.inbound import INBOUND_EVENT
 from contracts.school_events import SCHOOL_EVENT
 from services.records.application import ConsumedPosition, RecordsApplication
 from services.records.domain import GENESIS_HASH, SENHistoryEvent, chain_hash, first_break
 from services.records.handlers import to_school_event_record
+from services.shared.clocks import LocalPolicy
 from services.shared.sen_record import HistoryEntry
 from services.shared.statutory import (
     concern_to_assessment,
+    ehc_annual_reviews,
     ehc_request_to_plan,
     plan_gaps,
     reviews_against_due_dates,
 )
-from tests.factories import school_event
+from tests.factories import la_event, school_event
 
 UPN = "H801200001001"
 
@@ -92,7 +95,7 @@ def test_replay_as_known_at_leaves_out_later_entries_and_as_of_leaves_out_later_
 
 def history(*events: dict[str, Any]) -> list[HistoryEntry]:
     return [HistoryEntry(upn=UPN, version=i, recorded_at=datetime.now(UTC),
-                                upn_is_temporary=False, event=SCHOOL_EVENT.validate_python(e))
+                                upn_is_temporary=False, event=INBOUND_EVENT.validate_python(e))
             for i, e in enumerate(events, start=1)]
 
 
@@ -103,14 +106,49 @@ def assessment(when: str, outcome: str, kind: str = "screening") -> dict[str, An
         "outcome": outcome, "summary": "x"})
 
 
-def test_ehc_request_to_plan_is_measured_against_20_weeks() -> None:
+def test_ehc_request_to_plan_runs_from_the_las_receipt_of_the_request() -> None:
+    # A school's own request to the plan it reports: measured, with no statutory limit
+    # applied (the 20 weeks run from the LA receiving the request, which nobody recorded).
     h = history(assessment("2022-01-18T11:00:00+00:00", "request_ehc_needs_assessment"),
                 assessment("2022-07-05T11:00:00+01:00", "ehc_plan_issued", "ehc_needs_assessment"))
     (interval,) = ehc_request_to_plan(h)
-    assert interval.length(date(2026, 1, 1)).days == 168 and interval.overdue(date(2026, 1, 1))
-    (waiting,) = ehc_request_to_plan(h[:1])
-    assert waiting.still_open and waiting.overdue(date(2022, 7, 1))
-    assert not waiting.overdue(date(2022, 5, 1))
+    assert interval.length(date(2026, 1, 1)).days == 168 and not interval.overdue(date(2026, 1, 1))
+    assert interval.limit is None and "no LA has recorded" in interval.limit_basis
+    # The LA's record: 20 weeks from the day it received the request (the 20-week clock).
+    received = la_event("ehc_request_received", occurred_at="2022-01-24T09:00:00+00:00",
+                        payload={"received_on": "2022-01-24"})
+    issued = la_event("ehc_plan_issued", occurred_at="2022-07-05T09:00:00+01:00",
+                      payload={"issued_on": "2022-07-05"})
+    (statutory,) = ehc_request_to_plan(history(received, issued))
+    assert (statutory.start, statutory.limit) == (date(2022, 1, 24), timedelta(weeks=20))
+    assert statutory.overdue(date(2026, 1, 1)) and "reg. 13(2)" in statutory.limit_basis
+    (waiting,) = ehc_request_to_plan(history(received))
+    assert waiting.still_open and waiting.overdue(date(2022, 6, 14))
+    assert not waiting.overdue(date(2022, 6, 13))
+    # A request the LA declined is never overdue.
+    (declined,) = ehc_request_to_plan(history(received, la_event(
+        "ehc_assessment_decision", occurred_at="2022-03-01T09:00:00+00:00",
+        payload={"decided_on": "2022-03-01", "decision": "not_assess"})))
+    assert declined.limit is None and not declined.overdue(date(2026, 1, 1))
+
+
+def test_ehc_annual_reviews_follow_the_12_month_clock() -> None:
+    issued = la_event("ehc_plan_issued", occurred_at="2024-03-04T09:00:00+00:00",
+                      payload={"issued_on": "2024-03-04"})
+    reviewed = la_event("ehc_annual_review", occurred_at="2025-03-10T09:00:00+00:00",
+                        payload={"held_on": "2025-03-10"})
+    first, second = ehc_annual_reviews(history(issued, reviewed))
+    assert (first.start, first.end, first.overdue(date(2026, 1, 1))) == (
+        date(2024, 3, 4), date(2025, 3, 10), True)  # due 4 March 2025
+    assert second.still_open and not second.overdue(date(2026, 3, 10))
+    assert second.overdue(date(2026, 3, 11))
+    # No LA connected: the school's EHC plan review against the same 12 months.
+    school_review = school_event("plan_reviewed", occurred_at="2023-06-20T14:00:00+01:00",
+                                 payload={**school_event("plan_reviewed")["payload"],
+                                          "plan_kind": "ehc_plan"})
+    (reported,) = ehc_annual_reviews(history(school_review))
+    assert reported.still_open and reported.overdue(date(2024, 6, 21))
+    assert not reported.overdue(date(2024, 6, 20))
 
 
 def test_concerns_reviews_and_gaps_are_measured() -> None:
@@ -119,13 +157,20 @@ def test_concerns_reviews_and_gaps_are_measured() -> None:
     review = school_event("plan_reviewed", occurred_at="2025-05-12T16:00:00+01:00")  # due 2025-06-01
     late_review = school_event("plan_reviewed", occurred_at="2025-07-10T16:00:00+01:00")
     h = history(concern, found, review, late_review)
+    # Measured, with no statutory limit: never overdue unless a local policy sets one
+    # (it used to be "overdue" against an unsourced 6-week guide).
     (c,) = concern_to_assessment(h)
-    assert c.end == date(2025, 3, 31) and c.overdue(date(2026, 1, 1))  # 12 weeks > 6
+    assert c.end == date(2025, 3, 31) and not c.overdue(date(2026, 1, 1))
+    assert c.limit_basis == "measured, no statutory limit"
+    (c,) = concern_to_assessment(h, LocalPolicy(concern_open_weeks=6))
+    assert c.overdue(date(2026, 1, 1)) and "local policy" in c.limit_basis  # 12 weeks > 6
     due = [r for r in reviews_against_due_dates(h) if r.start == date(2025, 5, 12)]
     assert due[0].end == date(2025, 7, 10) and due[0].overdue(date(2026, 1, 1))
     (gap,) = plan_gaps(h)
     assert (gap.start, gap.end) == (date(2025, 3, 31), date(2025, 5, 12)) and not gap.overdue(
         date(2026, 1, 1))
+    (gap,) = plan_gaps(h, LocalPolicy(plan_gap_weeks=5))
+    assert gap.overdue(date(2026, 1, 1))  # 6 weeks > 5
 
 
 def test_the_whole_store_verifies_in_memory_too() -> None:

@@ -28,10 +28,18 @@ from uuid import UUID
 from contracts.inbound import where_recorded
 from contracts.school_events import PupilMovedV1
 from services.shared.clocks import (
+    ANNUAL_REVIEW,
+    ASSESSMENT_DECISION,
+    CONCERN_OPEN,
+    FILE_SENT,
+    FINAL_PLAN,
+    NOT_TO_ISSUE,
+    PHASE_TRANSFER,
     ClockResult,
     ClockStatus,
     LocalPolicy,
     SchoolDays,
+    WeekdaysOnly,
     all_clocks,
     file_sent_clock,
 )
@@ -42,14 +50,14 @@ from services.transfers.registry import RegisteredSetting
 DOCUMENT_VERSION = 1
 """Bumped only when a key of `document()` is removed, renamed or changes meaning."""
 
-# The clock rules (`ClockResult.rule`) behind each clock figure.
-FILE_SENT_RULES = frozenset({"file_sent_15_school_days"})
-CONCERN_RULES = frozenset({"concern_open_local_policy"})
-EHC_6_WEEK_RULES = frozenset({"ehc_assessment_decision_6_weeks"})
-EHC_16_WEEK_RULES = frozenset({"ehc_plan_decision_16_weeks"})
-EHC_20_WEEK_RULES = frozenset({"ehc_final_plan_20_weeks"})
-ANNUAL_REVIEW_RULES = frozenset({"ehc_annual_review_12_months"})
-PHASE_TRANSFER_RULES = frozenset({"ehc_phase_transfer_review"})
+# The clock rules (`ClockResult.rule`, services.shared.clocks.RULES) behind each figure.
+FILE_SENT_RULES = frozenset({FILE_SENT.rule})
+CONCERN_RULES = frozenset({CONCERN_OPEN.rule})
+EHC_6_WEEK_RULES = frozenset({ASSESSMENT_DECISION.rule})
+EHC_16_WEEK_RULES = frozenset({NOT_TO_ISSUE.rule})
+EHC_20_WEEK_RULES = frozenset({FINAL_PLAN.rule})
+ANNUAL_REVIEW_RULES = frozenset({ANNUAL_REVIEW.rule})
+PHASE_TRANSFER_RULES = frozenset({PHASE_TRANSFER.rule})
 
 MEASURED: frozenset[ClockStatus] = frozenset({"met", "late", "overdue"})
 """Statuses whose outcome is known: done in time, done late, or not done and past due."""
@@ -94,7 +102,7 @@ EHC_6_WEEKS = Measure(
     "SEND Regulations 2014, reg. 4(2), 5(1)",
     EHC_6_WEEK_RULES, frozenset({"met"}), MEASURED)
 EHC_16_WEEKS = Measure(
-    "ehc_decisions_within_16_weeks", "EHC decisions on a plan within 16 weeks",
+    "ehc_decisions_within_16_weeks", "EHC decisions not to issue a plan within 16 weeks",
     "SEND Regulations 2014, reg. 10(1)",
     EHC_16_WEEK_RULES, frozenset({"met"}), MEASURED)
 EHC_20_WEEKS = Measure(
@@ -515,25 +523,9 @@ class CalendarWithBasis(SchoolDays, Protocol):
     def basis(self, la_code: str | None) -> str: ...
 
 
-@dataclass(frozen=True)
-class WeekdaysOnlyCalendar:
-    """A stand-in `SchoolDays` that counts every weekday as a school day (no term dates,
-    no bank holidays), so it errs early: used when no school terms are loaded."""
-
-    name: str = "weekdays only (no term dates loaded)"
-
-    def school_days_between(self, start: date, end: date, la_code: str | None) -> int:
-        from services.transfers.domain import school_days_between
-
-        return school_days_between(start, end)
-
-    def add_school_days(self, start: date, n: int, la_code: str | None) -> date:
-        day, left = start, n
-        while left > 0:
-            day += timedelta(days=1)
-            if day.weekday() < 5:
-                left -= 1
-        return day
+class WeekdaysOnlyCalendar(WeekdaysOnly):
+    """The clocks' stand-in calendar (every weekday a school day, no term dates, no bank
+    holidays, so it errs early), saying so: used when no school terms are loaded."""
 
     def basis(self, la_code: str | None) -> str:
-        return self.name
+        return "weekdays only (no term dates loaded)"

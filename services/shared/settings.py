@@ -136,10 +136,6 @@ class HubSettings(BaseSettings):
     resend_after_school_days: int = Field(
         default=15, description="re-send a packet with no receipt after this many weekdays"
     )
-    policy_concern_open_weeks: int | None = Field(
-        default=None, ge=1, description="local policy, not law: weeks a concern may stay "
-        "open (no concluded assessment) before `sendhub oversight` counts it; unset: not "
-        "measured (\"no policy set\")")
     http_host: str = Field(
         default="127.0.0.1", description="where a service serves /healthz, /readyz, /metrics"
     )

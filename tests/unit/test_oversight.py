@@ -26,6 +26,7 @@ from sendhub.oversight import (
     oversee,
     pupil_names,
     pupils_of_scope,
+    scope_clocks,
     withhold_pupils,
 )
 from services.shared.access import (
@@ -172,9 +173,9 @@ def test_lost_pupils_stay_open_until_their_packet_is_rerouted() -> None:
 
 def test_concerns_are_measured_only_when_a_local_policy_is_set() -> None:
     clocks = [
-        clock("concern_open_local_policy", "P001", "131001", "2026-09-07", "2026-11-02", "overdue"),
-        clock("concern_open_local_policy", "P002", "131001", "2026-09-08", "2026-11-03", "met"),
-        clock("concern_open_local_policy", "P003", "131001", "2026-11-20", "2027-01-15", "open"),
+        clock("concern_open_policy", "P001", "131001", "2026-09-07", "2026-11-02", "overdue"),
+        clock("concern_open_policy", "P002", "131001", "2026-09-08", "2026-11-03", "met"),
+        clock("concern_open_policy", "P003", "131001", "2026-11-20", "2027-01-15", "open"),
     ]
     measured = figures(run(clocks)["total"], "concerns_open_beyond_policy")
     assert (measured["count"], measured["of"]) == (1, 3)
@@ -193,7 +194,7 @@ def test_ehc_figures_count_published_exceptions_apart() -> None:
         clock("ehc_assessment_decision_6_weeks", "P002", "131001", "2026-09-07", "2026-10-19", "late"),
         clock("ehc_assessment_decision_6_weeks", "P003", "131001", "2026-09-07", "2026-10-19",
               "exception", note="school closure"),
-        clock("ehc_plan_decision_16_weeks", "P001", "131001", "2026-09-07", "2026-12-28", "open"),
+        clock("ehc_decision_not_to_issue_16_weeks", "P001", "131001", "2026-09-07", "2026-12-28", "open"),
         clock("ehc_final_plan_20_weeks", "P004", "131002", "2026-09-01", "2027-01-19", "stopped"),
         clock("ehc_final_plan_20_weeks", "P005", "131002", "2026-09-01", "2026-11-20", "overdue"),
         clock("ehc_final_plan_20_weeks", "P006", "131002", "2026-09-01", "2026-11-20", "exception"),
@@ -401,3 +402,37 @@ def test_the_page_links_each_figure_to_its_pupils_only_when_they_are_shown() -> 
                          actor="trust-x", how_to_see_pupils="Figures only: add --reason.")
     assert 'href="#pupils' not in hidden and "P001" not in hidden and "Amira" not in hidden
     assert "Figures only: add --reason." in hidden and "1 of 2 (50.0%)" in hidden
+
+
+def test_a_scopes_clocks_come_from_each_history_and_each_move_out_of_its_schools() -> None:
+    upn = "H801200001001"
+    amira = pupil(upn, "Amira")
+    ash = {"urn": "131001", "system": "SIMS"}
+    history = _history(
+        upn,
+        school_event(pupil=amira, source=ash, occurred_at="2026-09-02T10:00:00+01:00"),
+        la_event(pupil=amira, payload={"received_on": "2026-09-07", "requesting_urn": "131001"}),
+        la_event("ehc_assessment_decision", pupil=amira,
+                 payload={"decided_on": "2026-10-05", "decision": "assess"}),
+        school_event("pupil_moved", pupil=amira, source=ash, occurred_at="2026-09-10T10:00:00+01:00",
+                     payload={"destination": {"kind": "school", "urn": "137003"},
+                              "move_kind": "in_year", "effective_date": "2026-09-14"}))
+    sent = packet(upn, "131001", "2026-09-14", sent_on("2026-10-20"), move_version=4)
+    registry = {s.urn: s for s in (ASH, BIRCH)}
+    clocks = scope_clocks({upn: history}, [sent], [ASH, BIRCH], registry=registry, today=TODAY,
+                          calendar=WeekdaysOnlyCalendar(), policy=POLICY)
+    by_rule = {c.rule: c for c in clocks}
+    assert by_rule["file_sent_15_school_days"].status == "late"
+    assert by_rule["file_sent_15_school_days"].due_on == date(2026, 10, 5)
+    assert by_rule["ehc_assessment_decision_6_weeks"].status == "met"
+    assert by_rule["concern_open_policy"].status == "overdue"  # 8 weeks from 2 September
+
+    doc = document(oversee(TRUST, [ASH, BIRCH], clocks, [sent], names=pupil_names({upn: history}),
+                           window=YEAR, today=TODAY, policy=POLICY))
+    ash_row = doc["schools"][0]
+    assert figures(ash_row, "transfers_sent_within_15_school_days")["count"] == 0
+    assert figures(ash_row, "transfers_sent_within_15_school_days")["of"] == 1
+    assert figures(ash_row, "ehc_decisions_within_6_weeks")["count"] == 1
+    assert figures(ash_row, "concerns_open_beyond_policy")["count"] == 1
+    assert figures(ash_row, "packets_unacknowledged")["count"] == 1
+    assert figures(ash_row, "ehc_plans_within_20_weeks")["pupils"] == []  # open: not yet due

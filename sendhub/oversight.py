@@ -80,45 +80,42 @@ class Measure:
     window_by: Literal["start", "due"] = "start"
     good: bool = True
     """Whether a higher count is better (met in time) or worse (overdue, late, lost)."""
+    short: str = ""
+    """A column heading for the terminal's table."""
 
 
 TRANSFERS = Measure(
     "transfers_sent_within_15_school_days", "Transfers sent within 15 school days",
-    "Education (Pupil Information) (England) Regulations 2005, reg. 9",
-    FILE_SENT_RULES, frozenset({"met"}), MEASURED)
+    FILE_SENT.source, FILE_SENT_RULES, frozenset({"met"}), MEASURED, short="sent in 15 days")
 UNACKNOWLEDGED = Measure(
     "packets_unacknowledged", "Packets unacknowledged",
-    "hub delivery: sent, no receipt, not superseded", good=False)
+    "hub delivery: sent, no receipt, not superseded", good=False, short="unacknowledged")
 LOST = Measure(
     "lost_pupils_open", "Lost pupils open",
-    "packets to the LA's lost-pupils inbox not re-routed", good=False)
+    "packets to the LA's lost-pupils inbox not re-routed", good=False, short="lost open")
 CONCERNS = Measure(
     "concerns_open_beyond_policy", "Concerns open longer than policy",
-    "local policy (SENDHUB_POLICY_CONCERN_OPEN_WEEKS)",
-    CONCERN_RULES, frozenset({"overdue"}), frozenset({"met", "late", "open", "overdue"}),
-    good=False)
+    CONCERN_OPEN.source, CONCERN_RULES, frozenset({"overdue"}), frozenset({"met", "late", "open", "overdue"}),
+    good=False, short="concerns > policy")
 EHC_6_WEEKS = Measure(
     "ehc_decisions_within_6_weeks", "EHC decisions to assess within 6 weeks",
-    "SEND Regulations 2014, reg. 4(2), 5(1)",
-    EHC_6_WEEK_RULES, frozenset({"met"}), MEASURED)
+    ASSESSMENT_DECISION.source, EHC_6_WEEK_RULES, frozenset({"met"}), MEASURED, short="EHC 6 wk")
 EHC_16_WEEKS = Measure(
     "ehc_decisions_within_16_weeks", "EHC decisions not to issue a plan within 16 weeks",
-    "SEND Regulations 2014, reg. 10(1)",
-    EHC_16_WEEK_RULES, frozenset({"met"}), MEASURED)
+    NOT_TO_ISSUE.source, EHC_16_WEEK_RULES, frozenset({"met"}), MEASURED, short="EHC 16 wk")
 EHC_20_WEEKS = Measure(
     "ehc_plans_within_20_weeks", "EHC plans issued within 20 weeks",
-    "SEND Regulations 2014, reg. 13(2)",
-    EHC_20_WEEK_RULES, frozenset({"met"}), MEASURED)
+    FINAL_PLAN.source, EHC_20_WEEK_RULES, frozenset({"met"}), MEASURED, short="EHC 20 wk")
 ANNUAL_REVIEWS = Measure(
     "annual_reviews_overdue", "Annual reviews overdue",
-    "Children and Families Act 2014 s.44(1): at least every 12 months",
-    ANNUAL_REVIEW_RULES, frozenset({"overdue"}), frozenset({"met", "late", "open", "overdue"}),
-    window_by="due", good=False)
+    f"{ANNUAL_REVIEW.source}: at least every 12 months", ANNUAL_REVIEW_RULES,
+    frozenset({"overdue"}), frozenset({"met", "late", "open", "overdue"}),
+    window_by="due", good=False, short="reviews overdue")
 PHASE_TRANSFERS = Measure(
     "phase_transfer_reviews_late", "Phase-transfer reviews late",
-    "SEND Regulations 2014, reg. 18: by 15 February (31 March for post-16)",
+    f"{PHASE_TRANSFER.source}: before 15 February (31 March for post-16)",
     PHASE_TRANSFER_RULES, frozenset({"late", "overdue"}), MEASURED,
-    window_by="due", good=False)
+    window_by="due", good=False, short="phase late")
 
 MEASURES: tuple[Measure, ...] = (TRANSFERS, UNACKNOWLEDGED, LOST, CONCERNS, EHC_6_WEEKS,
                                  EHC_16_WEEKS, EHC_20_WEEKS, ANNUAL_REVIEWS, PHASE_TRANSFERS)

@@ -219,14 +219,15 @@ def _print_table(result: Oversight) -> None:
     o = result
     table = Table(title=f"SEN oversight: {o.scope.label}, {o.window.start:%-d %b %Y} to "
                   f"{o.window.end:%-d %b %Y} (as on {o.today:%-d %b %Y})")
-    table.add_column("school (URN)")
+    table.add_column("school (URN)", no_wrap=True)
     for m in MEASURES:
-        table.add_column(m.title, justify="right")
+        table.add_column(m.short, justify="right")
     for s in o.schools:
         table.add_row(f"{s.name} ({s.urn})", *(cell(f) for f in s.figures))
     table.add_row("[bold]Total[/bold]", *(f"[bold]{cell(f)}[/bold]" for f in o.total.figures),
                   end_section=True)
     console.print(table)
+    console.print("; ".join(f"{m.short}: {m.title} ({m.source})" for m in MEASURES) + ".")
     basis = "; ".join(f"LA {la}: {b}" for la, b in o.calendar_basis.items())
     console.print(f"School days: {basis or 'no calendar'}. Concern policy: "
                   + (f"{o.policy.concern_open_weeks} weeks" if o.policy.concern_open_weeks

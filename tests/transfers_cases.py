@@ -7,7 +7,7 @@ case over several recorders.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -15,6 +15,7 @@ import pytest
 
 from contracts.history import PupilHistoryEventV1
 from contracts.school_events import SCHOOL_EVENT
+from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar, TermPeriod
 from services.transfers.application import RefusedReceipt, TransfersApplication
 from services.transfers.domain import Receipt, UnknownPacket, WrongReceiver
 from services.transfers.registry import RegisteredSetting
@@ -145,6 +146,11 @@ class TransfersCases(OnABackend):
         states = {d.packet_id: d.delivery.state for d in app.deliveries(upn=upn)}
         assert states == {lost: "rerouted", found: "pending"}
 
+    def register(self, app: TransfersApplication, *settings: RegisteredSetting) -> None:
+        """Load the settings registry, as the operator's `sendhub settings import` does
+        (overridden where the application's database role may not write it)."""
+        app.import_settings(settings)
+
     def _sent_packet(self, app: TransfersApplication) -> UUID:
         upn = random_upn()
         [packet_id] = app.record_history(at(f"history-{upn}", history_messages(
@@ -217,6 +223,32 @@ class TransfersCases(OnABackend):
         # Still overdue (counted from the first send), but not due again for 15 days.
         assert delivery.delivery.attempts == 2 and delivery.overdue
         assert app.resend_overdue() == []
+
+    def test_the_resend_window_counts_the_school_days_of_the_receivers_la(
+        self, app: TransfersApplication,
+    ) -> None:
+        """A half-term of the receiving school's LA (801, in the registry) is not counted;
+        without term dates, the same days are 15 weekdays less bank holidays."""
+        self.register(app, RegisteredSetting(urn="100002", name="Brook Lane Primary",
+                                             phase="Primary", la_code="801",
+                                             establishment_number="2002"))
+        app.calendar_source = SchoolCalendar([
+            TermPeriod("801", "Spring 1", date(2026, 1, 5), date(2026, 2, 13)),
+            TermPeriod("801", "Spring 2", date(2026, 2, 23), date(2026, 3, 27))])
+        self.clock.now = datetime(2026, 2, 2, 9, tzinfo=UTC)  # a Monday
+        packet_id = self._sent_packet(app)
+        self.clock.now = datetime(2026, 2, 23, 9, tzinfo=UTC)  # half-term 16-20 February
+        [row] = app.deliveries()
+        assert (row.receiver_la_code, row.school_days_waiting, row.overdue) == ("801", 10, False)
+        assert app.resend_overdue() == []
+        app.calendar_source = BANK_HOLIDAYS_ONLY
+        assert app.deliveries()[0].school_days_waiting == 15
+        app.calendar_source = lambda: SchoolCalendar([  # as StoredCalendar gives it
+            TermPeriod("801", "Spring 1", date(2026, 1, 5), date(2026, 2, 13)),
+            TermPeriod("801", "Spring 2", date(2026, 2, 23), date(2026, 3, 27))])
+        self.clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+        assert app.deliveries()[0].school_days_waiting == 15
+        assert app.resend_overdue() == [packet_id]
 
     def test_a_packet_too_large_is_condensed_or_kept_undeliverable_and_never_published(
         self, app: TransfersApplication,

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import TransferPacketV1
+from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
     MAX_PACKET_BYTES,
@@ -104,24 +105,39 @@ def _by_state(sequences: Sequence[StateSequence]) -> dict[str, int]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+CalendarSource = SchoolCalendar | Callable[[], SchoolCalendar]
+"""A school calendar, or something that gives the current one (`StoredCalendar`)."""
+
+
 class TransfersApplication:
+    """`resend_after_school_days` is counted by `calendar` in each packet's receiving
+    school's LA: by default weekdays less England's bank holidays."""
+
     def __init__(self, transfers: Transfers, *, clock: Callable[[], datetime] | None = None,
                  resend_after_school_days: int = 15,
-                 max_packet_bytes: int = MAX_PACKET_BYTES) -> None:
+                 max_packet_bytes: int = MAX_PACKET_BYTES,
+                 calendar: CalendarSource = BANK_HOLIDAYS_ONLY) -> None:
         self.transfers = transfers
         self.clock = clock or (lambda: datetime.now(UTC))
         self.resend_after_school_days = resend_after_school_days
         self.max_packet_bytes = max_packet_bytes
+        self.calendar_source = calendar
+
+    @property
+    def calendar(self) -> SchoolCalendar:
+        source = self.calendar_source
+        return source if isinstance(source, SchoolCalendar) else source()
 
     @classmethod
     def on_postgres(cls, conninfo: str, *, clock: Callable[[], datetime] | None = None,
                     resend_after_school_days: int = 15,
-                    max_packet_bytes: int = MAX_PACKET_BYTES) -> TransfersApplication:
+                    max_packet_bytes: int = MAX_PACKET_BYTES,
+                    calendar: CalendarSource = BANK_HOLIDAYS_ONLY) -> TransfersApplication:
         from services.transfers.postgres import PostgresTransfers
 
         return cls(PostgresTransfers(conninfo), clock=clock,
                    resend_after_school_days=resend_after_school_days,
-                   max_packet_bytes=max_packet_bytes)
+                   max_packet_bytes=max_packet_bytes, calendar=calendar)
 
     def close(self) -> None:
         self.transfers.close()
@@ -278,10 +294,11 @@ class TransfersApplication:
 
     def resend_overdue(self) -> list[UUID]:
         """Queue for sending again every packet with no receipt for the re-send period."""
+        calendar = self.calendar
         with self.transfers.transaction() as repo:
             due = when_packet_overdue_send_again(
                 repo.packet_records(unacknowledged_only=True), self.clock().date(),
-                self.resend_after_school_days)
+                self.resend_after_school_days, calendar)
             if due:
                 repo.requeue(due)
         if due:
@@ -298,7 +315,9 @@ class TransfersApplication:
         with self.transfers.transaction() as repo:
             records = repo.packet_records(receiver=receiver, upn=upn,
                                           unacknowledged_only=unacknowledged_only or overdue_only)
-        found = [delivery_status(r, today, self.resend_after_school_days) for r in records]
+        calendar = self.calendar
+        found = [delivery_status(r, today, self.resend_after_school_days, calendar)
+                 for r in records]
         return [d for d in found if d.overdue or not overdue_only]
 
     def packet_counts(self) -> PacketCounts:

@@ -7,19 +7,21 @@ are named `TransfersError`s, each with the dead-letter reason a receiver is told
 
 Delivery is a sequence of append-only events per packet (`pending`, `sent`, `received`,
 `accepted`, `rejected`, `superseded`, `rerouted`, `undeliverable`); a packet's state is
-folded from them.
+folded from them. The re-send window is counted in the receiving school's school days
+(a `SchoolCalendar`, passed in: by default weekdays less England's bank holidays).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import ClassVar, Literal
 from uuid import UUID
 
 from contracts.packet import Setting, TransferPacketV1
 from contracts.school_events import PupilMovedV1
+from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar
 from services.shared.sen_record import HistoryEntry
 from services.transfers.packets import (
     NotAMove,
@@ -234,23 +236,23 @@ def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: Addressee | 
                                                          receipt.reason), receipt_key=key)
 
 
-def school_days_between(start: date, end: date) -> int:
-    """Weekdays after `start` up to and including `end` (CTF's 15 school days; bank
-    holidays and term dates are not known to the hub, so this errs early)."""
-    if end <= start:
-        return 0
-    days = (end - start).days
-    weeks, rest = divmod(days, 7)
-    count = weeks * 5
-    for offset in range(1, rest + 1):
-        if (start + timedelta(days=weeks * 7 + offset)).weekday() < 5:
-            count += 1
-    return count
+def school_days_between(start: date, end: date, calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY,
+                        la_code: str | None = None) -> int:
+    """School days after `start` up to and including `end` in the LA `la_code`, by
+    `calendar`: by default weekdays less England's bank holidays, the stated fallback
+    where an LA's term dates are not known (which errs early)."""
+    return calendar.school_days_between(start, end, la_code)
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """A packet's delivery state, folded from its delivery events."""
+    """A packet's delivery state, folded from its delivery events.
+
+    Its re-send window (`school_days`) is the hub's local re-send policy
+    (`SENDHUB_RESEND_AFTER_SCHOOL_DAYS`), counted in the receiving school's school days.
+    It is not the statutory 15 school days of the Education (Pupil Information) (England)
+    Regulations 2005, reg. 9, within which the old school must send the common transfer
+    file: that one is measured elsewhere."""
 
     state: str
     attempts: int
@@ -258,16 +260,25 @@ class Delivery:
     last_sent: datetime | None
     reason: str | None
 
-    def school_days_waiting(self, today: date) -> int:
-        return 0 if self.first_sent is None else school_days_between(self.first_sent.date(), today)
+    def school_days_waiting(self, today: date, calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY,
+                            la_code: str | None = None) -> int:
+        return 0 if self.first_sent is None else school_days_between(
+            self.first_sent.date(), today, calendar, la_code)
 
-    def is_overdue(self, today: date, school_days: int) -> bool:
-        """Sent, with no receipt, for at least `school_days` weekdays since first sent."""
-        return self.state == "sent" and self.school_days_waiting(today) >= school_days
+    def is_overdue(self, today: date, school_days: int,
+                   calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY, la_code: str | None = None
+                   ) -> bool:
+        """Sent, with no receipt, for at least `school_days` school days since first sent."""
+        return (self.state == "sent"
+                and self.school_days_waiting(today, calendar, la_code) >= school_days)
 
-    def resend_due(self, today: date, school_days: int) -> bool:
+    def resend_due(self, today: date, school_days: int,
+                   calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY, la_code: str | None = None
+                   ) -> bool:
+        """Sent, with no receipt, for at least `school_days` school days since last sent."""
         return (self.state == "sent" and self.last_sent is not None
-                and school_days_between(self.last_sent.date(), today) >= school_days)
+                and school_days_between(self.last_sent.date(), today, calendar,
+                                        la_code) >= school_days)
 
 
 _RANK = {"pending": 0, "sent": 1, "received": 2, "accepted": 3, "rejected": 3}
@@ -299,6 +310,7 @@ class PacketRecord:
     pupil: str
     receiver: str
     receiver_name: str | None
+    receiver_la_code: str | None  # whose term dates count its school days
     kind: str
     built_at: datetime
     supersedes: UUID | None
@@ -314,17 +326,23 @@ class PacketDelivery(PacketRecord):
     school_days_waiting: int
 
 
-def delivery_status(record: PacketRecord, today: date, school_days: int) -> PacketDelivery:
+def delivery_status(record: PacketRecord, today: date, school_days: int,
+                    calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY) -> PacketDelivery:
     delivery = delivery_of(record.events)
+    la_code = record.receiver_la_code
     return PacketDelivery(**vars(record), delivery=delivery,
-                          overdue=delivery.is_overdue(today, school_days),
-                          school_days_waiting=delivery.school_days_waiting(today))
+                          overdue=delivery.is_overdue(today, school_days, calendar, la_code),
+                          school_days_waiting=delivery.school_days_waiting(today, calendar,
+                                                                           la_code))
 
 
 def when_packet_overdue_send_again(
     unacknowledged: Sequence[PacketRecord], today: date, school_days: int,
+    calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY,
 ) -> list[UUID]:
-    """Packets sent with no receipt for `school_days` weekdays since they were last sent
-    are sent again, with the same `packet_id` (README: receipts and re-sending)."""
+    """Packets sent with no receipt for `school_days` school days of their receiver's LA
+    since they were last sent are sent again, with the same `packet_id` (README:
+    receipts and re-sending). The local re-send policy, not the statutory clock
+    (`Delivery`)."""
     return [r.packet_id for r in unacknowledged
-            if delivery_of(r.events).resend_due(today, school_days)]
+            if delivery_of(r.events).resend_due(today, school_days, calendar, r.receiver_la_code)]

@@ -153,6 +153,7 @@ class InMemoryRepository(TransfersRepository):
                 packet_id=p.packet_id, upn=p.pupil.upn,
                 pupil=f"{p.pupil.given_name} {p.pupil.family_name}",
                 receiver=p.to_setting.receiver, receiver_name=p.to_setting.name,
+                receiver_la_code=p.to_setting.la_code,
                 kind=s.issued.kind, built_at=p.generated_at, supersedes=p.supersedes,
                 events=events))
         return found

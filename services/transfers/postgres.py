@@ -36,6 +36,7 @@ _PACKET_ROWS = (
     "SELECT p.packet_id, p.upn, p.receiver, p.kind, p.built_at, p.supersedes, "
     "p.body->'pupil'->>'given_name' || ' ' || (p.body->'pupil'->>'family_name') AS pupil, "
     "p.body->'to_setting'->>'name' AS receiver_name, "
+    "p.body->'to_setting'->>'la_code' AS receiver_la_code, "
     "coalesce((SELECT json_agg(json_build_array(d.state, d.at, d.detail) ORDER BY d.id) "
     "FROM transfers_delivery d WHERE d.packet_id = p.packet_id), '[]') AS events "
     "FROM transfers_packets p WHERE true")
@@ -176,7 +177,8 @@ class PostgresRepository(TransfersRepository):
         rows = self._all(query + " ORDER BY p.built_at, p.packet_id", params)
         return [PacketRecord(
             packet_id=r["packet_id"], upn=r["upn"], pupil=r["pupil"], receiver=r["receiver"],
-            receiver_name=r["receiver_name"], kind=r["kind"], built_at=r["built_at"],
+            receiver_name=r["receiver_name"], receiver_la_code=r["receiver_la_code"],
+            kind=r["kind"], built_at=r["built_at"],
             supersedes=r["supersedes"],
             events=tuple(DeliveryEvent(state, datetime.fromisoformat(at), detail)
                          for state, at, detail in r["events"]),

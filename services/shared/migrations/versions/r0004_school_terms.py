@@ -4,9 +4,9 @@ One row per term or half-term of one LA (both days inclusive), as imported from 
 by `sendhub calendar import` (`services/shared/school_days.py` parses it), which
 replaces an LA's rows in one transaction. England's bank holidays are not stored: they
 come from the `holidays` library. The owner writes the table (the operator imports);
-transfers reads it for its re-send window, and the reader for `sendhub transfers` and
-`sendhub calendar list`. Granted explicitly, as revision 0003 does, to the roles that
-exist; the others get nothing.
+transfers reads it for its re-send window, the reader for `sendhub transfers` and
+`sendhub calendar list`, the gateway for `/v1/transfers`. Granted explicitly, as
+revision 0003 does, to the roles that exist; the others get nothing.
 
 Revision ID: 0004_school_terms
 Revises: 0003_roles
@@ -38,6 +38,7 @@ STATEMENTS = [
 GRANTS: dict[str, list[tuple[str, str]]] = {
     "sendhub_transfers": [("SELECT", "school_terms")],
     "sendhub_reader": [("SELECT", "school_terms")],
+    "sendhub_gateway": [("SELECT", "school_terms")],
 }
 
 

@@ -84,6 +84,12 @@ class OnABackend:
     def transfers(self) -> Iterator[Transfers]:
         raise NotImplementedError
 
+    def import_registry(self, app: TransfersApplication,
+                        settings: list[RegisteredSetting]) -> None:
+        """The settings registry as the operator imports it (a backend whose transfers
+        may not write it imports it otherwise)."""
+        app.import_settings(settings)
+
     @pytest.fixture
     def app(self) -> Iterator[TransfersApplication]:
         for store in self.transfers():
@@ -279,7 +285,7 @@ class TransfersCases(OnABackend):
     def test_a_plan_moving_to_another_la_notifies_both_las_once_beside_the_settings_packet(
         self, app: TransfersApplication,
     ) -> None:
-        app.import_settings(registry_with("803"))
+        self.import_registry(app, registry_with("803"))
         upn = random_upn()
         messages = history_messages(upn, *LA_801_PLAN, moved(TO_SCHOOL))
         batch = at(f"history-{upn}", messages)
@@ -311,7 +317,7 @@ class TransfersCases(OnABackend):
     def test_an_la_notice_is_never_taken_for_the_settings_packet(
         self, app: TransfersApplication,
     ) -> None:
-        app.import_settings(registry_with("803"))
+        self.import_registry(app, registry_with("803"))
         upn = random_upn()
         topic = f"history-{upn}"
         [first, into, out_of] = app.record_history(at(topic, history_messages(
@@ -330,7 +336,7 @@ class TransfersCases(OnABackend):
     def test_a_plan_moving_within_its_la_or_a_pupil_without_one_notifies_no_la(
         self, app: TransfersApplication,
     ) -> None:
-        app.import_settings(registry_with("801"))
+        self.import_registry(app, registry_with("801"))
         with_plan, without = random_upn(), random_upn()
         assert len(app.record_history(at(f"history-{with_plan}", history_messages(
             with_plan, *LA_801_PLAN, moved(TO_SCHOOL))))) == 1
@@ -341,7 +347,7 @@ class TransfersCases(OnABackend):
     def test_a_lost_pupil_with_a_plan_is_a_cme_notice_and_once_found_elsewhere_the_plan_follows(
         self, app: TransfersApplication,
     ) -> None:
-        app.import_settings(registry_with("803"))
+        self.import_registry(app, registry_with("803"))
         upn = random_upn()
         topic = f"history-{upn}"
         [lost] = app.record_history(at(topic, history_messages(
@@ -363,7 +369,7 @@ class TransfersCases(OnABackend):
     def test_an_la_answers_for_the_packets_in_either_of_its_inboxes_only(
         self, app: TransfersApplication,
     ) -> None:
-        app.import_settings(registry_with("803"))
+        self.import_registry(app, registry_with("803"))
         upn, lost_upn = random_upn(), random_upn()
         [_, into, _] = app.record_history(at(f"history-{upn}", history_messages(
             upn, *LA_801_PLAN, moved(TO_SCHOOL))))

@@ -258,6 +258,14 @@ class TestTransfersAsItsRole(TransfersCases):
             conn.execute("ALTER TABLE transfers_delivery ENABLE TRIGGER USER")
         yield PostgresTransfers(self.conninfo)
 
+    def import_registry(self, app: TransfersApplication,
+                        settings: list[RegisteredSetting]) -> None:
+        operator = TransfersApplication.on_postgres(self.owner.database_conninfo)
+        try:
+            operator.import_settings(settings)
+        finally:
+            operator.close()
+
     def test_packets_carry_the_registry_names_and_unknown_receivers_are_noted(
             self, app: TransfersApplication) -> None:
         """The registry is imported by the operator (`sendhub settings import`, as the

@@ -35,6 +35,7 @@ from services.transfers.domain import (
     is_late_for,
     when_late_entry_recorded_amend_packet,
     when_packet_overdue_send_again,
+    when_plan_moves_to_another_la_notify_both_las,
     when_pupil_moved_issue_packet,
     when_receipt_arrives_record_delivery,
 )
@@ -181,18 +182,30 @@ class TransfersApplication:
 
     def _when_pupil_moved(self, repo: TransfersRepository, upn: str) -> list[UUID]:
         """Issue the packet of every move in the complete part of the history that has
-        none yet; a move after a gap waits."""
+        none yet, and with it the notices to both LAs when an EHC plan moves to another
+        LA (stored in the same transaction, published by the same outbox); a move after
+        a gap waits."""
         history = repo.history(upn)
         complete = _complete_prefix(history)
         issued = []
         for move in (h for h in complete if h.event.event_type == "pupil_moved"):
             if repo.packet(packet_id_for(upn, move.event.event_id)) is not None:
                 continue
+            now = self.clock()
             issue = when_pupil_moved_issue_packet(
                 [h for h in complete if h.version <= move.version], move,
-                repo.latest_packet(upn), self.clock(), repo.registered, self.max_packet_bytes)
+                repo.latest_packet(upn), now, repo.registered, self.max_packet_bytes,
+                repo.la_name)
             self._keep(repo, issue)
             issued.append(issue.issued.packet.packet_id)
+            for notice in when_plan_moves_to_another_la_notify_both_las(
+                    issue, now, repo.registered, self.max_packet_bytes):
+                if self._keep(repo, notice):
+                    log.info("packet.la_notice", extra={
+                        "packet_id": str(notice.issued.packet.packet_id),
+                        "receiver": notice.issued.packet.receiver,
+                        "notice": notice.issued.packet.la_notice})
+                issued.append(notice.issued.packet.packet_id)
         if len(complete) < len(history):
             log.warning("packet.held_back", extra={
                 "missing_version": len(complete) + 1, "held_versions": len(history)})
@@ -211,7 +224,7 @@ class TransfersApplication:
             return None
         issue = when_late_entry_recorded_amend_packet(
             _complete_prefix(repo.history(upn)), latest, self.clock(), repo.registered,
-            self.max_packet_bytes)
+            self.max_packet_bytes, repo.la_name)
         if issue is None:
             return None
         if self._keep(repo, issue):
@@ -231,7 +244,7 @@ class TransfersApplication:
         if first.state == "undeliverable":
             log.error("packet.undeliverable", extra={
                 "packet_id": str(issue.issued.packet.packet_id), "reason": first.detail})
-        if to.in_registry is False:
+        if to.in_registry is False and issue.issued.kind != "la_notice":
             log.warning("packet.receiver_not_in_registry", extra={
                 "packet_id": str(issue.issued.packet.packet_id), "receiver": to.receiver})
         return True

@@ -5,6 +5,11 @@ Domain layer, pure: no I/O, no clock (the time is passed in). The packet itself 
 by `packets.py`; the registry of settings is passed in as a lookup function. Refusals
 are named `TransfersError`s, each with the dead-letter reason a receiver is told.
 
+When a pupil with an LA's EHC plan moves to a setting in another local authority, the
+plan follows the pupil: both LAs get a notice (the whole packet, the plan and the clocks
+that now run for the new LA; SEND Regulations 2014, reg. 15). Those notices are
+`la_notice` packets, never the receiving setting's: amendments and re-routes ignore them.
+
 Delivery is a sequence of append-only events per packet (`pending`, `sent`, `received`,
 `accepted`, `rejected`, `superseded`, `rerouted`, `undeliverable`); a packet's state is
 folded from them. The re-send window is counted in the receiving school's school days
@@ -19,21 +24,28 @@ from datetime import date, datetime
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from contracts.packet import Setting, TransferPacketV1
+from contracts.packet import LANotice, Setting, TransferPacketV1
 from contracts.school_events import PupilMovedV1
+from services.shared.access import la_receiver
 from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar
 from services.shared.sen_record import HistoryEntry
+from services.transfers.packet_parts import clocks_for_new_la
 from services.transfers.packets import (
     NotAMove,
     amendment_changes,
     build_transfer_packet,
     fitted,
     is_late_entry,
+    la_notice_packet,
 )
 from services.transfers.registry import RegisteredSetting
 
-PacketKind = Literal["first", "amendment", "reroute"]
+PacketKind = Literal["first", "amendment", "reroute", "la_notice"]
+"""`la_notice`: a notice to a local authority about a move (an EHC plan that moves to
+another LA), never mistaken for the receiving setting's packet."""
 RegistryLookup = Callable[[Setting], RegisteredSetting | None]
+LANames = Callable[[str], str | None]
+"""An LA's name by its code, as the settings registry has it (None: not known)."""
 
 
 class TransfersError(Exception):
@@ -115,19 +127,28 @@ class Receipt:
     status: str
     at: datetime
     reason: str | None = None
-    # The inbox of the principal that wrote it; None for the operator's bare topic.
-    from_inbox: str | None = None
+    # The inboxes of the principal that wrote it (an LA has two); None for the operator's
+    # bare topic.
+    from_inboxes: tuple[str, ...] | None = None
 
 
-def with_registry(packet: TransferPacketV1, registry: RegistryLookup) -> TransferPacketV1:
-    """The packet with the registry's names and DfE numbers for both settings; a setting
-    the registry does not know is marked `in_registry: false`, and still gets its packet."""
+def with_registry(packet: TransferPacketV1, registry: RegistryLookup,
+                  la_names: LANames | None = None) -> TransferPacketV1:
+    """The packet with the registry's names and DfE numbers for both settings (and the
+    name of the LA maintaining an EHC plan, when `la_names` knows it); a setting the
+    registry does not know is marked `in_registry: false`, and still gets its packet."""
     urns = {t.setting_urn for t in packet.timeline} | {packet.from_setting.urn or ""}
-    names = {urn: known.name for urn in sorted(urns - {""})
+    schools = sorted(u for u in urns if u and not u.startswith("la-"))  # an LA has no URN
+    names = {urn: known.name for urn in schools
              if (known := registry(Setting(kind="school", urn=urn))) is not None}
-    return packet.model_copy(update={"from_setting": _described(packet.from_setting, registry),
-                                     "to_setting": _described(packet.to_setting, registry),
-                                     "setting_names": names})
+    update: dict[str, object] = {"from_setting": _described(packet.from_setting, registry),
+                                 "to_setting": _described(packet.to_setting, registry),
+                                 "setting_names": names}
+    plan = packet.ehc_plan
+    if plan is not None and plan.maintaining_la and la_names is not None:
+        update["ehc_plan"] = plan.model_copy(
+            update={"maintaining_la_name": la_names(plan.maintaining_la)})
+    return packet.model_copy(update=update)
 
 
 def _described(setting: Setting, registry: RegistryLookup) -> Setting:
@@ -147,10 +168,10 @@ MAX_PACKET_BYTES = 900_000
 
 def _issue(packet: TransferPacketV1, move_version: int, kind: PacketKind, now: datetime,
            registry: RegistryLookup, replaced: DeliveryStep | None = None,
-           max_bytes: int = MAX_PACKET_BYTES) -> Issue:
+           max_bytes: int = MAX_PACKET_BYTES, la_names: LANames | None = None) -> Issue:
     """A packet is sent whole if it fits one message, condensed if that makes it fit,
     else kept as `undeliverable` with the reason (and never published)."""
-    packet, fits = fitted(with_registry(packet, registry), max_bytes)
+    packet, fits = fitted(with_registry(packet, registry, la_names), max_bytes)
     if fits:
         note = (f"{packet.to_setting.receiver} is not in the settings registry"
                 if packet.to_setting.in_registry is False else None)
@@ -167,6 +188,7 @@ def _issue(packet: TransferPacketV1, move_version: int, kind: PacketKind, now: d
 def when_pupil_moved_issue_packet(
     history: Sequence[HistoryEntry], move: HistoryEntry, latest: IssuedPacket | None,
     now: datetime, registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
+    la_names: LANames | None = None,
 ) -> Issue:
     """A move issues the packet built from the history as it stood at the move. When the
     pupil's latest packet went to the lost-pupils inbox, this one re-routes it."""
@@ -183,7 +205,39 @@ def when_pupil_moved_issue_packet(
             "rerouted", now, f"destination now known: re-sent as {packet.packet_id} "
             f"to {packet.to_setting.receiver}"))
     return _issue(packet, move.version, "reroute" if rerouted else "first", now, registry,
-                  replaced, max_bytes)
+                  replaced, max_bytes, la_names)
+
+
+def when_plan_moves_to_another_la_notify_both_las(
+    issue: Issue, now: datetime, registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
+) -> list[Issue]:
+    """A move's packet issued for a pupil whose EHC plan an LA maintains (its own events
+    say so: `confirmed_by_la`), to a setting whose LA (the settings registry's, a
+    post-16 provider's too) is another: the plan follows the pupil (SEND Regulations
+    2014, reg. 15). The new LA gets the packet as `ehc_plan_transfer_in` (`la-<new>`),
+    the LA that maintained the plan the same as `ehc_plan_transfer_out` (`la-<old>`),
+    each with the clocks that now run for the new LA, from the move's effective date.
+
+    Nothing for a pupil with no plan, a plan only a school reported (no LA to tell),
+    a move within the LA, a destination unknown (a lost pupil's packet goes to the
+    leaving school's LA already) or not in the registry (its LA is not known)."""
+    packet = issue.issued.packet
+    plan = packet.ehc_plan
+    if plan is None or not plan.confirmed_by_la or not plan.maintaining_la:
+        return []
+    if packet.to_setting.kind == "unknown":
+        return []
+    destination = registry(packet.to_setting)
+    new_la = destination.la_code if destination else None
+    if new_la is None or new_la == plan.maintaining_la:
+        return []
+    clocks = clocks_for_new_la(plan, packet.move.effective_date, new_la)
+    notices: tuple[tuple[LANotice, str], ...] = (
+        ("ehc_plan_transfer_in", la_receiver(new_la)),
+        ("ehc_plan_transfer_out", la_receiver(plan.maintaining_la)))
+    return [_issue(la_notice_packet(packet, receiver=receiver, notice=notice, clocks=clocks),
+                   issue.issued.move_version, "la_notice", now, registry, None, max_bytes)
+            for notice, receiver in notices]
 
 
 def is_late_for(entry: HistoryEntry, latest: IssuedPacket | None,
@@ -201,6 +255,7 @@ def is_late_for(entry: HistoryEntry, latest: IssuedPacket | None,
 def when_late_entry_recorded_amend_packet(
     history: Sequence[HistoryEntry], latest: IssuedPacket, now: datetime,
     registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
+    la_names: LANames | None = None,
 ) -> Issue | None:
     """Late entries from the former school issue an amendment that supersedes the latest
     packet and lists what it adds; None when nothing new would be added."""
@@ -215,7 +270,8 @@ def when_late_entry_recorded_amend_packet(
     )
     replaced = DeliveryStep(previous.packet_id, DeliveryEvent(
         "superseded", now, f"amended by {packet.packet_id}: {len(changes)} late entr(ies)"))
-    return _issue(packet, latest.move_version, "amendment", now, registry, replaced, max_bytes)
+    return _issue(packet, latest.move_version, "amendment", now, registry, replaced, max_bytes,
+                  la_names)
 
 
 def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: Addressee | None
@@ -225,9 +281,10 @@ def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: Addressee | 
     receipt's writer is not the packet's inbox (authority from the topic, not the body)."""
     if sent_to is None:
         raise UnknownPacket(f"no packet {receipt.packet_id} was sent by this hub")
-    if receipt.from_inbox is not None and receipt.from_inbox != sent_to.inbox:
+    if receipt.from_inboxes is not None and sent_to.inbox not in receipt.from_inboxes:
         raise NotAuthorised(f"a receipt for packet {receipt.packet_id} came from the holder "
-                            f"of inbox {receipt.from_inbox}; only {sent_to.inbox} may send it")
+                            f"of inbox {' and '.join(receipt.from_inboxes)}; only "
+                            f"{sent_to.inbox} may send it")
     if sent_to.receiver != receipt.receiver:
         raise WrongReceiver(f"packet {receipt.packet_id} was sent to {sent_to.receiver}, "
                             f"not to {receipt.receiver}")

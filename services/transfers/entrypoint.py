@@ -1,13 +1,13 @@
 """Transfers' faststream app: the only Kafka code of the service.
 
 Consumes `sen.pupil-history.v1` in batches; stores each partition's share with its
-position in one transaction (see application.py), then publishes every stored packet
-not yet published to the receiver's inbox, keyed by `packet_id`, and marks it published
-only after the broker acknowledged it. Receivers may see a packet twice after a crash
-(same `packet_id`), never not at all. Consumes `sen.packet-receipts.v1` the same way: a
-receipt for an unknown packet or from the wrong receiver is dead-lettered (before its
-position is stored) with the reason. Failures follow the hub's one error policy
-(`services.shared.consuming`). A periodic task re-queues packets nobody
+position in one transaction (see application.py), then publishes every stored packet not
+yet published to the receiver's inbox (an LA's notices included), keyed by `packet_id`,
+and marks it published only after the broker acknowledged it. Receivers may see a packet
+twice after a crash (same `packet_id`), never not at all. Consumes `sen.packet-
+receipts.v1` the same way: a receipt for an unknown packet or from the wrong receiver is
+dead-lettered (before its position is stored) with the reason. Failures follow the hub's
+one error policy (`services.shared.consuming`). A periodic task re-queues packets nobody
 acknowledged within the re-send period (the receiving school's school days: its LA's
 term dates as imported, read again every few minutes) and publishes whatever is waiting.
 """

@@ -263,7 +263,8 @@ class TestTransfersAsItsRole(TransfersCases):
             conn.execute("ALTER TABLE transfers_delivery ENABLE TRIGGER USER")
         yield PostgresTransfers(self.conninfo)
 
-    def register(self, app: TransfersApplication, *settings: RegisteredSetting) -> None:
+    def import_registry(self, app: TransfersApplication,
+                        settings: list[RegisteredSetting]) -> None:
         operator = TransfersApplication.on_postgres(self.owner.database_conninfo)
         try:
             operator.import_settings(settings)

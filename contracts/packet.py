@@ -31,6 +31,11 @@ from contracts.school_events import (
 
 SENStatus = Literal["none", "sen_support", "ehc_plan"]
 PacketPolicy = Literal["full", "post16"]
+LANotice = Literal["ehc_plan_transfer_in", "ehc_plan_transfer_out", "children_missing_education"]
+"""What a packet to a local authority is: the plan of a pupil who moved into its area
+(`ehc_plan_transfer_in`, to `la-<new>`), the same notice to the LA that maintained the
+plan (`ehc_plan_transfer_out`, to `la-<old>`), or a pupil who left a school in its area
+for an unknown destination (`children_missing_education`, to `lost-pupils.la-<code>`)."""
 
 
 class Frozen(BaseModel):
@@ -183,6 +188,59 @@ class SendingContact(Frozen):
     work_telephone: str | None = None
 
 
+class CaseOfficer(Frozen):
+    """The LA's EHC case officer: a role and a work contact, never a personal one."""
+
+    role: str
+    work_email: str | None = None
+    work_telephone: str | None = None
+
+
+class EHCPlanDetails(Frozen):
+    """The pupil's EHC plan at the move: from the local authority's own events
+    (`confirmed_by_la`), or, when no LA has spoken through the hub, what the school
+    reported (then most of the LA's details are unknown and left out)."""
+
+    confirmed_by_la: bool
+    """True: the maintaining LA's events say so. False: only a school reported an EHC
+    plan (its assessment outcome or its EHC plan review); the LA has not confirmed it."""
+    maintaining_la: str | None = None
+    """The three-digit code of the LA that maintains the plan."""
+    maintaining_la_name: str | None = None
+    """As the settings registry names that LA, when it knows it."""
+    issued_on: date | None = None
+    case_officer: CaseOfficer | None = None
+    needs: list[RankedNeed] = []
+    """Section B, ranked."""
+    provision: list[Provision] = []
+    """Section F."""
+    outcomes: list[str] = []
+    """Section E."""
+    named_setting_urn: str | None = None
+    """Section I: the school the plan names."""
+    last_reviewed_on: date | None = None
+    last_amended_on: date | None = None
+    next_annual_review_due: date | None = None
+    """12 months after the later of issue and last review (Children and Families Act
+    2014 s.44(1)); None when neither date is known."""
+    transferred_from_la: str | None = None
+    """The LA that maintained the plan before it was transferred (SEND Regulations 2014,
+    reg. 15), when the LA recorded a transfer."""
+
+
+class ClockDue(Frozen):
+    """A statutory clock that runs for the LA taking over a plan: what, by when, and why."""
+
+    rule: str
+    """A stable name, e.g. `ehc_transfer_tell_parent_6_weeks`."""
+    title: str
+    source: str
+    due_on: date
+    started_on: date | None = None
+    la_code: str | None = None
+    """The LA the clock runs for."""
+
+
 class TimelineEntry(Frozen):
     occurred_at: datetime
     event_type: str
@@ -244,3 +302,20 @@ class TransferPacketV1(Frozen):
     condensed: str | None = None
     """Set when long texts were shortened so the packet fits one Kafka message: says how
     many and where the full texts are (README "Packets too large for one message")."""
+    # Added with the local authority as an actor (issue 13); all optional.
+    ehc_plan: EHCPlanDetails | None = None
+    """The EHC plan at the move, when the pupil has one (status `ehc_plan`)."""
+    la_notice: LANotice | None = None
+    """Set on a packet for a local authority: which notice it is."""
+    clocks_now_running: list[ClockDue] = []
+    """On an EHC plan transfer notice: the clocks that now run for the new LA."""
+    addressed_to: str | None = None
+    """Whom the packet is for when that is not `to_setting`: a local authority's own
+    inbox (`la-803`) for an EHC plan transfer notice. None: the receiving setting (or,
+    for a lost pupil, the lost-pupils inbox of the leaving school's LA)."""
+
+    @property
+    def receiver(self) -> str:
+        """The receiver as stored and as receipts name it: `urn-...`, `ukprn-...`,
+        `lost-pupils` or, for an LA's notice, `la-<code>`."""
+        return self.addressed_to or self.to_setting.receiver

@@ -24,7 +24,10 @@ class PacketReceiptV1(BaseModel):
     _storable = model_validator(mode="before")(refuse_unstorable)
 
     packet_id: UUID
-    receiver: Annotated[str, StringConstraints(pattern=r"^(urn-[0-9]{6}|ukprn-1[0-9]{7}|lost-pupils)$")]
+    receiver: Annotated[str, StringConstraints(
+        pattern=r"^(urn-[0-9]{6}|ukprn-1[0-9]{7}|lost-pupils|la-[0-9]{3})$")]
+    """The packet's receiver: a school, a post-16 provider, `lost-pupils` (an LA for a
+    pupil with no known destination) or `la-<code>` (an LA for an EHC plan notice)."""
     status: ReceiptStatus
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                              max_length=2_000)] | None = None

@@ -235,7 +235,7 @@ def receipt_mutations() -> st.SearchStrategy[Mutation]:
 
 
 def _bad_receiver(value: str) -> None:
-    if re.fullmatch(r"(urn-[0-9]{6}|ukprn-1[0-9]{7}|lost-pupils)", value):
+    if re.fullmatch(r"(urn-[0-9]{6}|ukprn-1[0-9]{7}|lost-pupils|la-[0-9]{3})", value):
         return
     raise identifiers.IdentifierError(value)
 

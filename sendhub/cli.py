@@ -12,13 +12,22 @@ import sys
 
 import typer
 
-from sendhub.commands import auditing, operations, oversight, principals, receiving, webhooks
+from sendhub.commands import (
+    auditing,
+    operations,
+    oversight,
+    principals,
+    receiving,
+    school_calendar,
+    webhooks,
+)
 from sendhub.commands.common import errors
 from services.shared.settings import OWNER_ROLE, READER_ROLE, HubSettings
 
 # Commands that only read what the hub holds: they connect as the read-only database
 # role (when SENDHUB_DATABASE_URL names no user); the others as the owner, and `serve` as
-# its service's own role.
+# its service's own role. A group's reading subcommand (`calendar list`) picks the
+# reader itself, since the group's name is all this callback sees.
 READING_COMMANDS = frozenset({"history", "packet", "inbox", "transfers", "report", "verify",
                               "access-log", "oversight"})
 
@@ -48,6 +57,7 @@ app.command()(oversight.oversight)
 app.command()(operations.rejected)
 app.command()(operations.demo)
 app.add_typer(operations.settings_app, name="settings")
+app.add_typer(school_calendar.calendar_app, name="calendar")
 app.add_typer(operations.db_app, name="db")
 app.add_typer(principals.principals_app, name="principals")
 app.add_typer(webhooks.webhooks_app, name="webhooks")

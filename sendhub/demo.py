@@ -36,6 +36,8 @@ from services.records.entrypoint import build_application
 from services.shared.binding import WrongCluster, bind
 from services.shared.database import upgrade
 from services.shared.kafka import client_options
+from services.shared.school_days import parse_term_dates_csv
+from services.shared.school_terms_store import import_terms
 from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.forms import render
@@ -153,6 +155,11 @@ def prepare_database(settings: HubSettings, console: Console, fresh: bool
     store.import_settings(registry)
     console.print(f"Settings registry: {len(registry)} schools and colleges from "
                   f"{REGISTRY_SAMPLE} ({len(problems)} rows skipped)")
+    terms, term_problems = parse_term_dates_csv((ROOT / TERM_DATES_SAMPLE).read_text())
+    per_la = import_terms(settings.database_conninfo, terms, datetime.now(UTC))
+    console.print(f"Term dates: {', '.join(f'LA {la} {n} periods' for la, n in per_la.items())}"
+                  f" from {TERM_DATES_SAMPLE} ({len(term_problems)} rows skipped); other LAs "
+                  "count weekdays less England's bank holidays")
     return store
 
 
@@ -240,6 +247,7 @@ def recreate_database(settings: HubSettings, console: Console) -> None:
 
 
 REGISTRY_SAMPLE = "data/settings-registry-sample.csv"
+TERM_DATES_SAMPLE = "data/term-dates-sample.csv"
 FORMS_DIR = ROOT / ".cache" / "demo" / "forms"
 
 

@@ -39,7 +39,6 @@ from services.shared.clocks import (
     ClockStatus,
     LocalPolicy,
     SchoolDays,
-    WeekdaysOnly,
     all_clocks,
     file_sent_clock,
 )
@@ -511,18 +510,11 @@ def _tally(pair: tuple[int, int]) -> dict[str, Any]:
     return {"met": met, "of": due, "percent": round(100 * met / due, 1) if due else None}
 
 
-# -- the calendar until the school terms are known -----------------------------------------
+# -- the calendar ---------------------------------------------------------------------------
 
 
 class CalendarWithBasis(SchoolDays, Protocol):
-    """A school calendar that also says what it counts school days from, per LA."""
+    """A school calendar that also says what it counts school days from, per LA
+    (`services.shared.school_days.SchoolCalendar`)."""
 
     def basis(self, la_code: str | None) -> str: ...
-
-
-class WeekdaysOnlyCalendar(WeekdaysOnly):
-    """The clocks' stand-in calendar (every weekday a school day, no term dates, no bank
-    holidays, so it errs early), saying so: used when no school terms are loaded."""
-
-    def basis(self, la_code: str | None) -> str:
-        return "weekdays only (no term dates loaded)"

@@ -33,6 +33,7 @@ _PACKETS = (
     "SELECT p.packet_id, p.upn, p.receiver, p.kind, p.built_at, p.supersedes, p.move_version, "
     "p.body->'pupil'->>'given_name' || ' ' || (p.body->'pupil'->>'family_name') AS pupil, "
     "p.body->'to_setting'->>'name' AS receiver_name, "
+    "p.body->'to_setting'->>'la_code' AS receiver_la_code, "
     "p.body->'from_setting'->>'urn' AS from_urn, "
     "p.body->'move'->>'effective_date' AS effective_date, "
     "coalesce((SELECT json_agg(json_build_array(d.state, d.at, d.detail) ORDER BY d.id) "
@@ -72,6 +73,7 @@ class OversightStore:
             record=PacketRecord(
                 packet_id=r["packet_id"], upn=str(r["upn"]), pupil=str(r["pupil"]),
                 receiver=str(r["receiver"]), receiver_name=r["receiver_name"],
+                receiver_la_code=r["receiver_la_code"],
                 kind=str(r["kind"]), built_at=r["built_at"], supersedes=r["supersedes"],
                 events=tuple(DeliveryEvent(state, datetime.fromisoformat(at), detail)
                              for state, at, detail in r["events"])),

@@ -23,6 +23,13 @@ def packet_summary(packet: TransferPacketV1,
     lines = Table.grid(padding=(0, 2))
     lines.add_column(style="bold")
     lines.add_column()
+    heading = wording.notice_heading(packet)
+    if heading:
+        lines.add_row(Text("Notice", style="bold magenta"), Text(heading, style="bold"))
+        lines.add_row("", wording.notice_sentence(packet) or "")
+        for clock in packet.clocks_now_running:
+            lines.add_row(Text("Clock", style="bold magenta"),
+                          f"{clock.title}: due {wording.day(clock.due_on)} ({clock.source})")
     lines.add_row("Pupil", f"{p.given_name} {p.family_name}")
     lines.add_row("Move", f"{words(packet.move.kind.value)} from {wording.sending_school(packet)} "
                   f"to {wording.receiving_setting(packet)}, effective "
@@ -40,12 +47,16 @@ def packet_summary(packet: TransferPacketV1,
         lines.add_row("Policy", "post-16: current picture in full, history before "
                       + "two years summarised" + "".join(f"\n{s}" for s in packet.history_summary))
     lines.add_row("SEN status", STATUS_WORDS[packet.sen_status])
+    for label, text in wording.plan_lines(packet):
+        style = "bold yellow" if label == "Confirmed" else "bold"
+        lines.add_row(Text(f"EHC plan: {label}", style=style), text)
     _still_open(lines, packet)
     if not packet.has_sen_history:
         lines.add_row("History", Text(packet.sen_history_statement, style="italic"))
     else:
         _history_rows(lines, packet)
-    return Panel(Group(lines), title=f"Transfer packet for {p.given_name} {p.family_name}",
+    title = ("Notice to the local authority" if packet.la_notice else "Transfer packet")
+    return Panel(Group(lines), title=f"{title} for {p.given_name} {p.family_name}",
                  expand=False)
 
 
@@ -123,7 +134,7 @@ def deliveries_table(rows: Sequence[PacketDelivery], school_days: int) -> Table:
             note.append(d.delivery.reason)
         if d.supersedes:
             note.append(f"replaces {str(d.supersedes)[:8]}")
-        if d.receiver_name is None and d.receiver != "lost-pupils":
+        if d.receiver_name is None and d.receiver != "lost-pupils" and d.kind != "la_notice":
             note.append("not in registry")
         table.add_row(str(d.packet_id)[:8], d.pupil, d.receiver_name or d.receiver, d.kind,
                       Text(d.delivery.state, style=STATE_STYLE.get(d.delivery.state, "")),

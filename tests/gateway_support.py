@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 
 from contracts.accepted import AcceptedSchoolEventV1, Position
+from contracts.inbound import INBOUND_EVENT
 from contracts.packet import TransferPacketV1
-from contracts.school_events import SCHOOL_EVENT
 from sendhub.topics_reader import TopicRecord, read_topic
 from services.records.application import ConsumedPosition, RecordsApplication
 from services.records.handlers import to_history_contract, to_school_event_record
@@ -99,6 +99,15 @@ def issue_packet(settings: HubSettings, from_urn: str, to: dict[str, str],
                  upn: str | None = None) -> TransferPacketV1:
     """A concern and a move recorded by records, the packet built and sent by transfers,
     in this process, on the given database (as the services would)."""
+    [packet] = issue_packets(settings, from_urn, to, upn)
+    return packet
+
+
+def issue_packets(settings: HubSettings, from_urn: str, to: dict[str, str],
+                  upn: str | None = None, before: Sequence[dict[str, Any]] = ()
+                  ) -> list[TransferPacketV1]:
+    """As `issue_packet`, with `before` (a local authority's EHC events, say) recorded
+    ahead of the move: the setting's packet first, then any notices to LAs."""
     upn = upn or random_upn()
     pupil = {"upn": upn, "given_name": "Ada", "family_name": "Test",
              "date_of_birth": "2015-04-01"}
@@ -109,29 +118,30 @@ def issue_packet(settings: HubSettings, from_urn: str, to: dict[str, str],
                                   "effective_date": "2025-11-10"})
     records = RecordsApplication(env=settings.eventsourcing_env())
     topic = f"gateway-tests-{upn}"
-    records.record_school_events([
-        (_record(school_event(pupil=pupil, source=source)), ConsumedPosition(topic, 0, 0)),
-        (_record(moved), ConsumedPosition(topic, 0, 1))])
+    events = [school_event(pupil=pupil, source=source), *({**e, "pupil": pupil} for e in before),
+              moved]
+    records.record_school_events([(_record(e), ConsumedPosition(topic, 0, n))
+                                  for n, e in enumerate(events)])
     messages = [to_history_contract(e, n) for n, e in enumerate(records.history_events(upn), 1)]
     records.close()
     transfers = TransfersApplication.on_postgres(settings.database_conninfo)
     try:
-        [packet_id] = transfers.record_history(
+        packet_ids = transfers.record_history(
             [(m, HistoryPosition(topic, 0, i)) for i, m in enumerate(messages)])
         transfers.mark_published([p for p in transfers.pending_packets(1000)
-                                  if p.packet_id == packet_id])
-        packet = transfers.packet(packet_id)
+                                  if p.packet_id in packet_ids])
+        packets = [transfers.packet(packet_id) for packet_id in packet_ids]
     finally:
         transfers.close()
-    assert packet is not None
-    return packet
+    assert packets and all(p is not None for p in packets)
+    return [p for p in packets if p is not None]
 
 
 def _record(event: dict[str, Any]) -> Any:
     return to_school_event_record(AcceptedSchoolEventV1(
         accepted_at=datetime.now(UTC), upn_is_temporary=False,
         received_from=Position(topic="t", partition=0, offset=0),
-        event=SCHOOL_EVENT.validate_python(event)))
+        event=INBOUND_EVENT.validate_python(event)))
 
 
 @dataclass

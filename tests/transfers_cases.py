@@ -7,19 +7,21 @@ case over several recorders.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 
 from contracts.history import PupilHistoryEventV1
-from contracts.school_events import SCHOOL_EVENT
+from contracts.inbound import INBOUND_EVENT
+from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar, TermPeriod
 from services.transfers.application import RefusedReceipt, TransfersApplication
-from services.transfers.domain import Receipt, UnknownPacket, WrongReceiver
+from services.transfers.domain import NotAuthorised, Receipt, UnknownPacket, WrongReceiver
+from services.transfers.packets import packet_id_for
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import ConsumedPosition, Transfers
-from tests.factories import random_upn, school_event
+from tests.factories import la_event, random_upn, school_event
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -39,7 +41,8 @@ def history_messages(upn: str, *events: dict[str, Any], first_version: int = 1
              "date_of_birth": "2016-05-14"}
     return [PupilHistoryEventV1(
         pupil_id=UUID(int=1), upn=upn, version=v, notification_id=v, recorded_at=NOW,
-        upn_is_temporary=False, event=SCHOOL_EVENT.validate_python({**e, "pupil": pupil}),
+        upn_is_temporary=False, event=INBOUND_EVENT.validate_python(
+            {**e, "pupil": pupil}, context={"trusted": True}),
         event_hash=f"{v:064x}") for v, e in enumerate(events, start=first_version)]
 
 
@@ -57,6 +60,22 @@ def moved(to: dict[str, str], effective: str = "2025-11-10") -> dict[str, Any]:
 CONCERN = school_event(occurred_at="2025-03-01T10:00:00+00:00")
 LATE = school_event("assessment_completed", occurred_at="2025-11-01T11:00:00+00:00")
 TO_SCHOOL = {"kind": "school", "urn": "100002"}
+LA_801_PLAN = (  # LA 801's EHC sequence for one pupil, ending with the plan it maintains
+    la_event("ehc_request_received", occurred_at="2025-01-13T10:00:00+00:00"),
+    la_event("ehc_assessment_decision", occurred_at="2025-02-17T10:00:00+00:00"),
+    la_event("ehc_plan_decision", occurred_at="2025-04-28T10:00:00+01:00"),
+    la_event("ehc_plan_issued", occurred_at="2025-05-26T10:00:00+01:00"),
+)
+
+
+def registry_with(destination_la: str) -> list[RegisteredSetting]:
+    """The sending school in LA 801, the receiving one in `destination_la`."""
+    names = {"801": "Bristol, City of", "803": "South Gloucestershire"}
+    return [RegisteredSetting(urn="100001", name="Oak Primary", phase="Primary", la_code="801",
+                              la_name=names["801"], establishment_number="2001"),
+            RegisteredSetting(urn="100002", name="Brook Lane", phase="Primary",
+                              la_code=destination_la, la_name=names[destination_la],
+                              establishment_number="2002")]
 
 
 class OnABackend:
@@ -65,6 +84,12 @@ class OnABackend:
 
     def transfers(self) -> Iterator[Transfers]:
         raise NotImplementedError
+
+    def import_registry(self, app: TransfersApplication,
+                        settings: list[RegisteredSetting]) -> None:
+        """The settings registry as the operator imports it (a backend whose transfers
+        may not write it imports it otherwise)."""
+        app.import_settings(settings)
 
     @pytest.fixture
     def app(self) -> Iterator[TransfersApplication]:
@@ -218,6 +243,32 @@ class TransfersCases(OnABackend):
         assert delivery.delivery.attempts == 2 and delivery.overdue
         assert app.resend_overdue() == []
 
+    def test_the_resend_window_counts_the_school_days_of_the_receivers_la(
+        self, app: TransfersApplication,
+    ) -> None:
+        """A half-term of the receiving school's LA (801, in the registry) is not counted;
+        without term dates, the same days are 15 weekdays less bank holidays."""
+        self.import_registry(app, [RegisteredSetting(
+            urn="100002", name="Brook Lane Primary", phase="Primary", la_code="801",
+            establishment_number="2002")])
+        app.calendar_source = SchoolCalendar([
+            TermPeriod("801", "Spring 1", date(2026, 1, 5), date(2026, 2, 13)),
+            TermPeriod("801", "Spring 2", date(2026, 2, 23), date(2026, 3, 27))])
+        self.clock.now = datetime(2026, 2, 2, 9, tzinfo=UTC)  # a Monday
+        packet_id = self._sent_packet(app)
+        self.clock.now = datetime(2026, 2, 23, 9, tzinfo=UTC)  # half-term 16-20 February
+        [row] = app.deliveries()
+        assert (row.receiver_la_code, row.school_days_waiting, row.overdue) == ("801", 10, False)
+        assert app.resend_overdue() == []
+        app.calendar_source = BANK_HOLIDAYS_ONLY
+        assert app.deliveries()[0].school_days_waiting == 15
+        app.calendar_source = lambda: SchoolCalendar([  # as StoredCalendar gives it
+            TermPeriod("801", "Spring 1", date(2026, 1, 5), date(2026, 2, 13)),
+            TermPeriod("801", "Spring 2", date(2026, 2, 23), date(2026, 3, 27))])
+        self.clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+        assert app.deliveries()[0].school_days_waiting == 15
+        assert app.resend_overdue() == [packet_id]
+
     def test_a_packet_too_large_is_condensed_or_kept_undeliverable_and_never_published(
         self, app: TransfersApplication,
     ) -> None:
@@ -255,3 +306,117 @@ class TransfersCases(OnABackend):
         assert packet.to_setting.in_registry is False
         assert app.delivery_events(packet_id)[0].detail == (
             "urn-100002 is not in the settings registry")
+
+    # -- the local authority's notices (issue 13) ---------------------------------------
+
+    def test_a_plan_moving_to_another_la_notifies_both_las_once_beside_the_settings_packet(
+        self, app: TransfersApplication,
+    ) -> None:
+        self.import_registry(app, registry_with("803"))
+        upn = random_upn()
+        messages = history_messages(upn, *LA_801_PLAN, moved(TO_SCHOOL))
+        batch = at(f"history-{upn}", messages)
+        move_id = messages[-1].event.event_id
+        issued = app.record_history(batch)
+        into, out_of = (packet_id_for(upn, move_id, receiver=r) for r in ("la-803", "la-801"))
+        assert issued == [packet_id_for(upn, move_id), into, out_of]
+        # Redelivered, or re-sent at new positions: stored once.
+        assert app.record_history(batch) == []
+        assert app.record_history(at(f"history-{upn}", [m for m, _ in batch], 10)) == []
+        [setting] = app.packets_for("urn-100002")
+        [notice_in] = app.packets_for("la-803")
+        [notice_out] = app.packets_for("la-801")
+        assert setting.la_notice is None and setting.ehc_plan is not None
+        assert setting.ehc_plan.confirmed_by_la and setting.ehc_plan.maintaining_la == "801"
+        assert setting.ehc_plan.maintaining_la_name == "Bristol, City of"
+        assert (notice_in.la_notice, notice_in.receiver) == ("ehc_plan_transfer_in", "la-803")
+        assert (notice_out.la_notice, notice_out.receiver) == ("ehc_plan_transfer_out", "la-801")
+        assert [c.la_code for c in notice_in.clocks_now_running] == ["803", "803"]
+        assert notice_in.clocks_now_running == notice_out.clocks_now_running
+        assert notice_in.timeline == setting.timeline and notice_in.ehc_plan == setting.ehc_plan
+        inboxes = {p.packet_id: p.inbox for p in app.pending_packets()}
+        assert inboxes == {setting.packet_id: "urn-100002", into: "la-803", out_of: "la-801"}
+        kinds = {d.packet_id: (d.kind, d.receiver, d.receiver_name)
+                 for d in app.deliveries(upn=upn)}
+        assert kinds == {setting.packet_id: ("first", "urn-100002", "Brook Lane"),
+                         into: ("la_notice", "la-803", None), out_of: ("la_notice", "la-801", None)}
+
+    def test_an_la_notice_is_never_taken_for_the_settings_packet(
+        self, app: TransfersApplication,
+    ) -> None:
+        self.import_registry(app, registry_with("803"))
+        upn = random_upn()
+        topic = f"history-{upn}"
+        [first, into, out_of] = app.record_history(at(topic, history_messages(
+            upn, *LA_801_PLAN, moved(TO_SCHOOL))))
+        # The former school catches up: the amendment replaces the setting's packet only.
+        self.clock.now += timedelta(weeks=3)
+        [amendment] = app.record_history(at(topic, history_messages(
+            upn, LATE, first_version=6), first_offset=5))
+        packet = app.packet(amendment)
+        assert packet is not None and packet.supersedes == first and packet.la_notice is None
+        assert packet.receiver == "urn-100002"
+        states = {d.packet_id: d.delivery.state for d in app.deliveries(upn=upn)}
+        assert states == {first: "superseded", into: "pending", out_of: "pending",
+                          amendment: "pending"}
+
+    def test_a_plan_moving_within_its_la_or_a_pupil_without_one_notifies_no_la(
+        self, app: TransfersApplication,
+    ) -> None:
+        self.import_registry(app, registry_with("801"))
+        with_plan, without = random_upn(), random_upn()
+        assert len(app.record_history(at(f"history-{with_plan}", history_messages(
+            with_plan, *LA_801_PLAN, moved(TO_SCHOOL))))) == 1
+        assert len(app.record_history(at(f"history-{without}", history_messages(
+            without, CONCERN, moved(TO_SCHOOL))))) == 1
+        assert app.packets_for("la-801") == [] and app.packets_for("la-803") == []
+
+    def test_a_lost_pupil_with_a_plan_is_a_cme_notice_and_once_found_elsewhere_the_plan_follows(
+        self, app: TransfersApplication,
+    ) -> None:
+        self.import_registry(app, registry_with("803"))
+        upn = random_upn()
+        topic = f"history-{upn}"
+        [lost] = app.record_history(at(topic, history_messages(
+            upn, *LA_801_PLAN, moved({"kind": "unknown"}))))
+        packet = app.packet(lost)
+        assert packet is not None and packet.la_notice == "children_missing_education"
+        assert [p.inbox for p in app.pending_packets()] == ["lost-pupils.la-801"]
+        [found, into, out_of] = app.record_history(at(topic, history_messages(
+            upn, moved(TO_SCHOOL, effective="2025-12-01"), first_version=6), first_offset=5))
+        rerouted = app.packet(found)
+        assert rerouted is not None and rerouted.supersedes == lost and rerouted.la_notice is None
+        notice = app.packet(into)
+        assert notice is not None and notice.supersedes is None
+        assert not notice.rerouted_from_lost_pupils and notice.receiver == "la-803"
+        states = {d.packet_id: d.delivery.state for d in app.deliveries(upn=upn)}
+        assert states == {lost: "rerouted", found: "pending", into: "pending",
+                          out_of: "pending"}
+
+    def test_an_la_answers_for_the_packets_in_either_of_its_inboxes_only(
+        self, app: TransfersApplication,
+    ) -> None:
+        self.import_registry(app, registry_with("803"))
+        upn, lost_upn = random_upn(), random_upn()
+        [_, into, _] = app.record_history(at(f"history-{upn}", history_messages(
+            upn, *LA_801_PLAN, moved(TO_SCHOOL))))
+        [lost] = app.record_history(at(f"history-{lost_upn}", history_messages(
+            lost_upn, moved({"kind": "unknown"}))))
+        app.mark_published(app.pending_packets())
+        la_803 = ("lost-pupils.la-803", "la-803")
+        la_801 = ("lost-pupils.la-801", "la-801")
+        topic = f"receipts-{upn}"
+        refused: list[RefusedReceipt] = []
+        assert app.record_receipts([
+            (Receipt(into, "la-803", "received", NOW, from_inboxes=la_803),
+             ConsumedPosition(topic, 0, 0)),
+            (Receipt(lost, "lost-pupils", "accepted", NOW, from_inboxes=la_801),
+             ConsumedPosition(topic, 0, 1)),
+            (Receipt(into, "la-803", "accepted", NOW, from_inboxes=la_801),
+             ConsumedPosition(topic, 0, 2)),
+            (Receipt(lost, "lost-pupils", "accepted", NOW, from_inboxes=la_803),
+             ConsumedPosition(topic, 0, 3)),
+        ], refused.extend) == 2
+        assert [(type(r.error), r.position.offset) for r in refused] == [
+            (NotAuthorised, 2), (NotAuthorised, 3)]
+        assert [e.state for e in app.delivery_events(into)] == ["pending", "sent", "received"]

@@ -84,11 +84,13 @@ def transfers(
 ) -> None:
     """Packets by delivery state, for admissions and the local authority."""
     from sendhub.summaries import deliveries_table
+    from services.shared.school_terms_store import load_calendar
     from services.transfers.application import TransfersApplication
 
     settings = hub_settings(ctx)
     store = TransfersApplication.on_postgres(settings.database_conninfo,
-                           resend_after_school_days=settings.resend_after_school_days)
+                           resend_after_school_days=settings.resend_after_school_days,
+                           calendar=load_calendar(settings.database_conninfo))
     try:
         rows = store.deliveries(receiver=receiver, overdue_only=overdue)
     finally:

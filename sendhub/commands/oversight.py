@@ -126,11 +126,12 @@ def _check_scope(principal: Principal, la: str | None, trust: str | None) -> Non
 
 
 def _calendar(settings: HubSettings) -> CalendarWithBasis:
-    """The school calendar the clocks count days in. Until the school terms store is
-    part of the hub, every weekday is a school day (which errs early)."""
-    from sendhub.oversight import WeekdaysOnlyCalendar
+    """The school calendar the clocks count days in: the LAs' term dates as imported
+    (`sendhub calendar import`), less England's bank holidays; weekdays less bank
+    holidays for an LA with none (`calendar_basis` says which)."""
+    from services.shared.school_terms_store import load_calendar
 
-    return WeekdaysOnlyCalendar()
+    return load_calendar(settings.database_conninfo)
 
 
 def _scope(registry: list[RegisteredSetting], la: str | None, trust: str | None

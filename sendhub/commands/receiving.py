@@ -28,7 +28,7 @@ from sendhub.commands.common import (
     reader_for,
     records_app,
 )
-from services.shared.access import inbox_of, may_read_history, may_receive_for
+from services.shared.access import may_read_history, may_receive_for, packet_inbox, receivers_of
 
 if TYPE_CHECKING:
     from contracts.packet import TransferPacketV1
@@ -73,7 +73,7 @@ def packet(
         store.close()
     if sent is None:
         raise fail(f"No packet {packet_id} has been built by this hub.", 1)
-    inbox = inbox_of(sent.to_setting.receiver, sent.from_setting.la_code)
+    inbox = packet_inbox(sent)
     who = reader_for(settings, reason, lambda p: may_read_history(p) or may_receive_for(
         p, inbox), f"packet {packet_id} (for {inbox})")
     access_log(settings).record(who, "packet-rebuild" if rebuild else f"packet-{form.value}",
@@ -115,9 +115,23 @@ def _rebuild(settings: HubSettings, sent: TransferPacketV1,
     return 0
 
 
+INBOX_WORDS = {"lost-pupils.la-": "pupils who left a school in the LA for an unknown "
+                                  "destination (possible children missing education)",
+               "la-": "EHC plans moving into or out of the LA's care"}
+
+
+def inbox_heading(receiver: str) -> str:
+    """An inbox as its reader knows it: `la-801: EHC plans moving into or out of ...`."""
+    what = next((words for prefix, words in INBOX_WORDS.items()
+                 if receiver.startswith(prefix)), None)
+    return f"Inbox {receiver}" + (f": {what}" if what else "")
+
+
 def inbox(
     ctx: typer.Context,
-    receiver: Annotated[str, typer.Argument(help="urn-<URN>, ukprn-<UKPRN> or lost-pupils.la-<LA code>")],
+    receiver: Annotated[str | None, typer.Argument(help=(
+        "urn-<URN>, ukprn-<UKPRN>, la-<LA code> or lost-pupils.la-<LA code>; left out: every "
+        "inbox of the token's principal (a local authority has two)"))] = None,
     form: Annotated[InboxForm, typer.Option("--format")] = InboxForm.summary,
     as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
     output: Annotated[Path | None, typer.Option(
@@ -127,41 +141,57 @@ def inbox(
         "--from", help="ctf: only the packets from this sending school (URN)")] = None,
     reason: Reason = None,
 ) -> None:
-    """The transfer packets in a receiving setting's inbox topic, in the form it uses."""
+    """The transfer packets in a receiving setting's inbox topic (or in every inbox of
+    the caller: an LA reads its lost pupils and its EHC plan notices), in the form it uses."""
     from contracts.packet import TransferPacketV1
     from sendhub.summaries import packet_summary
     from sendhub.topics_reader import read_topic
     from services.transfers.forms import render
 
     settings = hub_settings(ctx)
-    if form is InboxForm.ctf and receiver.startswith("ukprn-"):
-        raise fail(f"{receiver} is a post-16 provider: post-16 providers do not import CTFs. "
+    if receiver is None:
+        caller = principal_of(settings)
+        inboxes = receivers_of(caller)
+        if not inboxes:
+            raise fail(f"{caller.name} has no inbox of its own: name the inbox to read "
+                       "(RECEIVER).", 2)
+    else:
+        inboxes = (receiver,)
+    if form is InboxForm.ctf and any(r.startswith("ukprn-") for r in inboxes):
+        raise fail(f"{inboxes[0]} is a post-16 provider: post-16 providers do not import CTFs. "
                    "Use --format html or --format json.", 2)
-    who = reader_for(settings, reason, lambda p: may_read_history(p) or may_receive_for(
-        p, receiver), f"the inbox of {receiver}")
+    who = reader_for(settings, reason, lambda p: may_read_history(p) or all(
+        may_receive_for(p, r) for r in inboxes), f"the inbox of {' and '.join(inboxes)}")
     form = InboxForm.json if as_json else form
     seen: dict[str, TransferPacketV1] = {}
-    for r in read_topic(settings, settings.topics.inbox(receiver)):
-        packet = TransferPacketV1.model_validate_json(r.value, extra="ignore")
-        seen[str(packet.packet_id)] = packet
+    found_in: dict[str, str] = {}
+    for name in inboxes:
+        for r in read_topic(settings, settings.topics.inbox(name)):
+            packet = TransferPacketV1.model_validate_json(r.value, extra="ignore")
+            seen[str(packet.packet_id)] = packet
+            found_in[str(packet.packet_id)] = name
     log = access_log(settings)
-    for p in seen.values():
+    for key, p in seen.items():
         log.record(who, f"inbox-{form.value}", upn=p.pupil.upn, packet_id=p.packet_id,
-                   detail=receiver)
+                   detail=found_in[key])
     if not seen:
-        console.print(f"The inbox of {receiver} is empty.")
+        console.print(f"The inbox of {' and '.join(inboxes)} is empty.")
         return
     packets = list(seen.values())
     if form is InboxForm.summary:
-        for p in packets:
-            console.print(packet_summary(p, seen.get(str(p.supersedes))))
+        for name in inboxes:
+            mine = [p for p in packets if found_in[str(p.packet_id)] == name]
+            if len(inboxes) > 1:
+                console.print(f"[bold]{inbox_heading(name)}[/bold]: {len(mine)} packet(s)")
+            for p in mine:
+                console.print(packet_summary(p, seen.get(str(p.supersedes))))
     elif form is InboxForm.json:
         for p in packets:
             sys.stdout.write(p.model_dump_json() + "\n")
     elif form is InboxForm.ctf:
         raise typer.Exit(_inbox_ctf(settings, packets, output, from_urn))
     else:
-        folder = output or Path(f"inbox-{receiver}")
+        folder = output or Path(f"inbox-{receiver or who.actor}")
         folder.mkdir(parents=True, exist_ok=True)
         for p in packets:
             (folder / f"{p.packet_id}.html").write_bytes(
@@ -206,7 +236,8 @@ def _inbox_ctf(settings: HubSettings, packets: list[TransferPacketV1], output: P
 def receipt(
     ctx: typer.Context,
     packet_id: UUID,
-    receiver: Annotated[str, typer.Option("--receiver", help="urn-<URN> or ukprn-<UKPRN>")],
+    receiver: Annotated[str, typer.Option("--receiver", help=(
+        "the packet's receiver: urn-<URN>, ukprn-<UKPRN>, lost-pupils or la-<LA code>"))],
     status: Annotated[str, typer.Option("--status", help="received, accepted or rejected")],
     reason: Annotated[str | None, typer.Option("--reason", help="why it was rejected")] = None,
 ) -> None:

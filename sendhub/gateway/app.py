@@ -31,6 +31,7 @@ from sendhub.gateway.publisher import Publisher
 from sendhub.gateway.ratelimit import RateLimiter
 from sendhub.gateway.store import GatewayStore
 from services.shared.principals import PrincipalStore
+from services.shared.school_terms_store import StoredCalendar
 from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 
@@ -68,7 +69,8 @@ def build_gateway(settings: HubSettings) -> Gateway:
         limiter=RateLimiter(settings.gateway_rate_limit_per_minute),
         publisher=Publisher(settings),
         transfers=TransfersApplication.on_postgres(
-            settings.database_conninfo, resend_after_school_days=settings.resend_after_school_days),
+            settings.database_conninfo, resend_after_school_days=settings.resend_after_school_days,
+            calendar=StoredCalendar(settings.database_conninfo)),
         store=GatewayStore(settings.database_conninfo),
         access_log=AccessLog(settings.database_conninfo),
     )

@@ -29,12 +29,13 @@ from sendhub.gateway.problems import Problem, forbidden, not_found
 from services.shared.access import (
     Kind,
     Principal,
-    inbox_of,
     may_oversee,
     may_read_history,
     may_receive_for,
-    receiver_of,
+    packet_inbox,
+    receivers_of,
 )
+from services.transfers import wording
 from services.transfers.forms import CTFRefused, ctf_files, render, with_current_registry
 
 router = APIRouter(prefix="/v1", tags=["reading"])
@@ -87,15 +88,15 @@ def decode_cursor(since: str) -> int:
 
 
 def is_for(principal: Principal, packet: TransferPacketV1) -> bool:
-    return may_receive_for(principal, inbox_of(packet.to_setting.receiver,
-                                               packet.from_setting.la_code))
+    return may_receive_for(principal, packet_inbox(packet))
 
 
 def _log_reads(hub: Gateway, reader: Reader, action: str, packets: list[TransferPacketV1],
-               detail: str | None = None) -> None:
+               inbox: bool = False) -> None:
+    """Each packet read, with (for an inbox) the inbox it was read from."""
     for packet in packets:
         hub.access_log.record(reader, action, upn=packet.pupil.upn, packet_id=packet.packet_id,
-                              detail=detail, route="https")
+                              detail=packet_inbox(packet) if inbox else None, route="https")
 
 
 def inbox_html(receiver: str, packets: list[TransferPacketV1]) -> bytes:
@@ -103,7 +104,9 @@ def inbox_html(receiver: str, packets: list[TransferPacketV1]) -> bytes:
         f'<li><a href="/v1/packets/{p.packet_id}">{html.escape(p.pupil.given_name)} '
         f"{html.escape(p.pupil.family_name)}</a> from "
         f"{html.escape(p.from_setting.name or str(p.from_setting.urn))} "
-        f"({p.generated_at:%Y-%m-%d})</li>" for p in packets)
+        f"({p.generated_at:%Y-%m-%d})"
+        + (f" <strong>{html.escape(wording.notice_heading(p) or '')}</strong>"
+           if p.la_notice else "") + "</li>" for p in packets)
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Inbox of "
             f"{html.escape(receiver)}</title></head><body><h1>Inbox of {html.escape(receiver)}"
             f"</h1><ul>{items}</ul></body></html>").encode()
@@ -121,30 +124,32 @@ async def get_inbox(
     """Without `since`: the newest `limit` packets. With it: the packets sent after it
     (the oldest `limit` of them when more wait, `more` true). Either way newest first,
     with `next_since` (also the `X-Sendhub-Next-Since` header) to poll with next."""
-    receiver = receiver_of(principal)
-    if receiver is None:
+    inboxes = receivers_of(principal)
+    if not inboxes:
         raise forbidden(f"{principal.name} has no inbox (schools, post-16 providers and "
                         "local authorities do)")
+    receiver = inboxes[0]  # an LA's first is its lost pupils, as before it had two
     form = negotiate(accept, principal)
     cursor = decode_cursor(since) if since else None
     page, more = await anyio.to_thread.run_sync(
-        lambda: hub.store.inbox(receiver, since=cursor, limit=limit))
+        lambda: hub.store.inbox(inboxes, since=cursor, limit=limit))
     packets = [p.packet for p in page if is_for(principal, p.packet)]
     newest = page[0].position if page else cursor
     next_since = encode_cursor(newest) if newest is not None else None
     reader = Reader(principal.name, (reason or "").strip() or RECEIVING)
-    await anyio.to_thread.run_sync(_log_reads, hub, reader, f"inbox-{form}", packets, receiver)
+    await anyio.to_thread.run_sync(_log_reads, hub, reader, f"inbox-{form}", packets, True)
     headers = {NEXT_SINCE: next_since} if next_since else {}
     if form == "json":
-        return JSONResponse({"receiver": receiver, "packets": [p.model_dump(mode="json")
-                                                               for p in packets],
+        return JSONResponse({"receiver": receiver, "inboxes": list(inboxes),
+                             "packets": [p.model_dump(mode="json") for p in packets],
                              "next_since": next_since, "more": more}, headers=headers)
     if form == "ctf":
         body = await anyio.to_thread.run_sync(inbox_ctf, hub, packets, from_urn)
         if body is None:
             return Response(status_code=204, headers=headers)
         return Response(body, media_type=MEDIA["ctf"], headers=headers)
-    return Response(inbox_html(receiver, packets), media_type=MEDIA["html"], headers=headers)
+    return Response(inbox_html(" and ".join(inboxes), packets), media_type=MEDIA["html"],
+                    headers=headers)
 
 
 NO_CTF = 409

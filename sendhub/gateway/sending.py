@@ -33,7 +33,7 @@ from sendhub.gateway.bodies import JSON, NDJSON, media_type, ndjson_lines, read_
 from sendhub.gateway.context import Gateway, gateway
 from sendhub.gateway.problems import Problem, forbidden, not_found, too_large
 from services.ingest.application import screen_school_event
-from services.shared.access import Principal, inbox_of, may_receive_for, may_send_events_for
+from services.shared.access import Principal, may_receive_for, may_send_events_for, packet_inbox
 from services.shared.errors import MessageRefused
 
 router = APIRouter(prefix="/v1", tags=["sending"])
@@ -148,11 +148,10 @@ async def post_receipt(request: Request, principal: Caller, hub: Hub) -> JSONRes
     packet = await anyio.to_thread.run_sync(hub.transfers.packet, receipt.packet_id)
     if packet is None:
         raise not_found(f"no packet {receipt.packet_id}")
-    if not may_receive_for(principal, inbox_of(packet.to_setting.receiver,
-                                                packet.from_setting.la_code)):
+    if not may_receive_for(principal, packet_inbox(packet)):
         raise forbidden(f"packet {receipt.packet_id} is not addressed to {principal.name}")
-    if receipt.receiver != packet.to_setting.receiver:
-        raise Problem(422, f"the packet's receiver is {packet.to_setting.receiver}, "
+    if receipt.receiver != packet.receiver:
+        raise Problem(422, f"the packet's receiver is {packet.receiver}, "
                       f"not {receipt.receiver}",
                       problems=[{"path": "receiver", "message": "not the packet's receiver"}])
     await hub.publisher.publish_receipt(principal.name, str(receipt.packet_id), body)

@@ -41,6 +41,15 @@ def inbox_filter(inbox: str) -> tuple[str, list[Any]]:
     return "p.receiver = %s", [inbox]
 
 
+def inboxes_filter(inboxes: Sequence[str]) -> tuple[str, list[Any]]:
+    """SQL selecting the packets of any of these inboxes (an LA reads two)."""
+    parts = [inbox_filter(inbox) for inbox in inboxes]
+    if not parts:
+        return "false", []
+    return (" OR ".join(f"({where})" for where, _ in parts),
+            [param for _, params in parts for param in params])
+
+
 @dataclass(frozen=True)
 class InboxPacket:
     position: int
@@ -89,11 +98,13 @@ class GatewayStore:
 
     # -- packets --------------------------------------------------------------------
 
-    def inbox(self, inbox: str, *, since: int | None, limit: int) -> tuple[list[InboxPacket], bool]:
-        """Newest first: without `since`, the newest `limit`; with it, the oldest `limit`
-        sent after it. True when more are waiting after these."""
-        where, params = inbox_filter(inbox)
-        query = f"SELECT s.position, p.body FROM transfers_packets p {_SENT} WHERE {where}"
+    def inbox(self, inboxes: Sequence[str], *, since: int | None, limit: int
+              ) -> tuple[list[InboxPacket], bool]:
+        """The packets of these inboxes (one position order across them), newest first:
+        without `since`, the newest `limit`; with it, the oldest `limit` sent after it.
+        True when more are waiting after these."""
+        where, params = inboxes_filter(inboxes)
+        query = f"SELECT s.position, p.body FROM transfers_packets p {_SENT} WHERE ({where})"
         if since is None:
             query += " ORDER BY s.position DESC LIMIT %s"
             rows = self._all(query, [*params, limit + 1])

@@ -1,6 +1,7 @@
 """Webhooks: packets pushed to a receiver's own HTTPS endpoint as they are sent.
 
-A receiver (a school, a post-16 provider, or an LA for its lost pupils) registers an
+A receiver (a school, a post-16 provider, or an LA for both its inboxes: its lost pupils
+and its EHC plan notices) registers an
 HTTPS URL (`POST /v1/webhooks`, or the operator's `sendhub webhooks add PRINCIPAL URL`)
 and is given the signing secret once. `WebhookDeliveries`, a periodic task in the
 gateway process, POSTs each packet sent to that receiver's inbox after registration:
@@ -35,7 +36,7 @@ from sendhub.gateway.context import Gateway, gateway
 from sendhub.gateway.problems import Problem, forbidden, not_found
 from sendhub.gateway.signing import SIGNATURE_HEADER, new_secret, sign
 from sendhub.gateway.store import DueDelivery, GatewayStore, Webhook
-from services.shared.access import Principal, PrincipalError, receiver_of
+from services.shared.access import Principal, PrincipalError, receivers_of
 from services.shared.locks import GATEWAY_WEBHOOKS
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
@@ -63,7 +64,7 @@ def check_url(url: str) -> str:
 
 def register(store: GatewayStore, principal: Principal, url: str) -> tuple[Webhook, str]:
     """A webhook for a receiver; its secret is returned here and never again."""
-    if receiver_of(principal) is None:
+    if not receivers_of(principal):
         raise PrincipalError(f"{principal.name} receives no packets, so it cannot have a webhook")
     secret = new_secret()
     return store.add_webhook(principal.name, check_url(url), secret), secret
@@ -136,8 +137,7 @@ class WebhookDeliveries(PeriodicTask):
     def _due(self) -> list[DueDelivery]:
         found: list[DueDelivery] = []
         for webhook in self.store.webhooks():
-            inbox = receiver_of(Principal.parse(webhook.principal))
-            if inbox is not None:
+            for inbox in receivers_of(Principal.parse(webhook.principal)):  # an LA has two
                 found += self.store.due(webhook, inbox, ROUND)
         return found
 

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from contracts.packet import TransferPacketV1
+
 
 class Kind(StrEnum):
     """The kinds of principal, each identified in its own way."""
@@ -81,7 +83,7 @@ class Principal:
         if bad:
             raise PrincipalError(f"--acts-for takes URNs (6 digits), not {', '.join(bad)}")
         if self.kind is Kind.connector and (self.identifier == "gateway" or re.match(
-                r"(urn|ukprn)-", self.identifier)):
+                r"(urn|ukprn|la)-", self.identifier)):
             raise PrincipalError(f"{self.identifier!r} would read as another sender's topic; "
                                  "choose another connector name")
 
@@ -151,11 +153,23 @@ def may_send_events_for(principal: Principal, recorded_by: str) -> bool:
     return False
 
 
-def receiver_of(principal: Principal) -> str | None:
-    """The inbox a principal reads: `urn-…`, `ukprn-…` or an LA's `lost-pupils.la-…`."""
-    return {Kind.school: f"urn-{principal.identifier}",
-            Kind.post16: f"ukprn-{principal.identifier}",
-            Kind.la: lost_pupils_receiver(principal.identifier)}.get(principal.kind)
+def receivers_of(principal: Principal) -> tuple[str, ...]:
+    """Every inbox a principal reads: a school's `urn-…`, a post-16 provider's `ukprn-…`,
+    and a local authority's two, its lost pupils (`lost-pupils.la-…`, the possible
+    children missing education of its schools) and its own (`la-…`, the EHC plans of
+    pupils moving into or out of its care). Others read none."""
+    if principal.kind is Kind.school:
+        return (f"urn-{principal.identifier}",)
+    if principal.kind is Kind.post16:
+        return (f"ukprn-{principal.identifier}",)
+    if principal.kind is Kind.la:
+        return (lost_pupils_receiver(principal.identifier), la_receiver(principal.identifier))
+    return ()
+
+
+def la_receiver(la_code: str) -> str:
+    """An LA's own inbox: the EHC plans that move into or out of its care."""
+    return f"la-{la_code}"
 
 
 def lost_pupils_receiver(la_code: str | None) -> str:
@@ -170,9 +184,15 @@ def inbox_of(receiver: str, sending_la: str | None) -> str:
     return lost_pupils_receiver(sending_la) if receiver == "lost-pupils" else receiver
 
 
-def may_receive_for(principal: Principal, receiver: str) -> bool:
-    """Reading a packet addressed to `receiver`, or sending its receipt."""
-    return receiver_of(principal) == receiver
+def packet_inbox(packet: TransferPacketV1) -> str:
+    """The inbox a packet went to, from the packet alone (an LA's notice names its
+    receiver in `addressed_to`)."""
+    return inbox_of(packet.receiver, packet.from_setting.la_code)
+
+
+def may_receive_for(principal: Principal, inbox: str) -> bool:
+    """Reading a packet that went to `inbox`, or sending its receipt."""
+    return inbox in receivers_of(principal)
 
 
 def may_oversee(principal: Principal, urn: str) -> bool:

@@ -3,9 +3,12 @@
 
 Least privilege: a service gets exactly the topics and consumer groups its work needs
 (and CREATE on the topics it creates at start); a school or post-16 provider writes only
-its own inbound topics and reads only its own inbox; an LA reads only its own
-lost-pupils inbox. Trusts and auditors get nothing on Kafka: they read through the
-gateway or the CLI, where every read of a pupil is logged with its reason. The operator
+its own inbound topics and reads only its own inbox; an LA reads only its own two inboxes
+(its lost pupils, `sen.inbox.lost-pupils.la-<code>`, and the EHC plans moving into or out
+of its care, `sen.inbox.la-<code>`) and writes only its own EHC events
+(`sen.school-events.v1.la-<code>`) and receipts (`sen.packet-receipts.v1.la-<code>`).
+Trusts and auditors get nothing on Kafka: they read through the gateway or the CLI,
+where every read of a pupil is logged with its reason. The operator
 is the broker's super user and needs no grants. Prefixed grants cover a family of
 topics (every inbox, every inbound topic) with one rule.
 """
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from contracts.topics import Topics
-from services.shared.access import Kind, Principal, receiver_of, sender_of
+from services.shared.access import Kind, Principal, receivers_of, sender_of
 
 Operation = Literal["READ", "WRITE", "DESCRIBE", "CREATE"]
 PRODUCE: tuple[Operation, ...] = ("WRITE", "DESCRIBE", "CREATE")
@@ -66,26 +69,33 @@ def grants(principal: Principal, topics: Topics, kafka_user: str) -> list[Grant]
         return sorted(set(_service_grants(principal.identifier, topics)))
     found: list[Grant] = []
     sender = sender_of(principal)
-    if principal.kind in (Kind.school, Kind.connector) and sender:
+    if principal.kind in _SENDS_EVENTS and sender:
         found += _topic(topics.school_events_from(sender), ("WRITE", "DESCRIBE"))
-    if principal.kind in (Kind.school, Kind.post16) and sender:
+    if principal.kind in _SENDS_RECEIPTS and sender:
         found += _topic(topics.packet_receipts_from(sender), ("WRITE", "DESCRIBE"))
-    inbox = receiver_of(principal)
-    if inbox:
-        found += _topic(topics.inbox(inbox), CONSUME) + _group(kafka_user)
+    inboxes = receivers_of(principal)
+    for inbox in inboxes:
+        found += _topic(topics.inbox(inbox), CONSUME)
+    if inboxes:
+        found += _group(kafka_user)
     return sorted(set(found))
+
+
+_SENDS_EVENTS = (Kind.school, Kind.connector, Kind.la)
+"""Who writes events to its own inbound topic (an LA: its EHC events)."""
+_SENDS_RECEIPTS = (Kind.school, Kind.post16, Kind.la)
+"""Who receives packets and answers them with receipts on its own topic."""
 
 
 def topics_to_create(principal: Principal, topics: Topics) -> list[str]:
     """The principal's own topics, created by the sync so that it can use them at once."""
     sender = sender_of(principal)
     names = []
-    if principal.kind in (Kind.school, Kind.connector) and sender:
+    if principal.kind in _SENDS_EVENTS and sender:
         names.append(topics.school_events_from(sender))
-    if principal.kind in (Kind.school, Kind.post16) and sender:
+    if principal.kind in _SENDS_RECEIPTS and sender:
         names.append(topics.packet_receipts_from(sender))
     if principal == Principal(Kind.service, "gateway"):
         names += [topics.school_events_from("gateway"), topics.packet_receipts_from("gateway")]
-    if (inbox := receiver_of(principal)) is not None:
-        names.append(topics.inbox(inbox))
+    names += [topics.inbox(inbox) for inbox in receivers_of(principal)]
     return names

@@ -157,7 +157,11 @@ class SENRecord:
 
     @property
     def has_sen_history(self) -> bool:
-        return bool(self.concerns or self.assessments or self.reviews)
+        """Anything recorded about the pupil's SEN, by a school or by a local authority
+        (an EHC plan with no school event is still a history)."""
+        return bool(self.concerns or self.assessments or self.reviews or self.ehc_requests
+                    or self.ehc_plan or self.annual_reviews or self.plan_amendments
+                    or self.ceased_plans)
 
     def open_concerns(self) -> list[ConcernRaisedV1]:
         """Concerns no concluded assessment has answered (`answers`): a suspected need

@@ -134,8 +134,10 @@ class HubSettings(BaseSettings):
         "shortened) or, if still too large, kept as undeliverable; keep it under the "
         "broker's message.max.bytes")
     resend_after_school_days: int = Field(
-        default=15, description="re-send a packet with no receipt after this many weekdays"
-    )
+        default=15, description="re-send a packet with no receipt after this many school "
+        "days of its receiver's LA (weekdays less England's bank holidays, within the LA's "
+        "terms where `sendhub calendar import` loaded them); the hub's own policy, not "
+        "the statutory 15 school days for sending the CTF")
     http_host: str = Field(
         default="127.0.0.1", description="where a service serves /healthz, /readyz, /metrics"
     )

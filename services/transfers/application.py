@@ -20,6 +20,7 @@ from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import TransferPacketV1
+from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
     MAX_PACKET_BYTES,
@@ -34,6 +35,7 @@ from services.transfers.domain import (
     is_late_for,
     when_late_entry_recorded_amend_packet,
     when_packet_overdue_send_again,
+    when_plan_moves_to_another_la_notify_both_las,
     when_pupil_moved_issue_packet,
     when_receipt_arrives_record_delivery,
 )
@@ -104,24 +106,39 @@ def _by_state(sequences: Sequence[StateSequence]) -> dict[str, int]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+CalendarSource = SchoolCalendar | Callable[[], SchoolCalendar]
+"""A school calendar, or something that gives the current one (`StoredCalendar`)."""
+
+
 class TransfersApplication:
+    """`resend_after_school_days` is counted by `calendar` in each packet's receiving
+    school's LA: by default weekdays less England's bank holidays."""
+
     def __init__(self, transfers: Transfers, *, clock: Callable[[], datetime] | None = None,
                  resend_after_school_days: int = 15,
-                 max_packet_bytes: int = MAX_PACKET_BYTES) -> None:
+                 max_packet_bytes: int = MAX_PACKET_BYTES,
+                 calendar: CalendarSource = BANK_HOLIDAYS_ONLY) -> None:
         self.transfers = transfers
         self.clock = clock or (lambda: datetime.now(UTC))
         self.resend_after_school_days = resend_after_school_days
         self.max_packet_bytes = max_packet_bytes
+        self.calendar_source = calendar
+
+    @property
+    def calendar(self) -> SchoolCalendar:
+        source = self.calendar_source
+        return source if isinstance(source, SchoolCalendar) else source()
 
     @classmethod
     def on_postgres(cls, conninfo: str, *, clock: Callable[[], datetime] | None = None,
                     resend_after_school_days: int = 15,
-                    max_packet_bytes: int = MAX_PACKET_BYTES) -> TransfersApplication:
+                    max_packet_bytes: int = MAX_PACKET_BYTES,
+                    calendar: CalendarSource = BANK_HOLIDAYS_ONLY) -> TransfersApplication:
         from services.transfers.postgres import PostgresTransfers
 
         return cls(PostgresTransfers(conninfo), clock=clock,
                    resend_after_school_days=resend_after_school_days,
-                   max_packet_bytes=max_packet_bytes)
+                   max_packet_bytes=max_packet_bytes, calendar=calendar)
 
     def close(self) -> None:
         self.transfers.close()
@@ -165,18 +182,30 @@ class TransfersApplication:
 
     def _when_pupil_moved(self, repo: TransfersRepository, upn: str) -> list[UUID]:
         """Issue the packet of every move in the complete part of the history that has
-        none yet; a move after a gap waits."""
+        none yet, and with it the notices to both LAs when an EHC plan moves to another
+        LA (stored in the same transaction, published by the same outbox); a move after
+        a gap waits."""
         history = repo.history(upn)
         complete = _complete_prefix(history)
         issued = []
         for move in (h for h in complete if h.event.event_type == "pupil_moved"):
             if repo.packet(packet_id_for(upn, move.event.event_id)) is not None:
                 continue
+            now = self.clock()
             issue = when_pupil_moved_issue_packet(
                 [h for h in complete if h.version <= move.version], move,
-                repo.latest_packet(upn), self.clock(), repo.registered, self.max_packet_bytes)
+                repo.latest_packet(upn), now, repo.registered, self.max_packet_bytes,
+                repo.la_name)
             self._keep(repo, issue)
             issued.append(issue.issued.packet.packet_id)
+            for notice in when_plan_moves_to_another_la_notify_both_las(
+                    issue, now, repo.registered, self.max_packet_bytes):
+                if self._keep(repo, notice):
+                    log.info("packet.la_notice", extra={
+                        "packet_id": str(notice.issued.packet.packet_id),
+                        "receiver": notice.issued.packet.receiver,
+                        "notice": notice.issued.packet.la_notice})
+                issued.append(notice.issued.packet.packet_id)
         if len(complete) < len(history):
             log.warning("packet.held_back", extra={
                 "missing_version": len(complete) + 1, "held_versions": len(history)})
@@ -195,7 +224,7 @@ class TransfersApplication:
             return None
         issue = when_late_entry_recorded_amend_packet(
             _complete_prefix(repo.history(upn)), latest, self.clock(), repo.registered,
-            self.max_packet_bytes)
+            self.max_packet_bytes, repo.la_name)
         if issue is None:
             return None
         if self._keep(repo, issue):
@@ -215,7 +244,7 @@ class TransfersApplication:
         if first.state == "undeliverable":
             log.error("packet.undeliverable", extra={
                 "packet_id": str(issue.issued.packet.packet_id), "reason": first.detail})
-        if to.in_registry is False:
+        if to.in_registry is False and issue.issued.kind != "la_notice":
             log.warning("packet.receiver_not_in_registry", extra={
                 "packet_id": str(issue.issued.packet.packet_id), "receiver": to.receiver})
         return True
@@ -278,10 +307,11 @@ class TransfersApplication:
 
     def resend_overdue(self) -> list[UUID]:
         """Queue for sending again every packet with no receipt for the re-send period."""
+        calendar = self.calendar
         with self.transfers.transaction() as repo:
             due = when_packet_overdue_send_again(
                 repo.packet_records(unacknowledged_only=True), self.clock().date(),
-                self.resend_after_school_days)
+                self.resend_after_school_days, calendar)
             if due:
                 repo.requeue(due)
         if due:
@@ -298,7 +328,9 @@ class TransfersApplication:
         with self.transfers.transaction() as repo:
             records = repo.packet_records(receiver=receiver, upn=upn,
                                           unacknowledged_only=unacknowledged_only or overdue_only)
-        found = [delivery_status(r, today, self.resend_after_school_days) for r in records]
+        calendar = self.calendar
+        found = [delivery_status(r, today, self.resend_after_school_days, calendar)
+                 for r in records]
         return [d for d in found if d.overdue or not overdue_only]
 
     def packet_counts(self) -> PacketCounts:

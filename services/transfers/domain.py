@@ -5,33 +5,47 @@ Domain layer, pure: no I/O, no clock (the time is passed in). The packet itself 
 by `packets.py`; the registry of settings is passed in as a lookup function. Refusals
 are named `TransfersError`s, each with the dead-letter reason a receiver is told.
 
+When a pupil with an LA's EHC plan moves to a setting in another local authority, the
+plan follows the pupil: both LAs get a notice (the whole packet, the plan and the clocks
+that now run for the new LA; SEND Regulations 2014, reg. 15). Those notices are
+`la_notice` packets, never the receiving setting's: amendments and re-routes ignore them.
+
 Delivery is a sequence of append-only events per packet (`pending`, `sent`, `received`,
 `accepted`, `rejected`, `superseded`, `rerouted`, `undeliverable`); a packet's state is
-folded from them.
+folded from them. The re-send window is counted in the receiving school's school days
+(a `SchoolCalendar`, passed in: by default weekdays less England's bank holidays).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from contracts.packet import Setting, TransferPacketV1
+from contracts.packet import LANotice, Setting, TransferPacketV1
 from contracts.school_events import PupilMovedV1
+from services.shared.access import la_receiver
+from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar
 from services.shared.sen_record import HistoryEntry
+from services.transfers.packet_parts import clocks_for_new_la
 from services.transfers.packets import (
     NotAMove,
     amendment_changes,
     build_transfer_packet,
     fitted,
     is_late_entry,
+    la_notice_packet,
 )
 from services.transfers.registry import RegisteredSetting
 
-PacketKind = Literal["first", "amendment", "reroute"]
+PacketKind = Literal["first", "amendment", "reroute", "la_notice"]
+"""`la_notice`: a notice to a local authority about a move (an EHC plan that moves to
+another LA), never mistaken for the receiving setting's packet."""
 RegistryLookup = Callable[[Setting], RegisteredSetting | None]
+LANames = Callable[[str], str | None]
+"""An LA's name by its code, as the settings registry has it (None: not known)."""
 
 
 class TransfersError(Exception):
@@ -113,19 +127,28 @@ class Receipt:
     status: str
     at: datetime
     reason: str | None = None
-    # The inbox of the principal that wrote it; None for the operator's bare topic.
-    from_inbox: str | None = None
+    # The inboxes of the principal that wrote it (an LA has two); None for the operator's
+    # bare topic.
+    from_inboxes: tuple[str, ...] | None = None
 
 
-def with_registry(packet: TransferPacketV1, registry: RegistryLookup) -> TransferPacketV1:
-    """The packet with the registry's names and DfE numbers for both settings; a setting
-    the registry does not know is marked `in_registry: false`, and still gets its packet."""
+def with_registry(packet: TransferPacketV1, registry: RegistryLookup,
+                  la_names: LANames | None = None) -> TransferPacketV1:
+    """The packet with the registry's names and DfE numbers for both settings (and the
+    name of the LA maintaining an EHC plan, when `la_names` knows it); a setting the
+    registry does not know is marked `in_registry: false`, and still gets its packet."""
     urns = {t.setting_urn for t in packet.timeline} | {packet.from_setting.urn or ""}
-    names = {urn: known.name for urn in sorted(urns - {""})
+    schools = sorted(u for u in urns if u and not u.startswith("la-"))  # an LA has no URN
+    names = {urn: known.name for urn in schools
              if (known := registry(Setting(kind="school", urn=urn))) is not None}
-    return packet.model_copy(update={"from_setting": _described(packet.from_setting, registry),
-                                     "to_setting": _described(packet.to_setting, registry),
-                                     "setting_names": names})
+    update: dict[str, object] = {"from_setting": _described(packet.from_setting, registry),
+                                 "to_setting": _described(packet.to_setting, registry),
+                                 "setting_names": names}
+    plan = packet.ehc_plan
+    if plan is not None and plan.maintaining_la and la_names is not None:
+        update["ehc_plan"] = plan.model_copy(
+            update={"maintaining_la_name": la_names(plan.maintaining_la)})
+    return packet.model_copy(update=update)
 
 
 def _described(setting: Setting, registry: RegistryLookup) -> Setting:
@@ -145,10 +168,10 @@ MAX_PACKET_BYTES = 900_000
 
 def _issue(packet: TransferPacketV1, move_version: int, kind: PacketKind, now: datetime,
            registry: RegistryLookup, replaced: DeliveryStep | None = None,
-           max_bytes: int = MAX_PACKET_BYTES) -> Issue:
+           max_bytes: int = MAX_PACKET_BYTES, la_names: LANames | None = None) -> Issue:
     """A packet is sent whole if it fits one message, condensed if that makes it fit,
     else kept as `undeliverable` with the reason (and never published)."""
-    packet, fits = fitted(with_registry(packet, registry), max_bytes)
+    packet, fits = fitted(with_registry(packet, registry, la_names), max_bytes)
     if fits:
         note = (f"{packet.to_setting.receiver} is not in the settings registry"
                 if packet.to_setting.in_registry is False else None)
@@ -165,6 +188,7 @@ def _issue(packet: TransferPacketV1, move_version: int, kind: PacketKind, now: d
 def when_pupil_moved_issue_packet(
     history: Sequence[HistoryEntry], move: HistoryEntry, latest: IssuedPacket | None,
     now: datetime, registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
+    la_names: LANames | None = None,
 ) -> Issue:
     """A move issues the packet built from the history as it stood at the move. When the
     pupil's latest packet went to the lost-pupils inbox, this one re-routes it."""
@@ -181,7 +205,39 @@ def when_pupil_moved_issue_packet(
             "rerouted", now, f"destination now known: re-sent as {packet.packet_id} "
             f"to {packet.to_setting.receiver}"))
     return _issue(packet, move.version, "reroute" if rerouted else "first", now, registry,
-                  replaced, max_bytes)
+                  replaced, max_bytes, la_names)
+
+
+def when_plan_moves_to_another_la_notify_both_las(
+    issue: Issue, now: datetime, registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
+) -> list[Issue]:
+    """A move's packet issued for a pupil whose EHC plan an LA maintains (its own events
+    say so: `confirmed_by_la`), to a setting whose LA (the settings registry's, a
+    post-16 provider's too) is another: the plan follows the pupil (SEND Regulations
+    2014, reg. 15). The new LA gets the packet as `ehc_plan_transfer_in` (`la-<new>`),
+    the LA that maintained the plan the same as `ehc_plan_transfer_out` (`la-<old>`),
+    each with the clocks that now run for the new LA, from the move's effective date.
+
+    Nothing for a pupil with no plan, a plan only a school reported (no LA to tell),
+    a move within the LA, a destination unknown (a lost pupil's packet goes to the
+    leaving school's LA already) or not in the registry (its LA is not known)."""
+    packet = issue.issued.packet
+    plan = packet.ehc_plan
+    if plan is None or not plan.confirmed_by_la or not plan.maintaining_la:
+        return []
+    if packet.to_setting.kind == "unknown":
+        return []
+    destination = registry(packet.to_setting)
+    new_la = destination.la_code if destination else None
+    if new_la is None or new_la == plan.maintaining_la:
+        return []
+    clocks = clocks_for_new_la(plan, packet.move.effective_date, new_la)
+    notices: tuple[tuple[LANotice, str], ...] = (
+        ("ehc_plan_transfer_in", la_receiver(new_la)),
+        ("ehc_plan_transfer_out", la_receiver(plan.maintaining_la)))
+    return [_issue(la_notice_packet(packet, receiver=receiver, notice=notice, clocks=clocks),
+                   issue.issued.move_version, "la_notice", now, registry, None, max_bytes)
+            for notice, receiver in notices]
 
 
 def is_late_for(entry: HistoryEntry, latest: IssuedPacket | None,
@@ -199,6 +255,7 @@ def is_late_for(entry: HistoryEntry, latest: IssuedPacket | None,
 def when_late_entry_recorded_amend_packet(
     history: Sequence[HistoryEntry], latest: IssuedPacket, now: datetime,
     registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
+    la_names: LANames | None = None,
 ) -> Issue | None:
     """Late entries from the former school issue an amendment that supersedes the latest
     packet and lists what it adds; None when nothing new would be added."""
@@ -213,7 +270,8 @@ def when_late_entry_recorded_amend_packet(
     )
     replaced = DeliveryStep(previous.packet_id, DeliveryEvent(
         "superseded", now, f"amended by {packet.packet_id}: {len(changes)} late entr(ies)"))
-    return _issue(packet, latest.move_version, "amendment", now, registry, replaced, max_bytes)
+    return _issue(packet, latest.move_version, "amendment", now, registry, replaced, max_bytes,
+                  la_names)
 
 
 def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: Addressee | None
@@ -223,9 +281,10 @@ def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: Addressee | 
     receipt's writer is not the packet's inbox (authority from the topic, not the body)."""
     if sent_to is None:
         raise UnknownPacket(f"no packet {receipt.packet_id} was sent by this hub")
-    if receipt.from_inbox is not None and receipt.from_inbox != sent_to.inbox:
+    if receipt.from_inboxes is not None and sent_to.inbox not in receipt.from_inboxes:
         raise NotAuthorised(f"a receipt for packet {receipt.packet_id} came from the holder "
-                            f"of inbox {receipt.from_inbox}; only {sent_to.inbox} may send it")
+                            f"of inbox {' and '.join(receipt.from_inboxes)}; only "
+                            f"{sent_to.inbox} may send it")
     if sent_to.receiver != receipt.receiver:
         raise WrongReceiver(f"packet {receipt.packet_id} was sent to {sent_to.receiver}, "
                             f"not to {receipt.receiver}")
@@ -234,23 +293,23 @@ def when_receipt_arrives_record_delivery(receipt: Receipt, sent_to: Addressee | 
                                                          receipt.reason), receipt_key=key)
 
 
-def school_days_between(start: date, end: date) -> int:
-    """Weekdays after `start` up to and including `end` (CTF's 15 school days; bank
-    holidays and term dates are not known to the hub, so this errs early)."""
-    if end <= start:
-        return 0
-    days = (end - start).days
-    weeks, rest = divmod(days, 7)
-    count = weeks * 5
-    for offset in range(1, rest + 1):
-        if (start + timedelta(days=weeks * 7 + offset)).weekday() < 5:
-            count += 1
-    return count
+def school_days_between(start: date, end: date, calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY,
+                        la_code: str | None = None) -> int:
+    """School days after `start` up to and including `end` in the LA `la_code`, by
+    `calendar`: by default weekdays less England's bank holidays, the stated fallback
+    where an LA's term dates are not known (which errs early)."""
+    return calendar.school_days_between(start, end, la_code)
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """A packet's delivery state, folded from its delivery events."""
+    """A packet's delivery state, folded from its delivery events.
+
+    Its re-send window (`school_days`) is the hub's local re-send policy
+    (`SENDHUB_RESEND_AFTER_SCHOOL_DAYS`), counted in the receiving school's school days.
+    It is not the statutory 15 school days of the Education (Pupil Information) (England)
+    Regulations 2005, reg. 9, within which the old school must send the common transfer
+    file: that one is measured elsewhere."""
 
     state: str
     attempts: int
@@ -258,16 +317,25 @@ class Delivery:
     last_sent: datetime | None
     reason: str | None
 
-    def school_days_waiting(self, today: date) -> int:
-        return 0 if self.first_sent is None else school_days_between(self.first_sent.date(), today)
+    def school_days_waiting(self, today: date, calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY,
+                            la_code: str | None = None) -> int:
+        return 0 if self.first_sent is None else school_days_between(
+            self.first_sent.date(), today, calendar, la_code)
 
-    def is_overdue(self, today: date, school_days: int) -> bool:
-        """Sent, with no receipt, for at least `school_days` weekdays since first sent."""
-        return self.state == "sent" and self.school_days_waiting(today) >= school_days
+    def is_overdue(self, today: date, school_days: int,
+                   calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY, la_code: str | None = None
+                   ) -> bool:
+        """Sent, with no receipt, for at least `school_days` school days since first sent."""
+        return (self.state == "sent"
+                and self.school_days_waiting(today, calendar, la_code) >= school_days)
 
-    def resend_due(self, today: date, school_days: int) -> bool:
+    def resend_due(self, today: date, school_days: int,
+                   calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY, la_code: str | None = None
+                   ) -> bool:
+        """Sent, with no receipt, for at least `school_days` school days since last sent."""
         return (self.state == "sent" and self.last_sent is not None
-                and school_days_between(self.last_sent.date(), today) >= school_days)
+                and school_days_between(self.last_sent.date(), today, calendar,
+                                        la_code) >= school_days)
 
 
 _RANK = {"pending": 0, "sent": 1, "received": 2, "accepted": 3, "rejected": 3}
@@ -299,6 +367,7 @@ class PacketRecord:
     pupil: str
     receiver: str
     receiver_name: str | None
+    receiver_la_code: str | None  # whose term dates count its school days
     kind: str
     built_at: datetime
     supersedes: UUID | None
@@ -314,17 +383,23 @@ class PacketDelivery(PacketRecord):
     school_days_waiting: int
 
 
-def delivery_status(record: PacketRecord, today: date, school_days: int) -> PacketDelivery:
+def delivery_status(record: PacketRecord, today: date, school_days: int,
+                    calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY) -> PacketDelivery:
     delivery = delivery_of(record.events)
+    la_code = record.receiver_la_code
     return PacketDelivery(**vars(record), delivery=delivery,
-                          overdue=delivery.is_overdue(today, school_days),
-                          school_days_waiting=delivery.school_days_waiting(today))
+                          overdue=delivery.is_overdue(today, school_days, calendar, la_code),
+                          school_days_waiting=delivery.school_days_waiting(today, calendar,
+                                                                           la_code))
 
 
 def when_packet_overdue_send_again(
     unacknowledged: Sequence[PacketRecord], today: date, school_days: int,
+    calendar: SchoolCalendar = BANK_HOLIDAYS_ONLY,
 ) -> list[UUID]:
-    """Packets sent with no receipt for `school_days` weekdays since they were last sent
-    are sent again, with the same `packet_id` (README: receipts and re-sending)."""
+    """Packets sent with no receipt for `school_days` school days of their receiver's LA
+    since they were last sent are sent again, with the same `packet_id` (README:
+    receipts and re-sending). The local re-send policy, not the statutory clock
+    (`Delivery`)."""
     return [r.packet_id for r in unacknowledged
-            if delivery_of(r.events).resend_due(today, school_days)]
+            if delivery_of(r.events).resend_due(today, school_days, calendar, r.receiver_la_code)]

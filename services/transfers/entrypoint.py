@@ -1,14 +1,15 @@
 """Transfers' faststream app: the only Kafka code of the service.
 
 Consumes `sen.pupil-history.v1` in batches; stores each partition's share with its
-position in one transaction (see application.py), then publishes every stored packet
-not yet published to the receiver's inbox, keyed by `packet_id`, and marks it published
-only after the broker acknowledged it. Receivers may see a packet twice after a crash
-(same `packet_id`), never not at all. Consumes `sen.packet-receipts.v1` the same way: a
-receipt for an unknown packet or from the wrong receiver is dead-lettered (before its
-position is stored) with the reason. Failures follow the hub's one error policy
-(`services.shared.consuming`). A periodic task re-queues packets nobody
-acknowledged within the re-send period and publishes whatever is waiting.
+position in one transaction (see application.py), then publishes every stored packet not
+yet published to the receiver's inbox (an LA's notices included), keyed by `packet_id`,
+and marks it published only after the broker acknowledged it. Receivers may see a packet
+twice after a crash (same `packet_id`), never not at all. Consumes `sen.packet-
+receipts.v1` the same way: a receipt for an unknown packet or from the wrong receiver is
+dead-lettered (before its position is stored) with the reason. Failures follow the hub's
+one error policy (`services.shared.consuming`). A periodic task re-queues packets nobody
+acknowledged within the re-send period (the receiving school's school days: its LA's
+term dates as imported, read again every few minutes) and publishes whatever is waiting.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from services.shared.kafka import (
 )
 from services.shared.lease import OutboxLease
 from services.shared.observing import StoreGauges, run_beside
+from services.shared.school_terms_store import StoredCalendar
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
 from services.transfers import handlers
@@ -228,7 +230,8 @@ def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None
     transfers = TransfersApplication.on_postgres(
         settings.database_conninfo, clock=clock,
         resend_after_school_days=settings.resend_after_school_days,
-        max_packet_bytes=settings.max_packet_bytes)
+        max_packet_bytes=settings.max_packet_bytes,
+        calendar=StoredCalendar(settings.database_conninfo))  # term dates, reloaded
     broker, delivery = build_broker(settings, transfers)
     stream = FastStream(broker, logger=log)
     run_beside(stream, StoreGauges(TransfersGauges(transfers), settings.metrics_interval_seconds))

@@ -60,6 +60,10 @@ def ctf_refusal(packet: TransferPacketV1) -> str | None:
     """Why this packet gets no CTF, or None. A CTF with an empty LEA or Estab in its
     header is refused or misfiled by the importing MIS, and post-16 providers do not
     import CTFs, so neither is offered one."""
+    if packet.addressed_to:
+        return (f"packet {packet.packet_id} is a notice to the local authority "
+                f"({packet.addressed_to}), not a school's transfer: a CTF goes from school to "
+                "school; use the JSON or HTML form")
     if packet.to_setting.kind == "post16_provider":
         return (f"{packet.to_setting.name or packet.to_setting.receiver} is a post-16 "
                 "provider: post-16 providers do not import CTFs; use the JSON or HTML form")

@@ -9,7 +9,7 @@ from contracts.dead_letter import Problem
 from contracts.history import PupilHistoryEventV1
 from contracts.receipts import PacketReceiptV1
 from contracts.topics import GATEWAY_SENDER, PRINCIPAL_HEADER, Topics
-from services.shared.access import Principal, PrincipalError, receiver_of
+from services.shared.access import Principal, PrincipalError, principal_named_by_sender, receivers_of
 from services.shared.errors import MessageRefused
 from services.transfers.domain import Receipt, TransfersError
 
@@ -23,27 +23,30 @@ def history_message(value: bytes) -> PupilHistoryEventV1:
 def receipt(value: bytes, topic: str, headers: Sequence[tuple[str, bytes]], topics: Topics
             ) -> Receipt:
     """A receiving setting's receipt, read strictly (it comes from outside the hub), with
-    the inbox of whoever wrote it, as its topic (or the gateway's header) says."""
+    the inboxes of whoever wrote it, as its topic (or the gateway's header) says."""
     message = PacketReceiptV1.model_validate_json(value)
     return Receipt(packet_id=message.packet_id, receiver=message.receiver,
                    status=message.status, at=message.at, reason=message.reason,
-                   from_inbox=writer_inbox(topic, headers, topics))
+                   from_inboxes=writer_inboxes(topic, headers, topics))
 
 
-def writer_inbox(topic: str, headers: Sequence[tuple[str, bytes]], topics: Topics
-                 ) -> str | None:
-    """None for the operator's bare topic; else the writer's inbox, or a name no packet
-    goes to when the writer has none (a receipt from it is then refused)."""
+def writer_inboxes(topic: str, headers: Sequence[tuple[str, bytes]], topics: Topics
+                   ) -> tuple[str, ...] | None:
+    """None for the operator's bare topic; else every inbox the writer reads (an LA reads
+    two: its lost pupils and its EHC plan notices), or a name no packet goes to when the
+    writer reads none (a receipt from it is then refused)."""
     sender = topics.sender_of(topic, topics.packet_receipts)
     if sender is None:
         return None
-    if sender != GATEWAY_SENDER:
-        return sender if sender.startswith(("urn-", "ukprn-")) else f"(sender {sender})"
-    named = dict(headers).get(PRINCIPAL_HEADER, b"").decode("utf-8", "replace")
+    if sender == GATEWAY_SENDER:
+        named = dict(headers).get(PRINCIPAL_HEADER, b"").decode("utf-8", "replace")
+        what = f"gateway caller {named or 'not named'}"
+    else:
+        named, what = principal_named_by_sender(sender), f"sender {sender}"
     try:
-        return receiver_of(Principal.parse(named)) or f"(principal {named})"
+        return receivers_of(Principal.parse(named)) or (f"({what})",)
     except PrincipalError:
-        return f"(gateway caller {named or 'not named'})"
+        return (f"({what})",)
 
 
 def refusal(error: TransfersError) -> MessageRefused:

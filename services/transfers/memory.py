@@ -17,7 +17,7 @@ from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import Setting, TransferPacketV1
-from services.shared.access import inbox_of
+from services.shared.access import packet_inbox
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
     Addressee,
@@ -77,7 +77,8 @@ class InMemoryRepository(TransfersRepository):
         return max(versions, default=0), len(versions)
 
     def latest_packet(self, upn: str) -> IssuedPacket | None:
-        mine = [s.issued for s in self.state.packets.values() if s.issued.packet.pupil.upn == upn]
+        mine = [s.issued for s in self.state.packets.values()
+                if s.issued.packet.pupil.upn == upn and s.issued.kind != "la_notice"]
         return max(mine, key=lambda i: (i.move_version, i.packet.history_version), default=None)
 
     def add_packet(self, issued: IssuedPacket) -> bool:
@@ -94,8 +95,7 @@ class InMemoryRepository(TransfersRepository):
         packet = self.packet(packet_id)
         if packet is None:
             return None
-        return Addressee(packet.to_setting.receiver,
-                         inbox_of(packet.to_setting.receiver, packet.from_setting.la_code))
+        return Addressee(packet.receiver, packet_inbox(packet))
 
     def _in_order(self) -> list[_Stored]:
         # As PostgreSQL orders them: by build time, then packet id.
@@ -103,8 +103,7 @@ class InMemoryRepository(TransfersRepository):
                       key=lambda s: (s.issued.packet.generated_at, s.issued.packet.packet_id))
 
     def packets_for(self, receiver: str) -> list[TransferPacketV1]:
-        return [s.issued.packet for s in self._in_order()
-                if s.issued.packet.to_setting.receiver == receiver]
+        return [s.issued.packet for s in self._in_order() if s.issued.packet.receiver == receiver]
 
     def append_delivery(self, step: DeliveryStep) -> bool:
         if step.receipt_key and any(s.receipt_key == step.receipt_key
@@ -121,11 +120,11 @@ class InMemoryRepository(TransfersRepository):
             e.state == "undeliverable" for e in self.delivery_events(s.issued.packet.packet_id))
         ][:limit]
         return [PendingPacket(
-            s.issued.packet.packet_id, s.issued.packet.to_setting.receiver,
+            s.issued.packet.packet_id, s.issued.packet.receiver,
             s.issued.packet.model_dump_json(),
             1 + sum(1 for e in self.delivery_events(s.issued.packet.packet_id)
                     if e.state == "sent"),
-            inbox_of(s.issued.packet.to_setting.receiver, s.issued.packet.from_setting.la_code))
+            packet_inbox(s.issued.packet))
             for s in waiting]
 
     def mark_published(self, packet_ids: Sequence[UUID], at: datetime) -> None:
@@ -144,7 +143,7 @@ class InMemoryRepository(TransfersRepository):
         for s in self._in_order():
             p = s.issued.packet
             events = tuple(self.delivery_events(p.packet_id))
-            if (receiver and p.to_setting.receiver != receiver) or (upn and p.pupil.upn != upn):
+            if (receiver and p.receiver != receiver) or (upn and p.pupil.upn != upn):
                 continue
             if unacknowledged_only and (s.published_at is None
                                         or any(e.state in _ACKNOWLEDGED for e in events)):
@@ -152,7 +151,10 @@ class InMemoryRepository(TransfersRepository):
             found.append(PacketRecord(
                 packet_id=p.packet_id, upn=p.pupil.upn,
                 pupil=f"{p.pupil.given_name} {p.pupil.family_name}",
-                receiver=p.to_setting.receiver, receiver_name=p.to_setting.name,
+                receiver=p.receiver,
+                receiver_name=None if s.issued.kind == "la_notice" else p.to_setting.name,
+                receiver_la_code=(p.receiver[3:] if p.receiver.startswith("la-")
+                                  else p.to_setting.la_code),
                 kind=s.issued.kind, built_at=p.generated_at, supersedes=p.supersedes,
                 events=events))
         return found
@@ -162,6 +164,10 @@ class InMemoryRepository(TransfersRepository):
             return self.state.registry.get(setting.urn or "")
         return next((s for s in self.state.registry.values()
                      if s.ukprn and s.ukprn == setting.ukprn), None)
+
+    def la_name(self, la_code: str) -> str | None:
+        return next((s.la_name for _, s in sorted(self.state.registry.items())
+                     if s.la_code == la_code and s.la_name), None)
 
     def import_settings(self, settings: Sequence[RegisteredSetting], at: datetime) -> int:
         for s in settings:

@@ -1,6 +1,7 @@
 """The parts of a transfer packet, each from a pupil's SEN record at the move: concerns
-still open, assessments, plans as reviewed, and what a packet must never hide (referrals
-and an EHC request still waiting, a review overdue, every provision tried).
+still open, assessments, plans as reviewed, what a packet must never hide (referrals
+and an EHC request still waiting, a review overdue, every provision tried), the EHC plan
+and, for a plan that moves to another local authority, the clocks that now run for it.
 
 Pure. The rules that decide what is still open live in `services.shared.sen_record`
 (`answers`, `referrals_pending`, `ehc_request_open`); here they become packet parts.
@@ -8,12 +9,16 @@ Pure. The rules that decide what is still open live in `services.shared.sen_reco
 
 from __future__ import annotations
 
-from datetime import date
+import calendar
+from datetime import date, timedelta
 from typing import Any
 
 from contracts.packet import (
     Assessment,
+    CaseOfficer,
+    ClockDue,
     CurrentPlan,
+    EHCPlanDetails,
     EHCRequest,
     Intervention,
     OpenConcern,
@@ -22,7 +27,12 @@ from contracts.packet import (
     Plans,
     SendingContact,
 )
-from contracts.school_events import ProvisionKind, PupilMovedV1
+from contracts.school_events import (
+    AssessmentOutcome,
+    PlanKind,
+    ProvisionKind,
+    PupilMovedV1,
+)
 from services.shared.sen_record import SENRecord
 
 
@@ -152,3 +162,86 @@ def plans(record: SENRecord) -> Plans:
             for r in sorted(record.reviews, key=lambda r: r.occurred_at)
         ],
     )
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later; the month's last day when it has no such day (31 May
+    plus 3 months is 31 August, 30 November plus 3 months is 28 or 29 February)."""
+    years, month = divmod(day.month - 1 + months, 12)
+    year = day.year + years
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+ANNUAL_REVIEW_MONTHS = 12
+"""An EHC plan is reviewed at least every 12 months (Children and Families Act 2014
+s.44(1); SEND Code of Practice 9.166)."""
+
+
+def next_annual_review_due(issued_on: date | None, last_reviewed_on: date | None) -> date | None:
+    """12 months after the later of the plan's issue and its last review."""
+    known = [d for d in (issued_on, last_reviewed_on) if d is not None]
+    return add_months(max(known), ANNUAL_REVIEW_MONTHS) if known else None
+
+
+def ehc_plan(record: SENRecord) -> EHCPlanDetails | None:
+    """The EHC plan at the move. From the LA's events when it has spoken (the plan is the
+    LA's: Children and Families Act 2014 s.37); else, with status E, what the school
+    reported, marked `confirmed_by_la: false`; None when the pupil has no plan."""
+    plan = record.ehc_plan
+    if plan is not None:
+        officer = plan.case_officer
+        return EHCPlanDetails(
+            confirmed_by_la=True, maintaining_la=plan.maintaining_la,
+            issued_on=plan.issued_on,
+            case_officer=CaseOfficer(role=officer.role, work_email=officer.work_email,
+                                     work_telephone=officer.work_telephone),
+            needs=sorted(plan.needs, key=lambda n: n.rank), provision=list(plan.provision),
+            outcomes=list(plan.outcomes), named_setting_urn=plan.named_setting_urn,
+            last_reviewed_on=plan.last_reviewed_on, last_amended_on=plan.last_amended_on,
+            next_annual_review_due=next_annual_review_due(plan.issued_on,
+                                                          plan.last_reviewed_on),
+            transferred_from_la=plan.transferred_from_la)
+    if record.status != "ehc_plan" or record.la_speaks:
+        return None
+    issued = [a for a in record.assessments
+              if a.payload.outcome is AssessmentOutcome.EHC_PLAN_ISSUED]
+    reviews = sorted((r for r in record.reviews if r.payload.plan_kind is PlanKind.EHC_PLAN),
+                     key=lambda r: r.occurred_at)
+    issued_on = max(a.occurred_at for a in issued).date() if issued else None
+    reviewed_on = reviews[-1].occurred_at.date() if reviews else None
+    return EHCPlanDetails(
+        confirmed_by_la=False, issued_on=issued_on, needs=list(record.needs),
+        provision=list(reviews[-1].payload.provision) if reviews else [],
+        last_reviewed_on=reviewed_on,
+        next_annual_review_due=next_annual_review_due(issued_on, reviewed_on))
+
+
+PLAN_TRANSFER_SOURCE = "SEND Regulations 2014, reg. 15"
+# Regulation 15 (transfer of EHC plans between local authorities) as the domain notes and
+# the DfE's summaries give it; the paragraph numbers within reg. 15 for each duty were not
+# checked against the primary text, so the source names the regulation only.
+TELL_PARENT_WEEKS = 6
+REVIEW_AFTER_TRANSFER_MONTHS = 3
+
+
+def clocks_for_new_la(plan: EHCPlanDetails, transferred_on: date, new_la: str
+                      ) -> list[ClockDue]:
+    """The clocks that run for the LA a plan moves to, from the day of the transfer (the
+    move's effective date). Pure date arithmetic: calendar days and months, no school
+    calendar (these limits are not in school days)."""
+    review_from = [add_months(transferred_on, REVIEW_AFTER_TRANSFER_MONTHS)]
+    made_or_reviewed = [d for d in (plan.issued_on, plan.last_reviewed_on) if d is not None]
+    if made_or_reviewed:
+        review_from.append(add_months(max(made_or_reviewed), ANNUAL_REVIEW_MONTHS))
+    return [
+        ClockDue(rule="ehc_transfer_tell_parent_6_weeks",
+                 title="Tell the parent or young person within 6 weeks of the transfer "
+                       "whether it will reassess and whether it will amend the plan",
+                 source=PLAN_TRANSFER_SOURCE, started_on=transferred_on,
+                 due_on=transferred_on + timedelta(weeks=TELL_PARENT_WEEKS), la_code=new_la),
+        ClockDue(rule="ehc_transfer_review_12_months_or_3_months",
+                 title="Review the plan within 12 months of its making or last review, or "
+                       "3 months of the transfer, whichever is later",
+                 source=PLAN_TRANSFER_SOURCE, started_on=transferred_on,
+                 due_on=max(review_from), la_code=new_la),
+    ]

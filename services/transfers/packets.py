@@ -14,8 +14,10 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from contracts.inbound import where_recorded
+from contracts.inbound import is_la_event, where_recorded
 from contracts.packet import (
+    ClockDue,
+    LANotice,
     Move,
     PacketPupil,
     ProvisionEpisode,
@@ -47,19 +49,24 @@ NO_HISTORY_STATEMENT = (
     "that none exists, not a missing file."
 )
 
-BUILDER_VERSION = 1
-"""Raise when the packet's content or wording rules change, so rebuilds can tell."""
+BUILDER_VERSION = 2
+"""Raise when the packet's content or wording rules change, so rebuilds can tell.
+2: the EHC plan (`ehc_plan`) and the children-missing-education notice (`la_notice`)."""
 
 POST16_ITEMISED_YEARS = 2
 """Post-16 policy: history older than this before the move is summarised, not itemised."""
 
 
-def packet_id_for(upn: str, move_event_id: UUID, history_version: int | None = None) -> UUID:
+def packet_id_for(upn: str, move_event_id: UUID, history_version: int | None = None,
+                  receiver: str | None = None) -> UUID:
     """Deterministic: rebuilding or re-sending a packet keeps its id. The first packet for
-    a move is keyed by the move; an amendment also by the history version it covers."""
+    a move is keyed by the move; an amendment also by the history version it covers; a
+    local authority's notice about the move also by its receiver (`la-803`)."""
     name = f"{upn}/{move_event_id}"
     if history_version is not None:
         name += f"/{history_version}"
+    if receiver is not None:
+        name += f"/to/{receiver}"
     return uuid5(_PACKET_NAMESPACE, name)
 
 
@@ -70,6 +77,22 @@ def destination_of(move: PupilMovedV1) -> Setting:
     if isinstance(d, Post16Destination):
         return Setting(kind="post16_provider", ukprn=d.ukprn)
     return Setting(kind="unknown")
+
+
+def move_goes_nowhere(move: PupilMovedV1) -> bool:
+    """The destination is not known: the packet goes to the leaving school's LA."""
+    return destination_of(move).kind == "unknown"
+
+
+def la_notice_packet(packet: TransferPacketV1, *, receiver: str, notice: LANotice,
+                     clocks: Sequence[ClockDue]) -> TransferPacketV1:
+    """The packet as a notice to a local authority (`la-803`): the whole packet, its own
+    id (per pupil, move and receiver), which notice it is and the clocks now running. It
+    replaces nothing: what the receiving setting's packet supersedes stays its own."""
+    return packet.model_copy(update={
+        "packet_id": packet_id_for(packet.pupil.upn, packet.move.event_id, receiver=receiver),
+        "la_notice": notice, "addressed_to": receiver, "clocks_now_running": list(clocks),
+        "supersedes": None, "changes": [], "rerouted_from_lost_pupils": False})
 
 
 def departures(history: Sequence[HistoryEntry]) -> dict[str, date]:
@@ -161,6 +184,10 @@ def build_transfer_packet(
         **packet_parts.what_is_open(record, move),
         history_chain_head=max(upto, key=lambda h: h.version).event_hash,
         builder_version=BUILDER_VERSION,
+        ehc_plan=packet_parts.ehc_plan(record),
+        # A pupil gone to an unknown destination is a possible child missing education,
+        # for the LA of the school they left (Education Act 1996 s.436A).
+        la_notice="children_missing_education" if move_goes_nowhere(move) else None,
     )
     if packet.to_setting.kind == "post16_provider":
         packet = apply_post16_policy(packet)
@@ -170,9 +197,16 @@ def build_transfer_packet(
 def _history_statement(record: SENRecord, covered: Sequence[HistoryEntry]) -> str:
     if not record.has_sen_history:
         return NO_HISTORY_STATEMENT
-    return (f"SEN history recorded at {len({where_recorded(h.event) for h in covered})} "
-            f"setting(s): {len(record.concerns)} concern(s), {len(record.assessments)} "
-            f"assessment(s), {len(record.reviews)} plan review(s).")
+    places = {where_recorded(h.event) for h in covered}
+    las = sorted(p[3:] for p in places if p.startswith("la-"))
+    statement = (f"SEN history recorded at {len(places) - len(las)} setting(s): "
+                 f"{len(record.concerns)} concern(s), {len(record.assessments)} "
+                 f"assessment(s), {len(record.reviews)} plan review(s).")
+    if las:
+        events = sum(1 for h in covered if is_la_event(h.event))
+        statement += (f" {events} EHC event(s) recorded by the local authority "
+                      f"({', '.join(f'LA {la}' for la in las)}).")
+    return statement
 
 
 def _timeline(covered: Sequence[HistoryEntry]) -> list[TimelineEntry]:
@@ -291,9 +325,12 @@ def condense(packet: TransferPacketV1) -> TransferPacketV1:
 
 def fitted(packet: TransferPacketV1, max_bytes: int) -> tuple[TransferPacketV1, bool]:
     """The packet as it will be sent, and whether it fits `max_bytes`: whole when it
-    fits, else condensed; a packet too large even condensed cannot be sent."""
+    fits, else condensed; a packet too large even condensed cannot be sent. A packet
+    already condensed (an LA's copy of a condensed packet) is not condensed again."""
     if len(packet.model_dump_json().encode()) <= max_bytes:
         return packet, True
+    if packet.condensed:
+        return packet, False
     condensed = condense(packet)
     return condensed, len(condensed.model_dump_json().encode()) <= max_bytes
 
@@ -322,11 +359,21 @@ def rebuild_transfer_packet(
         if superseded and not sent.rerouted_from_lost_pupils else (),
         rerouted_from_lost_pupils=sent.rerouted_from_lost_pupils,
     )
+    described = {"from_setting": sent.from_setting, "to_setting": sent.to_setting,
+                 "setting_names": sent.setting_names}
+    if rebuilt.ehc_plan is not None and sent.ehc_plan is not None:
+        described["ehc_plan"] = rebuilt.ehc_plan.model_copy(
+            update={"maintaining_la_name": sent.ehc_plan.maintaining_la_name})
+    rebuilt = rebuilt.model_copy(update=described)
+    if sent.addressed_to and sent.la_notice in ("ehc_plan_transfer_in", "ehc_plan_transfer_out"):
+        rebuilt = la_notice_packet(
+            rebuilt, receiver=sent.addressed_to, notice=sent.la_notice,
+            clocks=packet_parts.clocks_for_new_la(
+                rebuilt.ehc_plan, rebuilt.move.effective_date, rebuilt.to_setting.la_code or "")
+            if rebuilt.ehc_plan and rebuilt.to_setting.la_code else ())
     if sent.condensed:
         rebuilt = condense(rebuilt)
-    return rebuilt.model_copy(update={"from_setting": sent.from_setting,
-                                      "to_setting": sent.to_setting,
-                                      "setting_names": sent.setting_names})
+    return rebuilt
 
 
 def differences(sent: TransferPacketV1, rebuilt: TransferPacketV1) -> list[str]:

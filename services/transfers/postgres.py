@@ -35,7 +35,10 @@ from services.transfers.repository import PendingPacket, StateSequence, Transfer
 _PACKET_ROWS = (
     "SELECT p.packet_id, p.upn, p.receiver, p.kind, p.built_at, p.supersedes, "
     "p.body->'pupil'->>'given_name' || ' ' || (p.body->'pupil'->>'family_name') AS pupil, "
-    "p.body->'to_setting'->>'name' AS receiver_name, "
+    "CASE WHEN p.kind = 'la_notice' THEN NULL ELSE p.body->'to_setting'->>'name' END "
+    "AS receiver_name, "
+    "CASE WHEN starts_with(p.receiver, 'la-') THEN substr(p.receiver, 4) "
+    "ELSE p.body->'to_setting'->>'la_code' END AS receiver_la_code, "
     "coalesce((SELECT json_agg(json_build_array(d.state, d.at, d.detail) ORDER BY d.id) "
     "FROM transfers_delivery d WHERE d.packet_id = p.packet_id), '[]') AS events "
     "FROM transfers_packets p WHERE true")
@@ -98,6 +101,7 @@ class PostgresRepository(TransfersRepository):
     def latest_packet(self, upn: str) -> IssuedPacket | None:
         row = self._one(
             "SELECT body, move_version, kind FROM transfers_packets WHERE upn = %s "
+            "AND kind <> 'la_notice' "
             "ORDER BY move_version DESC, coalesce(history_version, move_version) DESC LIMIT 1",
             (upn,))
         return None if row is None else IssuedPacket(
@@ -110,7 +114,7 @@ class PostgresRepository(TransfersRepository):
             "built_at, history_version, kind, supersedes) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
             "RETURNING packet_id",
-            (packet.packet_id, packet.pupil.upn, packet.to_setting.receiver,
+            (packet.packet_id, packet.pupil.upn, packet.receiver,
              issued.move_version, Jsonb(packet.model_dump(mode="json")), packet.generated_at,
              packet.history_version, issued.kind, packet.supersedes)) is not None
 
@@ -176,7 +180,8 @@ class PostgresRepository(TransfersRepository):
         rows = self._all(query + " ORDER BY p.built_at, p.packet_id", params)
         return [PacketRecord(
             packet_id=r["packet_id"], upn=r["upn"], pupil=r["pupil"], receiver=r["receiver"],
-            receiver_name=r["receiver_name"], kind=r["kind"], built_at=r["built_at"],
+            receiver_name=r["receiver_name"], receiver_la_code=r["receiver_la_code"],
+            kind=r["kind"], built_at=r["built_at"],
             supersedes=r["supersedes"],
             events=tuple(DeliveryEvent(state, datetime.fromisoformat(at), detail)
                          for state, at, detail in r["events"]),
@@ -190,6 +195,11 @@ class PostgresRepository(TransfersRepository):
             row = self._one(f"SELECT {_REGISTRY_COLUMNS} FROM settings_registry "  # noqa: S608
                             "WHERE ukprn = %s", (setting.ukprn,))
         return None if row is None else RegisteredSetting(**row)
+
+    def la_name(self, la_code: str) -> str | None:
+        row = self._one("SELECT la_name FROM settings_registry WHERE la_code = %s "
+                        "AND la_name IS NOT NULL ORDER BY urn LIMIT 1", (la_code,))
+        return None if row is None else str(row["la_name"])
 
     def import_settings(self, settings: Sequence[RegisteredSetting], at: datetime) -> int:
         for s in settings:

@@ -82,7 +82,9 @@ class TransfersRepository(Protocol):
         ...
 
     def latest_packet(self, upn: str) -> IssuedPacket | None:
-        """The newest packet of the pupil: latest move, then latest amendment."""
+        """The newest packet of the pupil to a receiving setting (or the lost-pupils
+        inbox): latest move, then latest amendment. A local authority's notice (kind
+        `la_notice`) is never it."""
         ...
 
     def add_packet(self, issued: IssuedPacket) -> bool:
@@ -93,7 +95,9 @@ class TransfersRepository(Protocol):
 
     def addressee_of(self, packet_id: UUID) -> Addressee | None: ...
 
-    def packets_for(self, receiver: str) -> list[TransferPacketV1]: ...
+    def packets_for(self, receiver: str) -> list[TransferPacketV1]:
+        """The packets stored for a receiver (`urn-...`, `lost-pupils`, `la-803`...)."""
+        ...
 
     def append_delivery(self, step: DeliveryStep) -> bool:
         """Append a delivery event; False when its receipt key is already held."""
@@ -118,6 +122,10 @@ class TransfersRepository(Protocol):
         ...
 
     def registered(self, setting: Setting) -> RegisteredSetting | None: ...
+
+    def la_name(self, la_code: str) -> str | None:
+        """The name of the LA with this code, as the registry's settings in it name it."""
+        ...
 
     def import_settings(self, settings: Sequence[RegisteredSetting], at: datetime) -> int: ...
 

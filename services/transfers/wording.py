@@ -1,6 +1,7 @@
 """A packet in the receiving setting's words: settings by name, an amendment as a
-sentence, what is still open at the move, and what has been tried. Shared by the HTML
-page and the terminal summary so both say the same thing.
+sentence, what is still open at the move, what has been tried, the EHC plan and, for a
+local authority's notice, what the notice is. Shared by the HTML page and the terminal
+summary so both say the same thing.
 
 Pure: a function of the packet (and, for an amendment's date, the packet it replaces
 when the caller has it).
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from contracts.packet import Intervention, TransferPacketV1
+from contracts.packet import EHCPlanDetails, Intervention, TransferPacketV1
 from contracts.school_events import MoveKind
 from services.shared.sen_record import words
 
@@ -51,7 +52,7 @@ def sending_school(packet: TransferPacketV1) -> str:
 def receiving_setting(packet: TransferPacketV1) -> str:
     to = packet.to_setting
     if to.kind == "unknown":
-        return "an unknown destination (lost pupil: for the local authority)"
+        return "an unknown destination (a possible child missing education: for the local authority)"
     if to.name:
         return to.name
     return (f"the school with URN {to.urn}" if to.kind == "school"
@@ -150,3 +151,103 @@ def exam_arrangements_first(packet: TransferPacketV1) -> bool:
     born, moved = packet.pupil.date_of_birth, packet.move.effective_date
     age = moved.year - born.year - ((moved.month, moved.day) < (born.month, born.day))
     return packet.move.kind is MoveKind.PHASE_TRANSFER and age >= EXAM_ARRANGEMENTS_FROM_AGE
+
+
+# -- the local authority's notices and the EHC plan ----------------------------------
+
+CME_DUTY = ("Education Act 1996, s.436A; DfE statutory guidance \"Children missing "
+            "education\"")
+NOT_CONFIRMED = "Reported by the school, not confirmed by the LA"
+
+
+def la_named(code: str | None, name: str | None = None) -> str:
+    """`Bristol, City of (LA 801)`, `LA 801`, or `an LA not known to the hub`."""
+    if not code:
+        return "an LA not known to the hub"
+    return f"{name} (LA {code})" if name else f"LA {code}"
+
+
+def _new_la(packet: TransferPacketV1) -> str:
+    clock = next((c for c in packet.clocks_now_running if c.la_code), None)
+    return la_named(clock.la_code if clock else packet.to_setting.la_code)
+
+
+def notice_heading(packet: TransferPacketV1) -> str | None:
+    """What a notice to a local authority is, as its heading; None for a setting's packet."""
+    if packet.la_notice == "children_missing_education":
+        return "Possible child missing education: no destination known"
+    if packet.la_notice == "ehc_plan_transfer_in":
+        return "EHC plan transfer: a plan moves into your care"
+    if packet.la_notice == "ehc_plan_transfer_out":
+        return "EHC plan transfer: a plan you maintain moves to another local authority"
+    return None
+
+
+def notice_sentence(packet: TransferPacketV1) -> str | None:
+    """The notice in plain words: what happened, whose duty it now is, and why."""
+    name = packet.pupil.given_name
+    left = day(packet.move.effective_date)
+    if packet.la_notice == "children_missing_education":
+        la = la_named(packet.from_setting.la_code)
+        return (f"{name} left {sending_school(packet)} on {left} and no destination is known. "
+                f"{name} is a possible child missing education, for {la}, the local "
+                "authority of the school they left: it must make arrangements to identify "
+                f"children missing education in its area ({CME_DUTY}). When {name}'s new "
+                "setting becomes known, the packet is re-sent there and this one is marked "
+                "re-routed.")
+    plan = packet.ehc_plan
+    if packet.la_notice not in ("ehc_plan_transfer_in", "ehc_plan_transfer_out") or plan is None:
+        return None
+    old = la_named(plan.maintaining_la, plan.maintaining_la_name)
+    new = _new_la(packet)
+    moved = (f"{name}, whose EHC plan is maintained by {old}, moves to "
+             f"{receiving_setting(packet)} in {new}, effective {left}. The plan transfers to "
+             f"{new} (SEND Regulations 2014, reg. 15)")
+    if packet.la_notice == "ehc_plan_transfer_in":
+        return moved + ": the clocks below now run for you."
+    return moved + f": {new} has the same notice, and the clocks below now run for it."
+
+
+def plan_maintained_by(plan: EHCPlanDetails) -> str:
+    if not plan.confirmed_by_la:
+        return la_named(plan.maintaining_la, plan.maintaining_la_name) if plan.maintaining_la \
+            else "Not known: no local authority has confirmed the plan through the hub"
+    return la_named(plan.maintaining_la, plan.maintaining_la_name)
+
+
+def case_officer_line(plan: EHCPlanDetails) -> str | None:
+    officer = plan.case_officer
+    if officer is None:
+        return None
+    return ", ".join(x for x in (officer.role, officer.work_email, officer.work_telephone) if x)
+
+
+def plan_lines(packet: TransferPacketV1) -> list[tuple[str, str]]:
+    """The EHC plan as (label, text) rows, for the terminal and the page alike."""
+    plan = packet.ehc_plan
+    if plan is None:
+        return []
+    rows = [("Maintained by", plan_maintained_by(plan))]
+    if not plan.confirmed_by_la:
+        rows.append(("Confirmed", NOT_CONFIRMED))
+    rows.append(("Issued", day(plan.issued_on) if plan.issued_on else "not known"))
+    officer = case_officer_line(plan)
+    if officer:
+        rows.append(("Case officer", officer))
+    if plan.needs:
+        rows.append(("Needs (section B)", ", ".join(f"{n.rank}. {n.code.value}"
+                                                    for n in plan.needs)))
+    if plan.provision:
+        rows.append(("Provision (section F)", "; ".join(
+            f"{p.description}, {p.frequency}" for p in plan.provision)))
+    if plan.outcomes:
+        rows.append(("Outcomes (section E)", "; ".join(plan.outcomes)))
+    if plan.named_setting_urn:
+        rows.append(("Named setting (section I)", setting_name(packet, plan.named_setting_urn)))
+    if plan.last_reviewed_on:
+        rows.append(("Last reviewed", day(plan.last_reviewed_on)))
+    rows.append(("Next annual review due", day(plan.next_annual_review_due)
+                 if plan.next_annual_review_due else "not known"))
+    if plan.transferred_from_la:
+        rows.append(("Transferred from", la_named(plan.transferred_from_la)))
+    return rows

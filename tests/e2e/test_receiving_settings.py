@@ -4,7 +4,7 @@ running: each form, the post-16 policy, amendments, lost pupils, receipts and re
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -15,6 +15,7 @@ from lxml import etree
 from contracts.packet import TransferPacketV1
 from contracts.receipts import PacketReceiptV1
 from sendhub.publishing import publish_lines, publish_receipts
+from services.shared.school_days import BANK_HOLIDAYS_ONLY
 from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.forms import read_ctf
@@ -259,9 +260,11 @@ def test_a_packet_with_no_receipt_is_published_again_after_15_school_days(
     dylan = pupil(random_upn(), "Dylan")
     send(settings, move(dylan, {"kind": "school", "urn": "139007"}, "2026-01-12"))
     (packet,) = one_packet(settings, "urn-139007", dylan["upn"])
-    # Three weeks on (an injected clock): the packet is overdue and queued again; the
+    # Fifteen school days on (an injected clock; bank holidays are not school days, and
+    # no term dates are imported here): the packet is overdue and queued again; the
     # running transfers service publishes it within its delivery interval.
-    later = datetime.now(UTC) + timedelta(days=22)
+    now = datetime.now(UTC)
+    later = now + (BANK_HOLIDAYS_ONLY.add_school_days(now.date(), 15) - now.date())
     store = TransfersApplication.on_postgres(settings.database_conninfo, clock=lambda: later)
     try:
         (overdue,) = [d for d in store.deliveries(receiver="urn-139007", overdue_only=True)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -34,6 +34,8 @@ from services.shared.binding import check_binding
 from services.shared.database import require_current
 from services.shared.lease import OutboxLease
 from services.shared.principals import PrincipalStore
+from services.shared.school_days import TermPeriod
+from services.shared.school_terms_store import import_terms, load_calendar
 from services.shared.settings import READER_ROLE, HubSettings, service_role
 from services.transfers.application import TransfersApplication
 from services.transfers.postgres import PostgresTransfers
@@ -69,6 +71,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "transfers_delivery": {"SELECT", "INSERT"},
         "transfers_delivery_id_seq": {"USAGE"},
         "settings_registry": {"SELECT"},
+        "school_terms": {"SELECT"},
         "hub_binding": {"SELECT", "INSERT"},
         "alembic_version": {"SELECT"},
     },
@@ -76,6 +79,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "transfers_packets": {"SELECT"},
         "transfers_delivery": {"SELECT"},
         "settings_registry": {"SELECT"},
+        "school_terms": {"SELECT"},
         "records_events": {"SELECT"},
         "principals": {"SELECT"},
         "credentials": {"SELECT", "UPDATE(last_used_at)"},
@@ -93,6 +97,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "transfers_packets": {"SELECT"},
         "transfers_delivery": {"SELECT"},
         "settings_registry": {"SELECT"},
+        "school_terms": {"SELECT"},
         "principals": {"SELECT"},
         "credentials": {"SELECT", "UPDATE(last_used_at)"},
         "access_log": {"SELECT", "INSERT"},
@@ -260,6 +265,14 @@ class TestTransfersAsItsRole(TransfersCases):
             conn.execute("ALTER TABLE transfers_delivery ENABLE TRIGGER USER")
         yield PostgresTransfers(self.conninfo)
 
+    def import_registry(self, app: TransfersApplication,
+                        settings: list[RegisteredSetting]) -> None:
+        operator = TransfersApplication.on_postgres(self.owner.database_conninfo)
+        try:
+            operator.import_settings(settings)
+        finally:
+            operator.close()
+
     def test_packets_carry_the_registry_names_and_unknown_receivers_are_noted(
             self, app: TransfersApplication) -> None:
         """The registry is imported by the operator (`sendhub settings import`, as the
@@ -366,13 +379,30 @@ def test_the_reader_only_reads_and_adds_to_the_access_log(
         refused(reader, statement)
 
 
+def test_transfers_the_gateway_and_the_reader_read_term_dates_and_only_the_owner_writes_them(
+        owner: HubSettings, roles: dict[str, HubSettings]) -> None:
+    bristol = [TermPeriod("801", "Autumn 1", date(2025, 9, 3), date(2025, 10, 24))]
+    import_terms(owner.database_conninfo, bristol, datetime.now(UTC))
+    for role in ("sendhub_transfers", READER_ROLE, "sendhub_gateway"):
+        assert load_calendar(roles[role].database_conninfo).terms == tuple(bristol)
+        with pytest.raises(errors.InsufficientPrivilege):
+            import_terms(roles[role].database_conninfo, bristol, datetime.now(UTC))
+        for statement in ("UPDATE school_terms SET name = 'x'", "TRUNCATE school_terms"):
+            refused(roles[role], statement)
+    for role in ("sendhub_ingest", "sendhub_records"):
+        refused(roles[role], "SELECT count(*) FROM school_terms")
+
+
 @pytest.mark.parametrize(("command", "user"), [
     (["access-log", "9999999999999", "--reason", "b"], "sendhub_reader"),
     (["oversight", "--la", "801"], "sendhub_reader"),
+    (["calendar", "list"], "sendhub_reader"),
+    (["calendar", "import", "data/term-dates-sample.csv"], "sendhub"),
     (["db", "upgrade"], "sendhub"),
     (["serve", "records"], "sendhub_records"),
     (["serve", "transfers"], "sendhub_transfers"),
-], ids=["reading-command", "oversight", "db-upgrade", "serve-records", "serve-transfers"])
+], ids=["reading-command", "oversight", "calendar-list", "calendar-import", "db-upgrade",
+        "serve-records", "serve-transfers"])
 def test_the_cli_connects_as_the_role_of_what_runs(
         owner: HubSettings, tmp_path: Path, command: list[str], user: str) -> None:
     """With a URL that names no user and a wrong password, the refusal names the user

@@ -28,8 +28,15 @@ from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.registry import RegisteredSetting
 from tests.conftest import CLI
-from tests.factories import random_upn, school_event
-from tests.gateway_support import GatewayProcess, LocalHTTPS, issue_packet, records_on, wait_for
+from tests.factories import la_event, random_upn, school_event
+from tests.gateway_support import (
+    GatewayProcess,
+    LocalHTTPS,
+    issue_packet,
+    issue_packets,
+    records_on,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 ISSUER, AUDIENCE, KID = "https://idp.trust.example", "sendhub-gateway", "test-key-1"
@@ -335,6 +342,62 @@ def test_an_la_reads_the_lost_pupils_of_its_own_area_only(hub: Hub) -> None:
     assert str(lost.packet_id) in [t["packet_id"] for t in transfers]
     assert refused.status_code == 403
     assert str(lost.packet_id) not in [p["packet_id"] for p in other_inbox["packets"]]
+
+
+def test_an_la_reads_both_its_inboxes_and_answers_only_for_its_own_notices(hub: Hub) -> None:
+    # A pupil with LA "old"'s plan moves to a school in LA "new"; another leaves a school
+    # in LA "new" for an unknown destination.
+    old_code, new_code = (str(code) for code in random.sample(range(100, 1000), 2))
+    old, old_token = hub.principal(Kind.la, old_code)
+    new, new_token = hub.principal(Kind.la, new_code)
+    leaving, arriving = (str(urn) for urn in random.sample(range(100000, 1000000), 2))
+    store = TransfersApplication.on_postgres(hub.settings.database_conninfo)
+    try:
+        store.import_settings([
+            RegisteredSetting(urn=leaving, name="Leaving School", phase="Primary",
+                              la_code=old.identifier, la_name="Old Shire"),
+            RegisteredSetting(urn=arriving, name="Arriving School", phase="Primary",
+                              la_code=new.identifier, la_name="New Shire")])
+    finally:
+        store.close()
+    school, school_token = hub.principal(Kind.school, arriving)
+    url = f"https://127.0.0.1:{hub.local.server.server_address[1]}/hook/{new.name}"  # type: ignore[union-attr]
+    with hub.client(new_token) as client:
+        assert client.post("/v1/webhooks", json={"url": url}).status_code == 201
+    plan = la_event("ehc_plan_issued", la=old.identifier,
+                    payload={"maintaining_la": old.identifier, "named_setting_urn": leaving})
+    setting, into, out_of = issue_packets(hub.settings, leaving,
+                                          {"kind": "school", "urn": arriving}, before=[plan])
+    lost = issue_packet(hub.settings, arriving, {"kind": "unknown"})
+    assert (into.receiver, out_of.receiver) == (new.name, old.name)
+    with hub.client(new_token) as client:
+        inbox = client.get("/v1/inbox").json()
+        others = client.get(f"/v1/packets/{out_of.packet_id}")
+        page = client.get(f"/v1/packets/{into.packet_id}", headers={"Accept": "text/html"})
+        ack = {"packet_id": str(into.packet_id), "status": "received",
+               "at": datetime.now(UTC).isoformat()}
+        wrong = client.post("/v1/receipts", json={**ack, "receiver": f"urn-{arriving}"})
+        right = client.post("/v1/receipts", json={**ack, "receiver": new.name})
+    with hub.client(old_token) as client:
+        own = client.get(f"/v1/packets/{out_of.packet_id}")
+    with hub.client(school_token) as client:
+        notice_to_school = client.get(f"/v1/packets/{into.packet_id}")
+        school_inbox = client.get("/v1/inbox").json()
+    assert inbox["receiver"] == f"lost-pupils.{new.name}"
+    assert inbox["inboxes"] == [f"lost-pupils.{new.name}", new.name]
+    assert {p["packet_id"] for p in inbox["packets"]} == {str(into.packet_id),
+                                                          str(lost.packet_id)}
+    assert others.status_code == 403 and own.status_code == 200
+    assert "EHC plan transfer: a plan moves into your care" in page.text
+    assert wrong.status_code == 422 and right.status_code == 202
+    assert notice_to_school.status_code == 403  # the school has its own packet
+    assert [p["packet_id"] for p in school_inbox["packets"]] == [str(setting.packet_id)]
+    assert school.name == f"school-{arriving}"
+
+    def pushed() -> set[str]:
+        return {json.loads(r.body)["packet_id"] for r in hub.local.received
+                if r.path.endswith(new.name)}
+    assert wait_for(lambda: pushed() == {str(into.packet_id), str(lost.packet_id)})
 
 
 def test_a_receipt_is_accepted_only_from_the_packets_receiver(hub: Hub) -> None:

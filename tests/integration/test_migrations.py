@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HUB_TABLES = {"transfers_history", "transfers_positions", "transfers_packets",
               "transfers_delivery", "settings_registry", "access_log", "hub_binding",
               "records_events", "records_tracking", "alembic_version",
-              "principals", "credentials", "webhooks", "webhook_deliveries"}
+              "principals", "credentials", "webhooks", "webhook_deliveries", "school_terms"}
 
 # The DDL the constructors ran at start-up before migrations (TransfersStore,
 # AccessLog, check_binding at a18b52c), verbatim: what existing databases hold.

@@ -17,7 +17,6 @@ from sendhub.oversight import (
     MEASURES,
     MovedPacket,
     Scope,
-    WeekdaysOnlyCalendar,
     Window,
     academic_year,
     document,
@@ -37,6 +36,7 @@ from services.shared.access import (
     may_see_pupils,
 )
 from services.shared.clocks import ClockResult, ClockStatus, LocalPolicy
+from services.shared.school_days import BANK_HOLIDAYS_ONLY
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import DeliveryEvent, PacketRecord
 from services.transfers.registry import RegisteredSetting
@@ -72,7 +72,7 @@ def packet(upn: str, from_urn: str, effective: str, events: tuple[DeliveryEvent,
            receiver: str = "urn-137003", kind: str = "first", move_version: int = 3,
            supersedes: UUID | None = None) -> MovedPacket:
     record = PacketRecord(packet_id=uuid4(), upn=upn, pupil="A Pupil", receiver=receiver,
-                          receiver_name=None, kind=kind,
+                          receiver_name=None, receiver_la_code=None, kind=kind,
                           built_at=datetime(2026, 11, 2, tzinfo=UTC), supersedes=supersedes,
                           events=events)
     return MovedPacket(record, from_urn, move_version, date.fromisoformat(effective))
@@ -262,7 +262,7 @@ def test_pupils_are_left_out_where_the_caller_may_not_see_them() -> None:
 def test_the_document_has_its_documented_layout() -> None:
     doc = run([clock("ehc_final_plan_20_weeks", "P001", "131001", "2026-09-07", "2027-01-25",
                      "met", ended="2026-12-01")],
-              calendar_basis={"801": "weekdays only (no term dates loaded)"})
+              calendar_basis={"801": BANK_HOLIDAYS_ONLY.basis("801")})
     assert list(doc) == ["document_version", "scope", "window", "today", "calendar_basis",
                          "policy", "pupils_withheld", "schools", "total", "months"]
     assert doc["scope"] == {"kind": "trust", "identifier": "Severn Vale Learning Trust",
@@ -326,13 +326,6 @@ def test_the_pupils_of_a_scope_their_moves_and_when_each_move_was_first_sent() -
                     kind="la_notice", move_version=2)
     assert first_sent([again, lost, notice], "H801200001001", 2) == date(2025, 11, 12)
     assert first_sent([again, lost], "H801200001001", 3) is None
-
-
-def test_the_weekday_calendar_counts_weekdays_only() -> None:
-    calendar = WeekdaysOnlyCalendar()
-    assert calendar.school_days_between(date(2026, 11, 27), date(2026, 12, 2), "801") == 3
-    assert calendar.add_school_days(date(2026, 11, 27), 3, "801") == date(2026, 12, 2)
-    assert "weekdays" in calendar.basis("801")
 
 
 # -- who may see what -----------------------------------------------------------------------
@@ -420,7 +413,7 @@ def test_a_scopes_clocks_come_from_each_history_and_each_move_out_of_its_schools
     sent = packet(upn, "131001", "2026-09-14", sent_on("2026-10-20"), move_version=4)
     registry = {s.urn: s for s in (ASH, BIRCH)}
     clocks = scope_clocks({upn: history}, [sent], [ASH, BIRCH], registry=registry, today=TODAY,
-                          calendar=WeekdaysOnlyCalendar(), policy=POLICY)
+                          calendar=BANK_HOLIDAYS_ONLY, policy=POLICY)
     by_rule = {c.rule: c for c in clocks}
     assert by_rule["file_sent_15_school_days"].status == "late"
     assert by_rule["file_sent_15_school_days"].due_on == date(2026, 10, 5)

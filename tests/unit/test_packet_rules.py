@@ -9,6 +9,7 @@ from typing import Any
 from lxml import etree
 
 from contracts.school_events import SCHOOL_EVENT
+from services.shared.school_days import SchoolCalendar, TermPeriod
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import DeliveryEvent, delivery_of, school_days_between
 from services.transfers.forms import read_ctf, render_ctf, render_html
@@ -167,10 +168,24 @@ def test_delivery_state_follows_the_furthest_receipt_and_resends_after_15_school
         "superseded")
 
 
-def test_school_days_count_weekdays_only() -> None:
+def test_school_days_count_weekdays_less_bank_holidays_by_default() -> None:
     assert school_days_between(date(2026, 1, 2), date(2026, 1, 5)) == 1  # Friday to Monday
     assert school_days_between(date(2026, 1, 5), date(2026, 1, 26)) == 15
     assert school_days_between(date(2026, 1, 5), date(2026, 1, 5)) == 0
+    assert school_days_between(date(2026, 5, 22), date(2026, 5, 26)) == 1  # spring bank holiday
+
+
+def test_the_resend_window_is_counted_in_the_receiving_las_school_days() -> None:
+    sent_at = datetime(2025, 10, 10, 9, tzinfo=UTC)  # a Friday, two weeks before half-term
+    d = delivery_of([DeliveryEvent("pending", sent_at), DeliveryEvent("sent", sent_at)])
+    bristol = SchoolCalendar([TermPeriod("801", "Autumn 1", date(2025, 9, 3), date(2025, 10, 24)),
+                              TermPeriod("801", "Autumn 2", date(2025, 11, 3), date(2025, 12, 19))])
+    assert d.resend_due(date(2025, 10, 31), 15)  # 15 weekdays
+    assert d.school_days_waiting(date(2025, 10, 31), bristol, "801") == 10  # half-term
+    assert not d.resend_due(date(2025, 10, 31), 15, bristol, "801")
+    assert d.resend_due(date(2025, 11, 7), 15, bristol, "801")
+    assert d.is_overdue(date(2025, 11, 7), 15, bristol, "801")
+    assert d.resend_due(date(2025, 10, 31), 15, bristol, "803")  # no term dates: weekdays
 
 
 def test_html_packet_puts_the_facts_a_senco_needs_first_and_says_what_was_not_recorded() -> None:

@@ -1,10 +1,10 @@
 """The CLI's reading role may read transfers' projection of the histories, which
 `sendhub oversight` counts its figures from (the histories, packets and deliveries of
 every pupil of a trust's or an LA's schools). The role stays read-only: this grants
-SELECT only, and only to the role when it exists (as revision 0003 does).
+SELECT only, and only to the role when it exists (as revisions 0003 and 0004 do).
 
-Revision ID: 0004_oversight_reader
-Revises: 0003_roles
+Revision ID: 0005_oversight_reader
+Revises: 0004_school_terms
 Create Date: 2026-12-02
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-revision = "0004_oversight_reader"
-down_revision = "0003_roles"
+revision = "0005_oversight_reader"
+down_revision = "0004_school_terms"
 branch_labels = None
 depends_on = None
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from uuid import UUID
 
 from contracts.inbound import where_recorded
@@ -508,13 +508,3 @@ def _figure_document(f: Figure) -> dict[str, Any]:
 def _tally(pair: tuple[int, int]) -> dict[str, Any]:
     met, due = pair
     return {"met": met, "of": due, "percent": round(100 * met / due, 1) if due else None}
-
-
-# -- the calendar ---------------------------------------------------------------------------
-
-
-class CalendarWithBasis(SchoolDays, Protocol):
-    """A school calendar that also says what it counts school days from, per LA
-    (`services.shared.school_days.SchoolCalendar`)."""
-
-    def basis(self, la_code: str | None) -> str: ...

@@ -1,10 +1,13 @@
-"""What `sendhub oversight` reads from the hub's database: the settings registry,
-transfers' projection of the pupils' histories (`transfers_history`), and the packets
-with their delivery events. Read-only (the CLI's `sendhub_reader` role).
+"""What `sendhub oversight` reads from the hub's database, and the figures put together
+from it: the settings registry, transfers' projection of the pupils' histories
+(`transfers_history`), the packets with their delivery events, and the school calendar.
+Read-only (the CLI's `sendhub_reader` role) but for the access log, where every pupil
+shown behind a figure is recorded.
 
 Adapter: all of oversight's SQL is here, rows are read by column name, and what comes
 out is the shared read model (`HistoryEntry`, as `services.transfers.postgres` makes it)
-and `sendhub.oversight.MovedPacket`.
+and `sendhub.oversight.MovedPacket`; `gather_oversight` hands them to the pure
+`sendhub.oversight`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,21 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from contracts.history import PupilHistoryEventV1
-from sendhub.oversight import MovedPacket
+from sendhub.access_log import AccessLog, Reader
+from sendhub.oversight import (
+    MovedPacket,
+    Oversight,
+    Scope,
+    Window,
+    oversee,
+    pupil_names,
+    pupils_of_scope,
+    scope_clocks,
+    withhold_pupils,
+)
+from services.shared.access import Principal, may_see_pupils, slug
+from services.shared.clocks import LocalPolicy
+from services.shared.school_terms_store import load_calendar
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import DeliveryEvent, PacketRecord
 from services.transfers.registry import RegisteredSetting
@@ -81,3 +98,57 @@ class OversightStore:
             move_version=int(r["move_version"]),
             effective_date=date.fromisoformat(str(r["effective_date"])),
         ) for r in rows]
+
+
+class NoSchoolsInScope(LookupError):
+    """Raised when the settings registry has no school in the LA or trust asked for."""
+
+
+def scope_of(registry: list[RegisteredSetting], *, la: str | None = None,
+             trust: str | None = None) -> tuple[Scope, list[RegisteredSetting]]:
+    """The scope and its settings: an LA's by its code, a trust's by its registry name
+    (spelt as the registry has it, or slugged alike)."""
+    if la is not None:
+        chosen = [s for s in registry if s.la_code == la]
+        name = next((s.la_name for s in chosen if s.la_name), None) or la
+        return Scope("la", la, name), chosen
+    if trust is None:
+        raise ValueError("a scope is an LA (la=) or a trust (trust=)")
+    chosen = [s for s in registry if s.trust and slug(s.trust) == slug(trust)]
+    name = chosen[0].trust if chosen and chosen[0].trust else trust
+    return Scope("trust", name, name), chosen
+
+
+def gather_oversight(conninfo: str, principal: Principal, *, la: str | None = None,
+                     trust: str | None = None, window: Window, today: date,
+                     policy: LocalPolicy, reader: Reader | None) -> Oversight:
+    """The scope's figures as `principal` may see them (the caller has checked that it
+    may oversee the scope): with a `reader` (a reason given), the pupils behind each
+    figure where `may_see_pupils` holds, each recorded in the access log; without, the
+    figures alone."""
+    store = OversightStore(conninfo)
+    registry = store.registry()
+    scope, chosen = scope_of(registry, la=la, trust=trust)
+    if not chosen:
+        raise NoSchoolsInScope(
+            f"The settings registry has no school in {scope.label}: import the registry "
+            "with `sendhub settings import FILE` (`sendhub settings list` shows it).")
+    urns = frozenset(s.urn for s in chosen)
+    calendar = load_calendar(conninfo)
+    histories = pupils_of_scope(store.histories(urns, la), scope, urns)
+    packets = store.packets_from(urns)
+    clocks = scope_clocks(histories, packets, chosen, registry={s.urn: s for s in registry},
+                          today=today, calendar=calendar, policy=policy)
+    basis = {code: calendar.basis(code) for code in sorted({s.la_code for s in chosen
+                                                            if s.la_code})}
+    result = oversee(scope, chosen, clocks, packets, names=pupil_names(histories),
+                     window=window, today=today, policy=policy, calendar_basis=basis,
+                     shows_pupils=lambda urn: may_see_pupils(principal, urn))
+    if reader is None:
+        return withhold_pupils(result)
+    shown = sorted({p.upn for p in result.pupils_shown()})
+    if shown:
+        AccessLog(conninfo).record_pupils(
+            reader, "oversight", shown,
+            detail=f"{scope.slug} {window.start.isoformat()}..{window.end.isoformat()}")
+    return result

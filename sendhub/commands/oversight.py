@@ -23,10 +23,11 @@ import typer
 from sendhub.commands.common import Reason, console, errors, fail, hub_settings, principal_of
 
 if TYPE_CHECKING:
-    from sendhub.oversight import CalendarWithBasis, Oversight, Scope
+    from rich.console import Console
+
+    from sendhub.oversight import Oversight, Window
     from services.shared.access import Principal
     from services.shared.settings import HubSettings
-    from services.transfers.registry import RegisteredSetting
 
 
 class OversightForm(StrEnum):
@@ -68,7 +69,7 @@ def oversight(
 ) -> None:
     """A trust's or a local authority's figures per school and in total, against the
     statutory limits and local policy; with --reason, the pupils behind each figure."""
-    from sendhub.oversight import academic_year
+    from sendhub.oversight import Window, academic_year
 
     settings = hub_settings(ctx)
     if (la is None) == (trust is None):
@@ -86,7 +87,8 @@ def oversight(
 
     principal = principal_of(settings)
     _check_scope(principal, la, trust)
-    result = _compute(settings, principal, la, trust, window_start, window_end, today, reason)
+    result = _gather(settings, principal, la, trust, Window(window_start, window_end), today,
+                     reason)
     note = HOW_TO_SEE_PUPILS if reason is None else None
     if form is OversightForm.json:
         text = json.dumps(_document(result), indent=2) + "\n"
@@ -103,7 +105,7 @@ def oversight(
                                       actor=principal.name, how_to_see_pupils=note))
         console.print(f"Wrote the oversight page of {result.scope.label} to {target}")
     else:
-        _print_table(result)
+        print_oversight(console, result)
     if note:
         errors.print(note)
 
@@ -125,82 +127,26 @@ def _check_scope(principal: Principal, la: str | None, trust: str | None) -> Non
                    f"{trust!r} (that trust and auditors only).", 4)
 
 
-def _calendar(settings: HubSettings) -> CalendarWithBasis:
-    """The school calendar the clocks count days in: the LAs' term dates as imported
-    (`sendhub calendar import`), less England's bank holidays; weekdays less bank
-    holidays for an LA with none (`calendar_basis` says which)."""
-    from services.shared.school_terms_store import load_calendar
-
-    return load_calendar(settings.database_conninfo)
-
-
-def _scope(registry: list[RegisteredSetting], la: str | None, trust: str | None
-           ) -> tuple[Scope, list[RegisteredSetting]]:
-    from sendhub.oversight import Scope
-    from services.shared.access import slug
-
-    if la is not None:
-        chosen = [s for s in registry if s.la_code == la]
-        name = next((s.la_name for s in chosen if s.la_name), None) or la
-        return Scope("la", la, name), chosen
-    assert trust is not None
-    chosen = [s for s in registry if s.trust and slug(s.trust) == slug(trust)]
-    name = chosen[0].trust if chosen and chosen[0].trust else trust
-    return Scope("trust", name, name), chosen
-
-
-def _compute(settings: HubSettings, principal: Principal, la: str | None, trust: str | None,
-             window_start: date, window_end: date, today: date, reason: str | None
-             ) -> Oversight:
-    from sendhub.access_log import AccessLog, AccessRefused, Reader
-    from sendhub.oversight import (
-        Window,
-        oversee,
-        pupil_names,
-        pupils_of_scope,
-        scope_clocks,
-        withhold_pupils,
-    )
-    from sendhub.oversight_store import OversightStore
-    from services.shared.access import may_see_pupils
+def _gather(settings: HubSettings, principal: Principal, la: str | None, trust: str | None,
+            window: Window, today: date, reason: str | None) -> Oversight:
+    from sendhub.access_log import AccessRefused, Reader
+    from sendhub.oversight_store import NoSchoolsInScope, gather_oversight
     from services.shared.clocks import LocalPolicy
 
-    store = OversightStore(settings.database_conninfo)
-    registry = store.registry()
-    scope, chosen = _scope(registry, la, trust)
-    if not chosen:
-        raise fail(f"The settings registry has no school in {scope.label}: import the "
-                   "registry with `sendhub settings import FILE` (`sendhub settings list` "
-                   "shows it).", 1)
-    reader = None
-    if reason is not None:
-        try:
-            reader = Reader.of(principal.name, reason)
-        except AccessRefused as exc:
-            raise fail(str(exc)) from None
-    urns = frozenset(s.urn for s in chosen)
-    calendar = _calendar(settings)
-    policy = LocalPolicy(concern_open_weeks=settings.policy_concern_open_weeks)
-    histories = pupils_of_scope(store.histories(urns, la), scope, urns)
-    packets = store.packets_from(urns)
-    clocks = scope_clocks(histories, packets, chosen, registry={s.urn: s for s in registry},
-                          today=today, calendar=calendar, policy=policy)
-    las = sorted({s.la_code for s in chosen if s.la_code})
-    basis = {code: calendar.basis(code) for code in las}
-    result = oversee(scope, chosen, clocks, packets, names=pupil_names(histories),
-                     window=Window(window_start, window_end), today=today, policy=policy,
-                     calendar_basis=basis, shows_pupils=lambda urn: may_see_pupils(principal, urn))
-    if reader is None:
-        return withhold_pupils(result)
-    shown = sorted({p.upn for p in result.pupils_shown()})
-    if shown:
-        AccessLog(settings.database_conninfo).record_pupils(
-            reader, "oversight", shown,
-            detail=f"{scope.slug} {window_start.isoformat()}..{window_end.isoformat()}")
-    return result
+    try:
+        reader = None if reason is None else Reader.of(principal.name, reason)
+    except AccessRefused as exc:
+        raise fail(str(exc)) from None
+    try:
+        return gather_oversight(settings.database_conninfo, principal, la=la, trust=trust,
+                                window=window, today=today, reader=reader, policy=LocalPolicy(
+                                    concern_open_weeks=settings.policy_concern_open_weeks))
+    except NoSchoolsInScope as exc:
+        raise fail(str(exc), 1) from None
 
 
-def _print_table(result: Oversight) -> None:
+def print_oversight(console: Console, result: Oversight) -> None:
+    """The figures as a table, then (when shown) the pupils behind each figure."""
     from rich.table import Table
 
     from sendhub.oversight import MEASURES, Figure

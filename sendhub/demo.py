@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -28,7 +28,14 @@ from rich.rule import Rule
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
 from sendhub import scenario
-from sendhub.demo_access import HttpsSchools, add_demo_principals, show_refused_attempts
+from sendhub.access_log import Reader
+from sendhub.demo_access import (
+    BRISTOL,
+    BRISTOL_TOKEN,
+    HttpsSchools,
+    add_demo_principals,
+    show_refused_attempts,
+)
 from sendhub.publishing import publish_lines, publish_receipts
 from sendhub.summaries import dead_letter_summary, deliveries_table, packet_summary
 from sendhub.topics_reader import read_topic
@@ -228,12 +235,40 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
         console.print(line)
     show_later(console, settings, store, amended, found, receipts_sent.positions[-1],
                known_before_later_events)
+    show_local_authority(settings, console, log_dir)
     refused = show_refused_attempts(settings, console, scenario.impersonation())
     console.print("Try, as the demo's auditor: export SENDHUB_TOKEN_FILE="
                   f"{token.relative_to(ROOT)}; sendhub history {scenario.AMIRA.upn} --as-of "
                   f"2025-12-31 --reason demo; sendhub report {scenario.CHLOE.upn} --reason demo; "
                   "sendhub verify --all --against-anchors")
     return 0 if letter is not None and amended and found and refused else 1
+
+
+def show_local_authority(settings: HubSettings, console: Console, log_dir: Path) -> None:
+    """Bristol's (LA 801) view across its schools over the scenario's two school years:
+    Ben's plan (decided in week 5, issued in week 19, amended for secondary school
+    before 15 February), Ella's request declined four days late, Grace's possible child
+    missing education, each school's files; then the page with its charts."""
+    from sendhub.commands.oversight import print_oversight
+    from sendhub.oversight import Window
+    from sendhub.oversight_page import render_page
+    from sendhub.oversight_store import gather_oversight
+    from services.shared.clocks import LocalPolicy
+
+    console.print(Rule("The local authority: Bristol (LA 801)"))
+    window = Window(date(2024, 9, 1), date(2026, 8, 31))
+    result = gather_oversight(
+        settings.database_conninfo, BRISTOL, la="801", window=window,
+        today=datetime.now(UTC).date(),
+        policy=LocalPolicy(concern_open_weeks=settings.policy_concern_open_weeks),
+        reader=Reader.of(BRISTOL.name, "demo: Bristol's SEND team reviews its statutory clocks"))
+    print_oversight(console, result)
+    page = log_dir / "oversight-la-801.html"
+    page.write_text(render_page(result, generated_at=datetime.now(UTC), actor=BRISTOL.name))
+    console.print(f"Bristol's oversight page (charts, and the pupils behind each figure): "
+                  f"{page.relative_to(ROOT)}. As Bristol: export SENDHUB_TOKEN_FILE="
+                  f"{BRISTOL_TOKEN.relative_to(ROOT)}; sendhub oversight --la 801 --from "
+                  f"{window.start} --to {window.end} --format html --reason demo")
 
 
 def recreate_database(settings: HubSettings, console: Console) -> None:

@@ -37,10 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 AUDITOR_TOKEN = ROOT / ".cache" / "local" / "demo-auditor.token"
 RIVERSIDE = Principal(Kind.school, "131002")
 AUDITOR = Principal(Kind.auditor, "demo")
+BRISTOL = Principal(Kind.la, "801")
+BRISTOL_TOKEN = ROOT / ".cache" / "local" / "demo-la-801.token"
 
 
 def add_demo_principals(settings: HubSettings) -> Path:
-    """Riverside on Kafka, the demo's auditor with a token; returns the token's file."""
+    """Riverside on Kafka, the demo's auditor and Bristol's SEND team (LA 801) with a
+    token each; returns the auditor's token file."""
     store = PrincipalStore(settings.database_conninfo)
     store.add(RIVERSIDE, uses_kafka=True)
     access = KafkaAccess(settings)
@@ -48,11 +51,12 @@ def add_demo_principals(settings: HubSettings) -> Path:
         access.apply(RIVERSIDE, SyncReport())
     finally:
         access.close()
-    store.add(AUDITOR)
-    AUDITOR_TOKEN.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(AUDITOR_TOKEN, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(store.issue_token(AUDITOR.name, days=1).token + "\n")
+    for principal, token_file in ((AUDITOR, AUDITOR_TOKEN), (BRISTOL, BRISTOL_TOKEN)):
+        store.add(principal)
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(store.issue_token(principal.name, days=1).token + "\n")
     return AUDITOR_TOKEN
 
 

@@ -166,15 +166,19 @@ def print_oversight(console: Console, result: Oversight) -> None:
     o = result
     table = Table(title=f"SEN oversight: {o.scope.label}, {o.window.start:%-d %b %Y} to "
                   f"{o.window.end:%-d %b %Y} (as on {o.today:%-d %b %Y})")
-    table.add_column("school (URN)", no_wrap=True)
-    for m in MEASURES:
-        table.add_column(m.short, justify="right")
-    for s in o.schools:
-        table.add_row(f"{s.name} ({s.urn})", *(cell(f) for f in s.figures))
-    table.add_row("[bold]Total[/bold]", *(f"[bold]{cell(f)}[/bold]" for f in o.total.figures),
-                  end_section=True)
+    table.add_column("figure")
+    table.add_column("total", justify="right")
+    table.add_column("by school (those with any)")
+    short = {s.urn: s.name.replace(" School", "").replace(" Primary", "") for s in o.schools}
+    for n, m in enumerate(MEASURES):
+        total = o.total.figures[n]
+        by_school = "; ".join(
+            f"{short[s.urn]} {cell(s.figures[n])}" for s in o.schools
+            if s.figures[n].of or s.figures[n].count)
+        table.add_row(m.title, f"[bold]{cell(total)}[/bold]", by_school or "-")
     console.print(table)
-    console.print("; ".join(f"{m.short}: {m.title} ({m.source})" for m in MEASURES) + ".")
+    console.print("Sources: " + "; ".join(f"{m.title.lower()}: {m.source}" for m in MEASURES)
+                  + ".")
     basis = "; ".join(f"LA {la}: {b}" for la, b in o.calendar_basis.items())
     console.print(f"School days: {basis or 'no calendar'}. Concern policy: "
                   + (f"{o.policy.concern_open_weeks} weeks" if o.policy.concern_open_weeks

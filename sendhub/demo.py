@@ -43,6 +43,7 @@ from services.records.entrypoint import build_application
 from services.shared.binding import WrongCluster, bind
 from services.shared.database import upgrade
 from services.shared.kafka import client_options
+from services.shared.principals import PrincipalStore
 from services.shared.school_days import parse_term_dates_csv
 from services.shared.school_terms_store import import_terms
 from services.shared.settings import HubSettings
@@ -257,12 +258,16 @@ def show_local_authority(settings: HubSettings, console: Console, log_dir: Path)
 
     console.print(Rule("The local authority: Bristol (LA 801)"))
     window = Window(date(2024, 9, 1), date(2026, 8, 31))
+    bristol = PrincipalStore(settings.database_conninfo).active(BRISTOL.name) or BRISTOL
     result = gather_oversight(
-        settings.database_conninfo, BRISTOL, la="801", window=window,
+        settings.database_conninfo, bristol, la="801", window=window,
         today=datetime.now(UTC).date(),
         policy=LocalPolicy(concern_open_weeks=settings.policy_concern_open_weeks),
         reader=Reader.of(BRISTOL.name, "demo: Bristol's SEND team reviews its statutory clocks"))
     print_oversight(console, result)
+    console.print("The files were sent today for moves the scenario replays from 2024 to "
+                  "2026, so none was within 15 school days of the pupil leaving: a hub "
+                  "connected at the time sends each as the move is recorded.")
     page = log_dir / "oversight-la-801.html"
     page.write_text(render_page(result, generated_at=datetime.now(UTC), actor=BRISTOL.name))
     console.print(f"Bristol's oversight page (charts, and the pupils behind each figure): "

@@ -73,7 +73,8 @@ def compliance_by_month_svg(months: Sequence[dict[str, Any]]) -> Markup:
                                                                           strict=True)
                  if v is not None]
         described.append(f"{label}: " + ("; ".join(shown) or "nothing measured") + ".")
-    ax.set_xticks(range(len(months)), labels, fontsize=8)
+    step = max(1, -(-len(months) // 12))  # at most 12 labels, so they never overlap
+    ax.set_xticks(range(0, len(months), step), labels[::step], fontsize=8)
     ax.set_ylim(-5, 105)
     ax.set_ylabel("% in time", fontsize=9)
     ax.grid(axis="y", color="#eee")

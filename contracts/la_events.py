@@ -199,6 +199,15 @@ class EHCPlanIssuedV1(_LAEvent):
     event_type: Literal["ehc_plan_issued"]
     payload: EHCPlanIssuedPayload
 
+    @model_validator(mode="after")
+    def _issued_by_its_la(self) -> EHCPlanIssuedV1:
+        if self.payload.maintaining_la != self.source.la:
+            raise ValueError(f"LA {self.source.la} cannot issue a plan that LA "
+                             f"{self.payload.maintaining_la} maintains: maintaining_la is "
+                             "the LA sending the event (a plan passes to another LA with "
+                             "ehc_plan_transferred)")
+        return self
+
 
 class EHCAnnualReviewV1(_LAEvent):
     event_type: Literal["ehc_annual_review"]

@@ -86,11 +86,14 @@ class EHCPlan:
     event_id: UUID
     issued_on: date
     maintaining_la: str
-    case_officer: SENContact
+    case_officer: SENContact | None
     needs: list[RankedNeed]
     provision: list[Provision]
     outcomes: list[str]
     named_setting_urn: str | None
+    reported_by_school: bool = False
+    """A plan a school reported before its LA joined the hub, which the LA has since
+    acted on (reviewed, amended...): `issued_on` is the school's reported date."""
     last_reviewed_on: date | None = None
     last_amended_on: date | None = None
     transferred_from_la: str | None = None
@@ -183,11 +186,17 @@ class SENRecord:
         open until it declines or issues a plan; a school's request made after the LA's
         last case is open too (the LA has not recorded it). Without, a school's request
         is open until an EHC needs assessment concludes it."""
-        if self.la_speaks:
-            open_ = [c for c in self.ehc_requests if not c.concluded]
-            return open_[-1] if open_ else None
         requests = [r for r in self.assessments
                     if r.payload.outcome is AssessmentOutcome.REQUEST_EHC_NEEDS_ASSESSMENT]
+        if self.la_speaks:
+            last_case = max((c.requested_on for c in self.ehc_requests), default=None)
+            open_cases = [c for c in self.ehc_requests if not c.concluded]
+            unrecorded = [r for r in requests
+                          if last_case is None or r.occurred_at.date() > last_case]
+            if unrecorded:
+                r = unrecorded[-1]
+                return EHCRequestCase(r.event_id, r.occurred_at.date(), r.source.urn)
+            return open_cases[-1] if open_cases else None
         open_requests = [r for r in requests if not any(
             _concludes(a, r, AssessmentKind.EHC_NEEDS_ASSESSMENT) for a in self.assessments)]
         if not open_requests:
@@ -225,7 +234,7 @@ class SENRecord:
                 event.event_id, p.received_on, f"la-{la}", la_code=la,
                 requested_by=p.requested_by.value))
         elif isinstance(event, EHCAssessmentDecisionV1 | EHCPlanDecisionV1):
-            case = self._open_case()
+            case = self._open_case(la)
             if case is None:
                 return
             if isinstance(event, EHCAssessmentDecisionV1):
@@ -240,7 +249,7 @@ class SENRecord:
                 case.exceptions[key] = event.payload.exception
         elif isinstance(event, EHCPlanIssuedV1):
             plan = event.payload
-            case = self._open_case()
+            case = self._open_case(la)
             if case is not None:
                 case.plan_issued_on = plan.issued_on
                 if plan.exception is not None:
@@ -251,13 +260,12 @@ class SENRecord:
             self.needs = sorted(plan.needs, key=lambda n: n.rank)
             self._set_status("ehc_plan")
         elif isinstance(event, EHCAnnualReviewV1):
-            self.annual_reviews.append(event)
-            if self.ehc_plan is not None:
-                self.ehc_plan.last_reviewed_on = event.payload.held_on
+            if (reviewed := self._plan_of(event, la)) is not None:
+                self.annual_reviews.append(event)
+                reviewed.last_reviewed_on = event.payload.held_on
         elif isinstance(event, EHCPlanAmendedV1):
-            self.plan_amendments.append(event)
-            current = self.ehc_plan
-            if current is not None:
+            if (current := self._plan_of(event, la)) is not None:
+                self.plan_amendments.append(event)
                 current.last_amended_on = event.payload.amended_on
                 if event.payload.needs:
                     current.needs = list(event.payload.needs)
@@ -267,20 +275,34 @@ class SENRecord:
                 if event.payload.named_setting_urn:
                     current.named_setting_urn = event.payload.named_setting_urn
         elif isinstance(event, EHCPlanCeasedV1):
-            if self.ehc_plan is not None:
-                self.ceased_plans.append((self.ehc_plan, event))
-            self.ehc_plan = None
-            if self.status == "ehc_plan":
+            if (ended := self._plan_of(event, la)) is not None:
+                self.ceased_plans.append((ended, event))
+                self.ehc_plan = None
                 self._set_status("none" if event.payload.no_longer_has_sen else "sen_support")
-        elif isinstance(event, EHCPlanTransferredV1) and self.ehc_plan is not None:
-            self.ehc_plan.transferred_from_la = self.ehc_plan.maintaining_la
-            self.ehc_plan.maintaining_la = event.payload.to_la
-            self.ehc_plan.transferred_on = event.payload.transferred_on
+        elif isinstance(event, EHCPlanTransferredV1):
+            if (moving := self._plan_of(event, la)) is not None:
+                moving.transferred_from_la = moving.maintaining_la
+                moving.maintaining_la = event.payload.to_la
+                moving.transferred_on = event.payload.transferred_on
 
-    def _open_case(self) -> EHCRequestCase | None:
-        """The LA's decisions belong to its latest case not yet concluded."""
-        open_ = [c for c in self.ehc_requests if c.la_code is not None and not c.concluded]
+    def _open_case(self, la: str) -> EHCRequestCase | None:
+        """An LA's decisions belong to its own latest case not yet concluded."""
+        open_ = [c for c in self.ehc_requests if c.la_code == la and not c.concluded]
         return open_[-1] if open_ else None
+
+    def _plan_of(self, event: InboundEvent, la: str) -> EHCPlan | None:
+        """The plan an LA's review, amendment, transfer or cease acts on: the plan it
+        maintains. A plan only a school reported (from before the LA joined the hub)
+        becomes the LA's when the LA first acts on it; another LA's plan is not its own
+        to change, and is left as it is."""
+        if self.ehc_plan is None and self.status == "ehc_plan":
+            reported = next((d for d, status in reversed(self.episodes)
+                             if status == "ehc_plan"), event.occurred_at.date())
+            self.ehc_plan = EHCPlan(event.event_id, reported, la, None, list(self.needs), [],
+                                    [], None, reported_by_school=True)
+        if self.ehc_plan is None or self.ehc_plan.maintaining_la != la:
+            return None
+        return self.ehc_plan
 
     def _assessed(self, event: AssessmentCompletedV1) -> None:
         """The N/K/E rules (README "One N/K/E rule set"; census: a pupil with N has no
@@ -369,7 +391,7 @@ def record_at(history: Sequence[HistoryEntry], version: int | None = None) -> SE
     takes its place in the story rather than overriding what came after it.
     """
     chosen = [h for h in history if version is None or h.version <= version]
-    record = SENRecord(la_speaks=any(is_la_event(h.event) for h in chosen))
+    record = SENRecord()
     for history_event in sorted(chosen, key=lambda h: (h.event.occurred_at, h.version)):
         record.apply(history_event)
     return record

@@ -193,15 +193,16 @@ def ehc_plan(record: SENRecord) -> EHCPlanDetails | None:
         return EHCPlanDetails(
             confirmed_by_la=True, maintaining_la=plan.maintaining_la,
             issued_on=plan.issued_on,
-            case_officer=CaseOfficer(role=officer.role, work_email=officer.work_email,
-                                     work_telephone=officer.work_telephone),
+            case_officer=None if officer is None else CaseOfficer(
+                role=officer.role, work_email=officer.work_email,
+                work_telephone=officer.work_telephone),
             needs=sorted(plan.needs, key=lambda n: n.rank), provision=list(plan.provision),
             outcomes=list(plan.outcomes), named_setting_urn=plan.named_setting_urn,
             last_reviewed_on=plan.last_reviewed_on, last_amended_on=plan.last_amended_on,
             next_annual_review_due=next_annual_review_due(plan.issued_on,
                                                           plan.last_reviewed_on),
             transferred_from_la=plan.transferred_from_la)
-    if record.status != "ehc_plan" or record.la_speaks:
+    if record.status != "ehc_plan":
         return None
     issued = [a for a in record.assessments
               if a.payload.outcome is AssessmentOutcome.EHC_PLAN_ISSUED]

@@ -169,3 +169,66 @@ def test_the_sender_of_an_la_is_its_own_topic_suffix() -> None:
     assert sender_of(la) == "la-801"
     assert principal_named_by_sender("la-801") == "la-801"
     assert may_send_events_for(la, "la-801") and not may_send_events_for(la, "100001")
+
+
+def school_reported_plan(day: str = "2024-03-01") -> dict[str, Any]:
+    return school_event("assessment_completed", occurred_at=at(day), payload={
+        "assessor_role": "educational_psychologist", "assessment_kind": "ehc_needs_assessment",
+        "identified_needs": [{"code": "ASD", "rank": 1}], "outcome": "ehc_plan_issued",
+        "summary": "EP advice; plan issued by the LA."})
+
+
+def test_an_la_joining_later_does_not_undo_a_plan_a_school_reported_before() -> None:
+    record = record_at(history(school_reported_plan(),
+                               la_event("ehc_request_received", occurred_at=at("2025-01-13"))))
+    assert record.status == "ehc_plan"
+    assert record.episodes == [(date(2024, 3, 1), "ehc_plan")]
+
+
+def test_an_la_reviewing_a_plan_a_school_reported_takes_it_on() -> None:
+    record = record_at(history(school_reported_plan(), la_event(
+        "ehc_annual_review", occurred_at=at("2025-03-01"), payload={"held_on": "2025-03-01"})))
+    assert record.status == "ehc_plan"
+    plan = record.ehc_plan
+    assert plan is not None and plan.reported_by_school
+    assert (plan.maintaining_la, plan.issued_on, plan.last_reviewed_on) == (
+        "801", date(2024, 3, 1), date(2025, 3, 1))
+
+
+def test_an_la_cannot_change_or_end_another_las_plan() -> None:
+    issued = la_event("ehc_plan_issued", occurred_at=at("2025-05-26"))
+    for other in (la_event("ehc_plan_ceased", la="802", occurred_at=at("2025-09-01")),
+                  la_event("ehc_plan_transferred", la="802", occurred_at=at("2025-09-01")),
+                  la_event("ehc_annual_review", la="802", occurred_at=at("2025-09-01"))):
+        record = record_at(history(issued, other))
+        assert record.status == "ehc_plan"
+        assert record.ehc_plan is not None
+        assert (record.ehc_plan.maintaining_la, record.ehc_plan.last_reviewed_on) == ("801", None)
+
+
+def test_an_la_issues_only_plans_it_maintains() -> None:
+    with pytest.raises(ValidationError, match="cannot issue a plan that LA 805 maintains"):
+        INBOUND_EVENT.validate_python(la_event("ehc_plan_issued",
+                                               payload={"maintaining_la": "805"}))
+
+
+def test_an_las_decision_belongs_to_its_own_case() -> None:
+    record = record_at(history(
+        la_event("ehc_request_received", la="801"),
+        la_event("ehc_request_received", la="803", occurred_at=at("2025-03-02"),
+                 payload={"received_on": "2025-02-03"}),
+        la_event("ehc_assessment_decision", la="801", occurred_at=at("2025-03-03"),
+                 payload={"decision": "not_assess"})))
+    by_la = {c.la_code: c for c in record.ehc_requests}
+    assert by_la["801"].declined and by_la["803"].assessment_decision is None
+
+
+def test_a_schools_request_after_the_las_last_case_is_open() -> None:
+    again = school_event("assessment_completed", occurred_at=at("2025-05-01"), payload={
+        "assessor_role": "senco", "assessment_kind": "screening", "identified_needs": [],
+        "outcome": "request_ehc_needs_assessment", "summary": "The school asks again."})
+    record = record_at(history(
+        la_event("ehc_request_received"),
+        la_event("ehc_assessment_decision", payload={"decision": "not_assess"}), again))
+    case = record.ehc_request_open()
+    assert case is not None and (case.la_code, case.requested_on) == (None, date(2025, 5, 1))

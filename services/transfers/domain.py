@@ -218,6 +218,11 @@ def when_plan_moves_to_another_la_notify_both_las(
     the LA that maintained the plan the same as `ehc_plan_transfer_out` (`la-<old>`),
     each with the clocks that now run for the new LA, from the move's effective date.
 
+    The hub knows settings, not home addresses, so the settings' LAs stand for the
+    areas: the leaving setting must be in the LA that maintains the plan (a pupil
+    already at a school across the border, moving on within that other LA, is not a
+    plan moving LA, and is not notified again and again).
+
     Nothing for a pupil with no plan, a plan only a school reported (no LA to tell),
     a move within the LA, a destination unknown (a lost pupil's packet goes to the
     leaving school's LA already) or not in the registry (its LA is not known)."""
@@ -230,6 +235,8 @@ def when_plan_moves_to_another_la_notify_both_las(
     destination = registry(packet.to_setting)
     new_la = destination.la_code if destination else None
     if new_la is None or new_la == plan.maintaining_la:
+        return []
+    if packet.from_setting.la_code != plan.maintaining_la:
         return []
     clocks = clocks_for_new_la(plan, packet.move.effective_date, new_la)
     notices: tuple[tuple[LANotice, str], ...] = (

@@ -288,10 +288,13 @@ def amendment_changes(
 
 def is_late_entry(event: HistoryEntry, move: PupilMovedV1) -> bool:
     """An event about a day on or before the move's effective date, recorded after it:
-    the former school catching up. It calls for an amendment to the receiver."""
+    the former school catching up, or the local authority deciding about the plan
+    before the pupil arrives (the plan issued, amended to name the new school for a
+    phase transfer). It calls for an amendment to the receiver."""
     return (not isinstance(event.event, PupilMovedV1)
             and event.event.occurred_at.date() <= move.payload.effective_date
-            and where_recorded(event.event) == move.source.urn)
+            and (where_recorded(event.event) == move.source.urn
+                 or is_la_event(event.event)))
 
 
 LONG_TEXT = 1_000

@@ -15,6 +15,7 @@ from lxml import etree
 from contracts.inbound import INBOUND_EVENT
 from contracts.packet import Setting, TransferPacketV1
 from contracts.receipts import PacketReceiptV1
+from contracts.school_events import PupilMovedV1
 from contracts.topics import Topics
 from sendhub.gateway.store import inboxes_filter
 from sendhub.summaries import packet_summary
@@ -30,6 +31,7 @@ from services.shared.kafka_grants import Grant, grants, topics_to_create
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
     Issue,
+    when_late_entry_recorded_amend_packet,
     when_plan_moves_to_another_la_notify_both_las,
     when_pupil_moved_issue_packet,
 )
@@ -39,6 +41,7 @@ from services.transfers.packet_parts import add_months, clocks_for_new_la
 from services.transfers.packets import (
     build_transfer_packet,
     differences,
+    is_late_entry,
     packet_id_for,
     rebuild_transfer_packet,
 )
@@ -410,3 +413,30 @@ def test_packets_from_before_the_las_notices_still_read() -> None:
         old.pop(field)
     packet = TransferPacketV1.model_validate(old)
     assert packet.receiver == f"urn-{RIVERSIDE}" and packet_inbox(packet) == f"urn-{RIVERSIDE}"
+
+
+def test_moving_on_within_the_other_la_is_not_a_plan_moving_la_again() -> None:
+    """A pupil with LA 801's plan already at Brook Lane (LA 803) moves on within 803:
+    the settings' LAs stand for the areas, and the plan did not leave 801 here."""
+    within_803 = school_event("pupil_moved", source={"urn": BROOK_LANE, "system": "Arbor"},
+                              occurred_at=on("2026-01-05"), payload={
+                                  "destination": {"kind": "school", "urn": "131006"},
+                                  "move_kind": "in_year", "effective_date": "2026-01-12"})
+    _, notices = issued(*LA_801_PLAN, within_803)
+    assert notices == []
+
+
+def test_the_las_plan_decided_before_the_pupil_arrives_amends_the_schools_packet() -> None:
+    """The move is recorded in January for September; the LA amends the plan to name the
+    new school before 15 February: the receiving school gets an amendment."""
+    phase = move(TO_RIVERSIDE, effective="2026-09-01", kind="phase_transfer")
+    amended = la_event("ehc_plan_amended", occurred_at=on("2026-02-10"),
+                       payload={"named_setting_urn": RIVERSIDE, "for_phase_transfer": True})
+    h = history(*LA_801_PLAN, phase, amended)
+    first = when_pupil_moved_issue_packet(h[:-1], h[-2], None, NOW, registry)
+    assert is_late_entry(h[-1], PupilMovedV1.model_validate(phase, context={"trusted": True}))
+    amendment = when_late_entry_recorded_amend_packet(h, first.issued, NOW, registry)
+    assert amendment is not None
+    packet = amendment.issued.packet
+    assert packet.ehc_plan is not None and packet.ehc_plan.named_setting_urn == RIVERSIDE
+    assert any("LA 801 amended the EHC plan" in c for c in packet.changes)

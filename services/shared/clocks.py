@@ -432,7 +432,8 @@ def phase_transfer_clocks(history: Sequence[HistoryEntry], *, today: date) -> li
             continue
         seen.add((year, kind))
         window_opens = date(year - 1, 9, 1)
-        first = next((d for d in done if d > window_opens), None)
+        first = next((d for d in done
+                      if window_opens <= d <= move.payload.effective_date), None)
         status = _status(due, first, today)
         deadline = f"before {date(year, month, day):%-d %B %Y}"
         found.append(_result(

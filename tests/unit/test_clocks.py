@@ -385,10 +385,19 @@ def test_a_review_in_the_school_year_before_the_move_counts_and_one_before_it_do
     plan, move = phase_move()
     assert clock("ehc_phase_transfer_review", plan, annual_review("2025-11-03"),
                  move).status == "met"
-    too_early = clock("ehc_phase_transfer_review", plan, annual_review("2025-09-01"), move,
+    assert clock("ehc_phase_transfer_review", plan, annual_review("2025-09-01"),
+                 move).status == "met"  # from 1 September, that day included
+    too_early = clock("ehc_phase_transfer_review", plan, annual_review("2025-08-31"), move,
                       today="2026-02-15")
     assert (too_early.ended_on, too_early.status) == (None, "overdue")
     assert clock("ehc_phase_transfer_review", *phase_move(), today="2026-02-14").status == "open"
+
+
+def test_a_review_after_the_move_does_not_make_a_missed_phase_transfer_review_late() -> None:
+    plan, move = phase_move()
+    c = clock("ehc_phase_transfer_review", plan, move, annual_review("2026-10-05"),
+              today="2026-11-01")
+    assert (c.ended_on, c.status) == (None, "overdue")
 
 
 def test_only_a_phase_transfer_with_a_plan_starts_the_clock() -> None:

@@ -252,8 +252,10 @@ class TransfersCases(OnABackend):
             urn="100002", name="Brook Lane Primary", phase="Primary", la_code="801",
             establishment_number="2002")])
         app.calendar_source = SchoolCalendar([
+            TermPeriod("801", "Autumn 1", date(2025, 9, 3), date(2025, 10, 24)),
             TermPeriod("801", "Spring 1", date(2026, 1, 5), date(2026, 2, 13)),
-            TermPeriod("801", "Spring 2", date(2026, 2, 23), date(2026, 3, 27))])
+            TermPeriod("801", "Spring 2", date(2026, 2, 23), date(2026, 3, 27)),
+            TermPeriod("801", "Summer 2", date(2026, 6, 8), date(2026, 7, 22))])
         self.clock.now = datetime(2026, 2, 2, 9, tzinfo=UTC)  # a Monday
         packet_id = self._sent_packet(app)
         self.clock.now = datetime(2026, 2, 23, 9, tzinfo=UTC)  # half-term 16-20 February
@@ -263,8 +265,10 @@ class TransfersCases(OnABackend):
         app.calendar_source = BANK_HOLIDAYS_ONLY
         assert app.deliveries()[0].school_days_waiting == 15
         app.calendar_source = lambda: SchoolCalendar([  # as StoredCalendar gives it
+            TermPeriod("801", "Autumn 1", date(2025, 9, 3), date(2025, 10, 24)),
             TermPeriod("801", "Spring 1", date(2026, 1, 5), date(2026, 2, 13)),
-            TermPeriod("801", "Spring 2", date(2026, 2, 23), date(2026, 3, 27))])
+            TermPeriod("801", "Spring 2", date(2026, 2, 23), date(2026, 3, 27)),
+            TermPeriod("801", "Summer 2", date(2026, 6, 8), date(2026, 7, 22))])
         self.clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
         assert app.deliveries()[0].school_days_waiting == 15
         assert app.resend_overdue() == [packet_id]

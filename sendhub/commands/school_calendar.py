@@ -51,9 +51,14 @@ def calendar_import(ctx: typer.Context,
     calendar = SchoolCalendar(found)
     for la, count in counts.items():
         years = calendar.academic_years(la)
-        span = academic_year_label(years[0]) + (
-            f" to {academic_year_label(years[-1])}" if len(years) > 1 else "")
+        span = (academic_year_label(years[0]) + (
+            f" to {academic_year_label(years[-1])}" if len(years) > 1 else "")) if years \
+            else "no whole school year"
         console.print(f"LA {la}: {count} term period(s), {span} (its earlier dates replaced)")
+        for partial in calendar.incomplete_years(la):
+            errors.print(f"[yellow]LA {la} {academic_year_label(partial)}: its terms do not "
+                         "run from the autumn to the summer, so that year counts weekdays "
+                         "less bank holidays until the rest is imported[/yellow]")
     console.print(f"Imported {len(found)} term period(s) for {len(counts)} LA(s) from {file}"
                   + (f"; {len(problems)} row(s) skipped" if problems else ""))
     if problems:

@@ -101,6 +101,13 @@ def _years_in_words(years: Sequence[int]) -> str:
                      for r in runs)
 
 
+def _whole_year(periods: Sequence[TermPeriod]) -> bool:
+    """A school year's terms run from an autumn start (August or September) to a summer
+    end (July or August)."""
+    return (min(p.starts_on for p in periods).month in (8, 9)
+            and max(p.ends_on for p in periods).month in (7, 8))
+
+
 class SchoolCalendar:
     """England's bank holidays and, per local authority, its term dates (module
     docstring). `la_code=None` counts by the fallback: weekdays less bank holidays."""
@@ -110,8 +117,14 @@ class SchoolCalendar:
         for period in sorted(terms, key=lambda t: (t.la_code, t.starts_on, t.ends_on)):
             by_la.setdefault(period.la_code, []).append(period)
         self._terms = {la: tuple(periods) for la, periods in by_la.items()}
-        self._known = {la: frozenset(p.academic_year for p in periods)
-                       for la, periods in self._terms.items()}
+        years: dict[str, dict[int, list[TermPeriod]]] = {}
+        for la, periods in self._terms.items():
+            for p in periods:
+                years.setdefault(la, {}).setdefault(p.academic_year, []).append(p)
+        self._known = {la: frozenset(y for y, ps in by_year.items() if _whole_year(ps))
+                       for la, by_year in years.items()}
+        self._partial = {la: frozenset(y for y, ps in by_year.items() if not _whole_year(ps))
+                         for la, by_year in years.items()}
         self._years: dict[tuple[str | None, int], _Year] = {}
 
     @property
@@ -126,6 +139,12 @@ class SchoolCalendar:
     def academic_years(self, la_code: str | None) -> list[int]:
         """The academic years for which the LA's term dates are known."""
         return sorted(self._known.get(la_code or "", ()))
+
+    def incomplete_years(self, la_code: str) -> list[int]:
+        """Academic years with some of the LA's terms but not the whole school year
+        (autumn to summer): counted by the fallback, as if none were known, since a
+        day outside the imported terms is not known to be a holiday."""
+        return sorted(self._partial.get(la_code, ()))
 
     def has_term_dates(self, la_code: str | None, academic_year: int) -> bool:
         return la_code is not None and academic_year in self._known.get(la_code, ())

@@ -179,7 +179,8 @@ def test_the_resend_window_is_counted_in_the_receiving_las_school_days() -> None
     sent_at = datetime(2025, 10, 10, 9, tzinfo=UTC)  # a Friday, two weeks before half-term
     d = delivery_of([DeliveryEvent("pending", sent_at), DeliveryEvent("sent", sent_at)])
     bristol = SchoolCalendar([TermPeriod("801", "Autumn 1", date(2025, 9, 3), date(2025, 10, 24)),
-                              TermPeriod("801", "Autumn 2", date(2025, 11, 3), date(2025, 12, 19))])
+                              TermPeriod("801", "Autumn 2", date(2025, 11, 3), date(2025, 12, 19)),
+                              TermPeriod("801", "Summer 2", date(2026, 6, 8), date(2026, 7, 22))])
     assert d.resend_due(date(2025, 10, 31), 15)  # 15 weekdays
     assert d.school_days_waiting(date(2025, 10, 31), bristol, "801") == 10  # half-term
     assert not d.resend_due(date(2025, 10, 31), 15, bristol, "801")

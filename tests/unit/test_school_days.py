@@ -109,7 +109,8 @@ def test_adding_a_negative_number_of_school_days_is_refused() -> None:
 
 
 def test_an_autumn_term_starting_in_august_belongs_to_the_year_it_leads_into() -> None:
-    early = SchoolCalendar([TermPeriod("802", "Autumn 1", date(2025, 8, 28), date(2025, 10, 24))])
+    early = SchoolCalendar([TermPeriod("802", "Autumn 1", date(2025, 8, 28), date(2025, 10, 24)),
+                            TermPeriod("802", "Summer 2", date(2026, 6, 8), date(2026, 7, 22))])
     assert early.academic_years("802") == [2025]
     assert academic_year_of(date(2025, 8, 28)) == 2024  # 2024-25 is not known: weekdays
     assert early.is_school_day(date(2025, 8, 28), "802")
@@ -124,8 +125,9 @@ def test_the_basis_says_what_was_counted() -> None:
         "weekdays less England's bank holidays (no term dates imported for LA 803)")
     assert BRISTOL.basis(None) == (
         "weekdays less England's bank holidays (no local authority known, so no term dates)")
-    gaps = SchoolCalendar([TermPeriod("802", "Autumn 1", date(y, 9, 3), date(y, 10, 24))
-                           for y in (2021, 2022, 2024)])
+    gaps = SchoolCalendar([period for y in (2021, 2022, 2024) for period in (
+        TermPeriod("802", "Autumn 1", date(y, 9, 3), date(y, 10, 24)),
+        TermPeriod("802", "Summer 2", date(y + 1, 6, 8), date(y + 1, 7, 22)))])
     assert "term dates for 2021-22 to 2022-23, 2024-25;" in gaps.basis("802")
 
 
@@ -166,3 +168,15 @@ def test_a_one_day_period_and_a_byte_order_mark_are_accepted() -> None:
     periods, problems = parse_term_dates_csv(
         "\ufeffLA (code),Term,Start,End\n801,Autumn 1,2025-09-03,2025-09-03\n")
     assert problems == [] and periods[0].starts_on == periods[0].ends_on
+
+
+def test_a_year_with_only_some_of_its_terms_counts_by_the_fallback() -> None:
+    """Only the autumn of 2026-27 imported: the spring is not known to be a holiday, so
+    the year counts weekdays less bank holidays rather than pushing deadlines months on."""
+    autumn_only = SchoolCalendar([
+        TermPeriod("801", "Autumn 1", date(2026, 9, 2), date(2026, 10, 23)),
+        TermPeriod("801", "Autumn 2", date(2026, 11, 2), date(2026, 12, 18))])
+    assert autumn_only.incomplete_years("801") == [2026]
+    assert not autumn_only.has_term_dates("801", 2026)
+    assert autumn_only.add_school_days(date(2026, 12, 10), 15, "801") == \
+        BANK_HOLIDAYS_ONLY.add_school_days(date(2026, 12, 10), 15, None)

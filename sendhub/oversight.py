@@ -332,7 +332,7 @@ def oversee(scope: Scope, settings: Sequence[RegisteredSetting], clocks: Sequenc
     urns = {s.urn for s in ordered}
     clocks_by_school: dict[str, list[ClockResult]] = {u: [] for u in urns}
     for c in clocks:
-        if c.setting_urn in urns:
+        if c.setting_urn in urns and _runs_for(c, scope):
             clocks_by_school[c.setting_urn].append(c)
     packets_by_school: dict[str, list[MovedPacket]] = {u: [] for u in urns}
     for p in packets:
@@ -355,6 +355,13 @@ def oversee(scope: Scope, settings: Sequence[RegisteredSetting], clocks: Sequenc
         calendar_basis=dict(calendar_basis or {}), schools=tuple(schools),
         total=_total(schools), months=_months(in_scope, window, today),
         pupils_withheld=withheld)
+
+
+def _runs_for(clock: ClockResult, scope: Scope) -> bool:
+    """An LA's figures count the EHC clocks that run for it: another LA's case for a
+    pupil at one of its schools is that LA's to answer for, not this one's."""
+    return (scope.kind != "la" or not clock.rule.startswith("ehc_")
+            or clock.la_code == scope.identifier)
 
 
 def withhold_pupils(oversight: Oversight) -> Oversight:

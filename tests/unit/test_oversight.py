@@ -429,3 +429,15 @@ def test_a_scopes_clocks_come_from_each_history_and_each_move_out_of_its_schools
     assert figures(ash_row, "concerns_open_beyond_policy")["count"] == 1
     assert figures(ash_row, "packets_unacknowledged")["count"] == 1
     assert figures(ash_row, "ehc_plans_within_20_weeks")["pupils"] == []  # open: not yet due
+
+
+def test_an_las_figures_count_only_the_ehc_clocks_that_run_for_it() -> None:
+    from dataclasses import replace
+
+    from sendhub.oversight import _runs_for
+    scope_801 = Scope("la", "801", "LA 801")
+    own = clock("ehc_assessment_decision_6_weeks", "H801200001001", "131001", "2025-01-06",
+                "2025-02-17", "met", "2025-02-07")
+    other = replace(own, la_code="803")
+    assert not _runs_for(other, scope_801) and _runs_for(own, scope_801)
+    assert _runs_for(other, Scope("trust", "Avon", "Avon"))

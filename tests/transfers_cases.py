@@ -156,6 +156,21 @@ class TransfersCases(OnABackend):
         [old, new] = app.deliveries(upn=upn)
         assert (old.packet_id, old.delivery.state, new.kind) == (first, "superseded", "amendment")
 
+    def test_a_late_entry_in_the_same_batch_as_the_move_still_amends_its_packet(
+        self, app: TransfersApplication,
+    ) -> None:
+        """The move and, behind it, the LA's plan amended before the pupil arrives, in one
+        batch (a backfill): the packet goes out, then its amendment with the plan."""
+        upn = random_upn()
+        amended = la_event("ehc_plan_amended", occurred_at="2025-11-03T10:00:00+00:00",
+                           payload={"amended_on": "2025-11-03", "named_setting_urn": "100002"})
+        first, amendment = app.record_history(at(f"history-{upn}", history_messages(
+            upn, *LA_801_PLAN, moved(TO_SCHOOL), amended)))
+        packet = app.packet(amendment)
+        assert packet is not None and packet.supersedes == first
+        assert packet.ehc_plan is not None and packet.ehc_plan.named_setting_urn == "100002"
+        assert any("LA 801 amended the EHC plan" in c for c in packet.changes)
+
     def test_a_lost_pupils_packet_is_rerouted_when_the_school_is_known(
         self, app: TransfersApplication,
     ) -> None:

@@ -172,7 +172,11 @@ class TransfersApplication:
                     late.add(entry.upn)
             for upn in sorted(due):
                 issued += self._when_pupil_moved(repo, upn)
-            for upn in sorted(late - due):
+                # Entries behind the move in this same batch were checked before its packet
+                # existed: a late one (the LA's plan decided before arrival) amends it now.
+                if self._late_behind_packet(repo, upn):
+                    late.add(upn)
+            for upn in sorted(late):
                 amendment = self._when_late_entry(repo, upn)
                 if amendment:
                     issued.append(amendment)
@@ -217,6 +221,18 @@ class TransfersApplication:
         if latest is None or entry.version <= latest.packet.history_version:
             return False
         return is_late_for(entry, latest, repo.entry(entry.upn, latest.move_version))
+
+    @staticmethod
+    def _late_behind_packet(repo: TransfersRepository, upn: str) -> bool:
+        latest = repo.latest_packet(upn)
+        if latest is None:
+            return False
+        after = [h for h in _complete_prefix(repo.history(upn))
+                 if h.version > latest.packet.history_version]
+        if not after:
+            return False
+        move = repo.entry(upn, latest.move_version)
+        return any(is_late_for(h, latest, move) for h in after)
 
     def _when_late_entry(self, repo: TransfersRepository, upn: str) -> UUID | None:
         latest = repo.latest_packet(upn)

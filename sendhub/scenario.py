@@ -99,7 +99,7 @@ SENCO_OAKFIELD, SENCO_RIVERSIDE, SENCO_HILLCREST = "Mrs J. Patel", "Mr D. Green"
 
 def scenario_events() -> list[dict[str, Any]]:
     """The scenario's school and LA events in the order the systems send them."""
-    return (_amira() + _ben() + _ben_la() + _chloe() + _dylan() + _ella() + _ella_la()
+    return (_amira() + _ben_la() + _ben() + _chloe() + _dylan() + _ella() + _ella_la()
             + _farhan() + _grace() + [_invalid_review()])
 
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import copy
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from contracts.identifiers import upn_check_letter
+from contracts.inbound import INBOUND_EVENT
+from services.shared.sen_record import HistoryEntry
 
 
 def random_upn() -> str:
@@ -87,3 +90,14 @@ def la_event(event_type: str = "ehc_request_received", la: str = "801",
     event["event_type"] = event_type
     event.update(copy.deepcopy(changes))
     return event
+
+
+def history_entries(*events: dict[str, Any], upn: str = "H801200001001",
+                    recorded_at: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+                    ) -> list[HistoryEntry]:
+    """Inbound events (school or LA) as a pupil's history, versions 1, 2, ... in order,
+    each with a hash so packet builders can name the chain head."""
+    return [HistoryEntry(upn=upn, version=n, recorded_at=recorded_at, upn_is_temporary=False,
+                         event=INBOUND_EVENT.validate_python(e, context={"trusted": True}),
+                         event_hash=f"{n:064x}")
+            for n, e in enumerate(events, start=1)]

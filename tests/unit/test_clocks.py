@@ -3,12 +3,11 @@ the due day, one day late, and the published exceptions (services.shared.clocks)
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
-from contracts.inbound import INBOUND_EVENT
 from services.shared.clocks import (
     RULES,
     ClockResult,
@@ -20,7 +19,7 @@ from services.shared.clocks import (
     twelve_months_after,
 )
 from services.shared.sen_record import HistoryEntry
-from tests.factories import la_event, school_event
+from tests.factories import history_entries, la_event, school_event
 
 UPN = "H801200001001"
 NO_POLICY = LocalPolicy()
@@ -28,10 +27,7 @@ RECEIVED = "2025-01-13"  # a Monday: 6 weeks is 24 Feb, 16 weeks 5 May, 20 weeks
 
 
 def history(*events: dict[str, Any]) -> list[HistoryEntry]:
-    return [HistoryEntry(upn=UPN, version=n, recorded_at=datetime(2026, 1, 1, tzinfo=UTC),
-                         upn_is_temporary=False,
-                         event=INBOUND_EVENT.validate_python(e, context={"trusted": True}))
-            for n, e in enumerate(events, start=1)]
+    return history_entries(*events, upn=UPN)
 
 
 def at(day: str) -> str:

@@ -22,16 +22,13 @@ from services.shared.access import (
 )
 from services.shared.errors import MessageRefused
 from services.shared.sen_record import HistoryEntry, describe_event, record_at
-from tests.factories import la_event, school_event
+from tests.factories import history_entries, la_event, school_event
 
 UPN = "H801200001001"
 
 
 def history(*events: dict[str, Any]) -> list[HistoryEntry]:
-    return [HistoryEntry(upn=UPN, version=n, recorded_at=datetime(2026, 1, 1, tzinfo=UTC),
-                         upn_is_temporary=False,
-                         event=INBOUND_EVENT.validate_python(e, context={"trusted": True}))
-            for n, e in enumerate(events, start=1)]
+    return history_entries(*events, upn=UPN)
 
 
 def at(day: str) -> str:

@@ -12,7 +12,6 @@ from uuid import uuid4
 import pytest
 from lxml import etree
 
-from contracts.inbound import INBOUND_EVENT
 from contracts.packet import Setting, TransferPacketV1
 from contracts.receipts import PacketReceiptV1
 from contracts.school_events import PupilMovedV1
@@ -46,7 +45,7 @@ from services.transfers.packets import (
     rebuild_transfer_packet,
 )
 from services.transfers.registry import RegisteredSetting
-from tests.factories import la_event, school_event
+from tests.factories import history_entries, la_event, school_event
 
 NOW = datetime(2026, 1, 5, 9, tzinfo=UTC)
 UPN = "H801200001001"
@@ -80,10 +79,7 @@ def la_names(code: str) -> str | None:
 
 
 def history(*events: dict[str, Any]) -> list[HistoryEntry]:
-    return [HistoryEntry(upn=UPN, version=n, recorded_at=NOW, upn_is_temporary=False,
-                         event=INBOUND_EVENT.validate_python(e, context={"trusted": True}),
-                         event_hash=f"{n:064x}")
-            for n, e in enumerate(events, start=1)]
+    return history_entries(*events, upn=UPN, recorded_at=NOW)
 
 
 def on(day: str) -> str:

@@ -8,20 +8,16 @@ from typing import Any
 
 import lxml.html
 
-from contracts.inbound import INBOUND_EVENT
 from sendhub.report import ChainCheck, render_report
 from services.shared.clocks import LocalPolicy, SchoolDays, WeekdaysOnly
 from services.shared.sen_record import HistoryEntry
-from tests.factories import la_event, school_event
+from tests.factories import history_entries, la_event, school_event
 
 SIX_WEEKS = LocalPolicy(concern_open_weeks=6)
 
 
 def history(*events: dict[str, Any]) -> list[HistoryEntry]:
-    return [HistoryEntry(upn="H801200001001", version=n, upn_is_temporary=False,
-                         recorded_at=datetime(2025, 7, 1, tzinfo=UTC),
-                         event=INBOUND_EVENT.validate_python(e, context={"trusted": True}))
-            for n, e in enumerate(events, start=1)]
+    return history_entries(*events, recorded_at=datetime(2025, 7, 1, tzinfo=UTC))
 
 
 def at(day: str) -> str:

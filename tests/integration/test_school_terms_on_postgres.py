@@ -28,8 +28,11 @@ AT = datetime(2026, 12, 2, 9, tzinfo=UTC)
 
 
 def autumn(la: str, year: int) -> list[TermPeriod]:
+    """The autumn half-terms and the last summer half-term of the school year starting
+    in `year`: a whole school year (autumn to summer), so its term dates count."""
     return [TermPeriod(la, "Autumn 1", date(year, 9, 3), date(year, 10, 24)),
-            TermPeriod(la, "Autumn 2", date(year, 11, 3), date(year, 12, 19))]
+            TermPeriod(la, "Autumn 2", date(year, 11, 3), date(year, 12, 19)),
+            TermPeriod(la, "Summer 2", date(year + 1, 6, 8), date(year + 1, 7, 22))]
 
 
 @pytest.fixture
@@ -41,7 +44,7 @@ def conninfo(scratch_db: HubSettings) -> Iterator[str]:
 
 def test_terms_are_imported_and_loaded_back_into_a_calendar(conninfo: str) -> None:
     assert import_terms(conninfo, [*autumn("801", 2025), *autumn("803", 2025)], AT) == {
-        "801": 2, "803": 2}
+        "801": 3, "803": 3}
     assert load_terms(conninfo) == [*autumn("801", 2025), *autumn("803", 2025)]
     calendar = load_calendar(conninfo)
     assert calendar.school_days_between(date(2025, 10, 24), date(2025, 11, 3), "801") == 1
@@ -52,9 +55,12 @@ def test_terms_are_imported_and_loaded_back_into_a_calendar(conninfo: str) -> No
 def test_a_re_import_replaces_the_las_in_it_and_keeps_the_others(conninfo: str) -> None:
     import_terms(conninfo, [*autumn("801", 2025), *autumn("803", 2025)], AT)
     spring = TermPeriod("801", "Spring 1", date(2026, 1, 5), date(2026, 2, 13))
-    assert import_terms(conninfo, [*autumn("801", 2026), spring], AT) == {"801": 3}
+    assert import_terms(conninfo, [*autumn("801", 2026), spring], AT) == {"801": 4}
     assert load_terms(conninfo) == [spring, *autumn("801", 2026), *autumn("803", 2025)]
-    assert load_calendar(conninfo).academic_years("801") == [2025, 2026]
+    calendar = load_calendar(conninfo)
+    assert calendar.academic_years("801") == [2026]
+    assert calendar.incomplete_years("801") == [2025]  # a spring term alone: the fallback
+    assert calendar.academic_years("803") == [2025]
 
 
 def test_an_import_that_fails_changes_nothing(conninfo: str) -> None:

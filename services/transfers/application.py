@@ -161,6 +161,7 @@ class TransfersApplication:
             fresh = _fresh(repo, batch)
             late: set[str] = set()
             due: set[str] = set()
+            behind_a_move: set[str] = set()
             for message, _ in fresh:
                 if not repo.add_history(message):
                     continue
@@ -168,13 +169,15 @@ class TransfersApplication:
                 highest, held = repo.history_extent(entry.upn)
                 if entry.event.event_type == "pupil_moved" or entry.version < highest:
                     due.add(entry.upn)  # a move, or a missing event filled in
+                elif entry.upn in due:
+                    behind_a_move.add(entry.upn)
                 elif held == highest and self._is_late(repo, entry):
                     late.add(entry.upn)
             for upn in sorted(due):
                 issued += self._when_pupil_moved(repo, upn)
                 # Entries behind the move in this same batch were checked before its packet
                 # existed: a late one (the LA's plan decided before arrival) amends it now.
-                if self._late_behind_packet(repo, upn):
+                if upn in behind_a_move and self._late_behind_packet(repo, upn):
                     late.add(upn)
             for upn in sorted(late):
                 amendment = self._when_late_entry(repo, upn)

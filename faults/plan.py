@@ -35,7 +35,7 @@ class Profile:
 PROFILES = {
     "short": Profile("short", stream_seconds=60, rate=100, kills=1, brokers=1, postgres=1,
                      rebalances=1, generated_events=12, generated_receipts=2, flips=3,
-                     truncations=2, randoms=3, drain_seconds=35),
+                     truncations=2, randoms=3, drain_seconds=120),
     "long": Profile("long", stream_seconds=300, rate=120, kills=8, brokers=2, postgres=2,
                     rebalances=2, generated_events=100, generated_receipts=10, flips=20,
                     truncations=10, randoms=15, drain_seconds=180),

@@ -30,6 +30,9 @@ from sendhub.gateway.problems import PROBLEM_JSON, Problem, problem_document
 from sendhub.gateway.publisher import Publisher
 from sendhub.gateway.ratelimit import RateLimiter
 from sendhub.gateway.store import GatewayStore
+from sendhub.web.app import install_web
+from sendhub.web.pages import error_page, is_page, problem_page
+from sendhub.web.routes import gateway_pages
 from services.shared.principals import PrincipalStore
 from services.shared.school_terms_store import StoredCalendar
 from services.shared.settings import HubSettings
@@ -99,6 +102,7 @@ def build_app(settings: HubSettings) -> FastAPI:
     app.state.gateway = hub
     for router in (sending.router, reading.router, webhooks.router):
         app.include_router(router)
+    install_web(app, settings, gateway_pages())
     _handle_errors(app)
     app.middleware("http")(_log_request)
 
@@ -117,24 +121,33 @@ def problem_response(problem: Problem) -> JSONResponse:
 def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> Response:
-        return problem_response(exc)
+        return problem_page(request, exc) if is_page(request) else problem_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = [ContractProblem(path=".".join(str(p) for p in e["loc"]),
                                     message=e["msg"]).model_dump() for e in exc.errors()]
         in_body = any(e["loc"][:1] == ("body",) for e in exc.errors())
+        if is_page(request):
+            return error_page(request, 400, "the page was asked for with values it cannot "
+                              "use: " + "; ".join(f"{p['path']}: {p['message']}"
+                                                  for p in problems))
         return problem_response(Problem(422 if in_body else 400, "the request is not valid",
                                         problems=problems))
 
     @app.exception_handler(HTTPException)
     async def on_http(request: Request, exc: HTTPException) -> Response:
+        if is_page(request):
+            return error_page(request, exc.status_code, "there is no such page" if
+                              exc.status_code == 404 else str(exc.detail))
         return problem_response(Problem(exc.status_code, str(exc.detail),
                                         headers=exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> Response:
         log.error("request.failed", extra={"error": type(exc).__name__}, exc_info=exc)
+        if is_page(request):
+            return error_page(request, 500, "the hub failed to answer; try again")
         return JSONResponse(problem_document(500, "the hub failed to answer; try again"),
                             status_code=500, media_type=PROBLEM_JSON)
 

@@ -91,6 +91,48 @@ def is_for(principal: Principal, packet: TransferPacketV1) -> bool:
     return may_receive_for(principal, packet_inbox(packet))
 
 
+# -- what a caller may read: one set of functions for the API and the web pages ---------
+
+def inboxes_of(principal: Principal) -> tuple[str, ...]:
+    """The caller's inboxes, or 403 for a principal that has none."""
+    inboxes = receivers_of(principal)
+    if not inboxes:
+        raise forbidden(f"{principal.name} has no inbox (schools, post-16 providers and "
+                        "local authorities do)")
+    return inboxes
+
+
+def inbox_page(hub: Gateway, principal: Principal, *, since: int | None, limit: int
+               ) -> tuple[list[TransferPacketV1], int | None, bool]:
+    """The caller's packets, newest first: (packets, the newest position or `since`,
+    whether more wait)."""
+    page, more = hub.store.inbox(inboxes_of(principal), since=since, limit=limit)
+    packets = [p.packet for p in page if is_for(principal, p.packet)]
+    return packets, page[0].position if page else since, more
+
+
+def packet_for(hub: Gateway, principal: Principal, packet_id: UUID) -> TransferPacketV1:
+    """A packet addressed to the caller: 404 when there is none, 403 when it went to
+    someone else."""
+    packet = hub.transfers.packet(packet_id)
+    if packet is None:
+        raise not_found(f"no packet {packet_id}")
+    if not is_for(principal, packet):
+        raise forbidden(f"packet {packet_id} is not addressed to {principal.name}")
+    return packet
+
+
+def history_reason(principal: Principal, reason: str | None) -> str:
+    """The reason an auditor gave for reading a history: 403 for anyone else, 400
+    without one."""
+    if not may_read_history(principal):
+        raise forbidden("only auditors read a pupil's whole history")
+    if not (reason or "").strip():
+        raise Problem(400, "give the reason this record is read (the API's X-Reason "
+                      "header): it is recorded in the access log")
+    return str(reason).strip()
+
+
 def _log_reads(hub: Gateway, reader: Reader, action: str, packets: list[TransferPacketV1],
                inbox: bool = False) -> None:
     """Each packet read, with (for an inbox) the inbox it was read from."""
@@ -124,17 +166,12 @@ async def get_inbox(
     """Without `since`: the newest `limit` packets. With it: the packets sent after it
     (the oldest `limit` of them when more wait, `more` true). Either way newest first,
     with `next_since` (also the `X-Sendhub-Next-Since` header) to poll with next."""
-    inboxes = receivers_of(principal)
-    if not inboxes:
-        raise forbidden(f"{principal.name} has no inbox (schools, post-16 providers and "
-                        "local authorities do)")
+    inboxes = inboxes_of(principal)
     receiver = inboxes[0]  # an LA's first is its lost pupils, as before it had two
     form = negotiate(accept, principal)
     cursor = decode_cursor(since) if since else None
-    page, more = await anyio.to_thread.run_sync(
-        lambda: hub.store.inbox(inboxes, since=cursor, limit=limit))
-    packets = [p.packet for p in page if is_for(principal, p.packet)]
-    newest = page[0].position if page else cursor
+    packets, newest, more = await anyio.to_thread.run_sync(
+        lambda: inbox_page(hub, principal, since=cursor, limit=limit))
     next_since = encode_cursor(newest) if newest is not None else None
     reader = Reader(principal.name, (reason or "").strip() or RECEIVING)
     await anyio.to_thread.run_sync(_log_reads, hub, reader, f"inbox-{form}", packets, True)
@@ -195,11 +232,7 @@ def packet_form(hub: Gateway, packet: TransferPacketV1, form: Form) -> bytes:
 async def get_packet(packet_id: UUID, principal: Caller, hub: Hub, accept: Accept = None,
                      reason: XReason = None) -> Response:
     form = negotiate(accept, principal)
-    packet = await anyio.to_thread.run_sync(hub.transfers.packet, packet_id)
-    if packet is None:
-        raise not_found(f"no packet {packet_id}")
-    if not is_for(principal, packet):
-        raise forbidden(f"packet {packet_id} is not addressed to {principal.name}")
+    packet = await anyio.to_thread.run_sync(packet_for, hub, principal, packet_id)
     reader = Reader(principal.name, (reason or "").strip() or RECEIVING)
     body = await anyio.to_thread.run_sync(packet_form, hub, packet, form)
     await anyio.to_thread.run_sync(_log_reads, hub, reader, f"packet-{form}", [packet])
@@ -242,24 +275,21 @@ async def get_history(
 ) -> JSONResponse:
     """As `sendhub history --json`: now, as known at an instant, or as of a date. Needs an
     auditor and an `X-Reason`; the read is in the access log before it is answered."""
-    if not may_read_history(principal):
-        raise forbidden("only auditors read a pupil's whole history")
-    if not (reason or "").strip():
-        raise Problem(400, "send X-Reason: why this record is read (it is recorded in the "
-                      "access log)")
+    why = history_reason(principal, reason)
     if as_known_at and as_of:
         raise Problem(400, "give as_known_at or as_of, not both: they are different time axes")
     known_at = as_known_at.replace(tzinfo=UTC) if as_known_at and not as_known_at.tzinfo \
         else as_known_at
     document = await anyio.to_thread.run_sync(
-        _history, hub, Reader(principal.name, str(reason).strip()), upn, known_at, as_of)
+        history_read, hub, Reader(principal.name, why), upn, known_at, as_of)
     if document is None:
         raise not_found("no SEN history is recorded for this UPN")
     return JSONResponse(document)
 
 
-def _history(hub: Gateway, reader: Reader, upn: str, known_at: datetime | None,
-             day: date | None) -> dict[str, Any] | None:
+def history_read(hub: Gateway, reader: Reader, upn: str, known_at: datetime | None,
+                 day: date | None) -> dict[str, Any] | None:
+    """The history document, once the read is in the access log (None: no history)."""
     from sendhub.replay import history_at, history_document
 
     entries, point = history_at(hub.records(), upn, known_at, day)

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from contracts.accepted import Position
 from contracts.dead_letter import problems_from
 from contracts.inbound import where_recorded
+from contracts.packet import TransferPacketV1
 from contracts.receipts import PacketReceiptV1
 from sendhub.gateway.auth import Caller
 from sendhub.gateway.bodies import JSON, NDJSON, media_type, ndjson_lines, read_body
@@ -91,6 +92,22 @@ async def admit(hub: Gateway, principal: Principal, lines: list[tuple[int, bytes
     return outcomes
 
 
+def receipt_for(hub: Gateway, principal: Principal, receipt: PacketReceiptV1
+                ) -> TransferPacketV1:
+    """The packet a receipt is for, once the caller may send it (the API and the web
+    pages both ask this): 404, 403, or 422 when the receipt names another receiver."""
+    packet = hub.transfers.packet(receipt.packet_id)
+    if packet is None:
+        raise not_found(f"no packet {receipt.packet_id}")
+    if not may_receive_for(principal, packet_inbox(packet)):
+        raise forbidden(f"packet {receipt.packet_id} is not addressed to {principal.name}")
+    if receipt.receiver != packet.receiver:
+        raise Problem(422, f"the packet's receiver is {packet.receiver}, "
+                      f"not {receipt.receiver}",
+                      problems=[{"path": "receiver", "message": "not the packet's receiver"}])
+    return packet
+
+
 EVENTS_BODY = {"content": {
     JSON: {"schema": {"type": "object", "description": "one school event "
                       "(contracts/schemas/school-event.v1.json)"}},
@@ -145,14 +162,6 @@ async def post_receipt(request: Request, principal: Caller, hub: Hub) -> JSONRes
     except ValidationError as exc:
         raise Problem(422, "the receipt is refused",
                       problems=[p.model_dump() for p in problems_from(exc)]) from None
-    packet = await anyio.to_thread.run_sync(hub.transfers.packet, receipt.packet_id)
-    if packet is None:
-        raise not_found(f"no packet {receipt.packet_id}")
-    if not may_receive_for(principal, packet_inbox(packet)):
-        raise forbidden(f"packet {receipt.packet_id} is not addressed to {principal.name}")
-    if receipt.receiver != packet.receiver:
-        raise Problem(422, f"the packet's receiver is {packet.receiver}, "
-                      f"not {receipt.receiver}",
-                      problems=[{"path": "receiver", "message": "not the packet's receiver"}])
+    await anyio.to_thread.run_sync(receipt_for, hub, principal, receipt)
     await hub.publisher.publish_receipt(principal.name, str(receipt.packet_id), body)
     return JSONResponse({"packet_id": str(receipt.packet_id), "status": 202}, status_code=202)

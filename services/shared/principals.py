@@ -75,6 +75,11 @@ def _split_token(token: str) -> tuple[uuid.UUID, str]:
         raise Unauthenticated("not a sendhub token") from None
 
 
+def credential_id_of(token: str) -> uuid.UUID:
+    """The credential a token was issued as (a web sign-in lives only while it does)."""
+    return _split_token(token)[0]
+
+
 class PrincipalStore:
     def __init__(self, conninfo: str, *, with_members: bool = True) -> None:
         """`with_members=False` for a caller that never needs a trust's or an LA's

@@ -345,6 +345,24 @@ class HubSettings(BaseSettings):
     gateway_webhook_interval_seconds: float = Field(
         default=2.0, gt=0, description="how often the gateway looks for packets to push")
 
+    # -- the web application (served by the gateway; package sendhub/web) ------------------
+    web_session_hours: float = Field(
+        default=8, gt=0, description="the longest a web sign-in lasts (a working day)")
+    web_idle_minutes: float = Field(
+        default=60, gt=0, description="a web sign-in ends after this long without a request")
+    web_oidc_issuer: str | None = Field(
+        default=None, description="OpenID Connect: the identity provider people sign in "
+        "with (its /.well-known/openid-configuration is read); unset: sign-in by hub token "
+        "only. The ID token's SENDHUB_GATEWAY_OIDC_PRINCIPAL_CLAIM names the principal")
+    web_oidc_client_id: str | None = Field(
+        default=None, description="OpenID Connect: the hub's client id at that provider")
+    web_oidc_client_secret_file: Path | None = Field(
+        default=None, description="OpenID Connect: a file holding the hub's client secret")
+    web_cookie_secret_file: Path | None = Field(
+        default=None, description="the key that signs the short-lived sign-in cookie (the "
+        "OpenID Connect state); default: generated once in .cache/local/web-cookie.secret. "
+        "Every gateway behind one address must share it")
+
 
 def service_role(service: str) -> str:
     """The PostgreSQL role `sendhub serve <service>` connects as by default."""

@@ -1,0 +1,41 @@
+"""What the web pages use, built once per app: sessions, principals, sign-in, templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+
+from sendhub.web.sessions import WebSessions
+from services.shared.principals import PrincipalStore
+from services.shared.settings import HubSettings
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass
+class Web:
+    settings: HubSettings
+    sessions: WebSessions
+    principals: PrincipalStore
+    oidc: Any | None = None  # authlib's StarletteOAuth2App when OpenID Connect is set
+    admin: bool = False
+    """The operator's console (`sendhub serve admin`): sign-in by its one-time link."""
+    links: dict[str, float] = field(default_factory=dict)
+    """One-time sign-in codes of the admin console, with when each stops working."""
+
+    @classmethod
+    def from_settings(cls, settings: HubSettings, *, admin: bool = False) -> Web:
+        conninfo = settings.database_conninfo
+        return cls(settings, WebSessions(conninfo, hours=settings.web_session_hours,
+                                         idle_minutes=settings.web_idle_minutes),
+                   PrincipalStore(conninfo), oidc=None, admin=admin)
+
+
+def web(request: Request) -> Web:
+    found: Web = request.app.state.web
+    return found

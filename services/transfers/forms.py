@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from typing import Literal
 
-from jinja2 import Environment, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from lxml import etree
+from markupsafe import Markup
 
 from contracts.packet import Setting, TransferPacketV1
 from services.shared.sen_record import STATUS_WORDS, words
@@ -258,21 +258,35 @@ NEED_WORDS = {
     "NSA": "SEN support, no specialist assessment of type of need",
 }
 
-_env = Environment(autoescape=select_autoescape(default=True), undefined=StrictUndefined,
-                   trim_blocks=True, lstrip_blocks=True)
+_env = Environment(loader=PackageLoader("services.transfers", "templates"),
+                   autoescape=select_autoescape(default=True), undefined=StrictUndefined,
+                   trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 _env.filters["words"] = lambda value: words(str(value))
 _env.filters["day"] = wording.day
+
+
+def _page_context(packet: TransferPacketV1, replaced: TransferPacketV1 | None
+                  ) -> dict[str, object]:
+    latest_review = packet.plans.reviews[-1] if packet.plans.reviews else None
+    return {"p": packet, "status": STATUS_WORDS[packet.sen_status], "needs": NEED_WORDS,
+            "review": latest_review, "w": wording,
+            "amendment": wording.amendment_sentence(packet, replaced),
+            "open_items": wording.open_items(packet),
+            "exams_first": wording.exam_arrangements_first(packet)}
 
 
 def render_html(packet: TransferPacketV1, *, replaced: TransferPacketV1 | None = None) -> str:
     """One self-contained page (no external assets, no script), readable on screen and
     printed on A4, in the receiving setting's words (see `wording`)."""
-    template = _env.from_string(
-        resources.files("services.transfers").joinpath("templates/packet.html.j2").read_text()
-    )
-    latest_review = packet.plans.reviews[-1] if packet.plans.reviews else None
-    return template.render(
-        p=packet, status=STATUS_WORDS[packet.sen_status], needs=NEED_WORDS,
-        review=latest_review, w=wording, amendment=wording.amendment_sentence(packet, replaced),
-        open_items=wording.open_items(packet),
-        exams_first=wording.exam_arrangements_first(packet))
+    return _env.get_template("packet.html.j2").render(
+        _page_context(packet, replaced), web=False, after_heading="")
+
+
+def render_html_body(packet: TransferPacketV1, *, replaced: TransferPacketV1 | None = None,
+                     after_heading: str = "") -> str:
+    """The same content without the page around it, for the web application's packet
+    page (its layout, its stylesheet): the LA's notice comes after the pupil's name so
+    the headings stay in order, and `after_heading` (HTML the caller made, already
+    escaped) follows the amendment banner."""
+    return _env.get_template("packet_body.html.j2").render(
+        _page_context(packet, replaced), web=True, after_heading=Markup(after_heading))

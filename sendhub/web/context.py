@@ -8,12 +8,16 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
 
 from sendhub.web.sessions import WebSessions
 from services.shared.principals import PrincipalStore
 from services.shared.settings import HubSettings
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES = Jinja2Templates(env=Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True))
+"""Every value escaped: the templates are named `*.html.j2`, which Starlette's default
+(`select_autoescape()`, by extension) would leave unescaped."""
 STATIC = Path(__file__).parent / "static"
 
 

@@ -26,6 +26,7 @@ from sendhub.access_log import Reader
 from sendhub.gateway.auth import Caller
 from sendhub.gateway.context import Gateway, gateway
 from sendhub.gateway.problems import Problem, forbidden, not_found
+from sendhub.gateway.store import InboxPacket
 from services.shared.access import (
     Kind,
     Principal,
@@ -109,6 +110,15 @@ def inbox_page(hub: Gateway, principal: Principal, *, since: int | None, limit: 
     page, more = hub.store.inbox(inboxes_of(principal), since=since, limit=limit)
     packets = [p.packet for p in page if is_for(principal, p.packet)]
     return packets, page[0].position if page else since, more
+
+
+def inbox_rows(hub: Gateway, principal: Principal, *, before: int | None, limit: int
+               ) -> tuple[list[InboxPacket], bool]:
+    """As `inbox_page` without `since`, for a page of the inbox: the newest `limit`
+    packets sent before position `before` (None: the newest), each with its position
+    (the next page's `before`), and whether older ones wait."""
+    page, more = hub.store.inbox(inboxes_of(principal), since=None, before=before, limit=limit)
+    return [p for p in page if is_for(principal, p.packet)], more
 
 
 def packet_for(hub: Gateway, principal: Principal, packet_id: UUID) -> TransferPacketV1:

@@ -98,14 +98,18 @@ class GatewayStore:
 
     # -- packets --------------------------------------------------------------------
 
-    def inbox(self, inboxes: Sequence[str], *, since: int | None, limit: int
-              ) -> tuple[list[InboxPacket], bool]:
+    def inbox(self, inboxes: Sequence[str], *, since: int | None, limit: int,
+              before: int | None = None) -> tuple[list[InboxPacket], bool]:
         """The packets of these inboxes (one position order across them), newest first:
-        without `since`, the newest `limit`; with it, the oldest `limit` sent after it.
-        True when more are waiting after these."""
+        without `since`, the newest `limit` (sent before `before`, a web page's "older
+        packets"); with it, the oldest `limit` sent after it. True when more are waiting
+        after (or, with `before`, before) these."""
         where, params = inboxes_filter(inboxes)
         query = f"SELECT s.position, p.body FROM transfers_packets p {_SENT} WHERE ({where})"
         if since is None:
+            if before is not None:
+                query += " AND s.position < %s"
+                params = [*params, before]
             query += " ORDER BY s.position DESC LIMIT %s"
             rows = self._all(query, [*params, limit + 1])
             more, rows = len(rows) > limit, rows[:limit]

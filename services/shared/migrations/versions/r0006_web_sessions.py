@@ -39,7 +39,9 @@ STATEMENTS = [
 ]
 GRANTS: dict[str, list[tuple[str, str]]] = {
     "sendhub_gateway": [("SELECT, INSERT, UPDATE (last_seen_at, ended_at)", "web_sessions"),
-                        ("SELECT", "transfers_history")],
+                        ("SELECT", "transfers_history"),
+                        # The inbox page's "unread": has this principal opened that packet?
+                        ("SELECT (actor, action, upn, packet_id)", "access_log")],
 }
 
 
@@ -59,7 +61,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for role in _roles():
-        for _, target in GRANTS[role]:
-            op.execute(f"REVOKE ALL ON {target} FROM {role}")
+    for role in _roles():  # only what this revision granted (0003 grants INSERT on access_log)
+        for privileges, target in GRANTS[role]:
+            op.execute(f"REVOKE {privileges} ON {target} FROM {role}")
     op.execute("DROP TABLE web_sessions")

@@ -23,8 +23,12 @@ werkzeug on 127.0.0.1 in a background thread. What it does, read from its source
 * A subject the provider does not know may still sign in; it gets only
   {"email": subject}. Give it claims first with `set_user`.
 * ID tokens are RS256, signed with a key made at start (JWKS at `jwks_uri`), and
-  live as long as the access token (one hour); a refresh token is issued too.
+  live as long as the access token (one hour); a refresh token is issued too. Their
+  header names no `kid`: take the JWKS's one key (authlib's client does;
+  PyJWT's PyJWKClient.get_signing_key_from_jwt fails).
 * Its pages link Pico CSS from a CDN; offline they are unstyled, which is harmless.
+  Its sign-in page fails axe itself (no <title>, small targets): check_page only the
+  application's pages.
 """
 
 from __future__ import annotations

@@ -35,8 +35,7 @@ from sendhub.gateway.reading import (
 )
 from sendhub.gateway.sending import receipt_for
 from sendhub.web import inbox_store
-from sendhub.web.inbox_view import Download, download_name, receipt_from_form
-from sendhub.web.inbox_view import inbox_rows as rows_of
+from sendhub.web.inbox_view import Download, download_name, flagged_rows, receipt_from_form
 from sendhub.web.packet_page import packet_page
 from sendhub.web.pages import page
 from sendhub.web.security import SignedIn, Viewer, checked_form
@@ -72,7 +71,7 @@ def _inbox(hub: Gateway, principal: Principal, before: int | None) -> dict[str, 
     opened = inbox_store.opened_by(hub.store, principal.name, packets)
     events = inbox_store.delivery_events(hub.store, [p.packet_id for p in packets])
     _record(hub, principal, "inbox-web", packets, inbox=True)
-    return {"rows": rows_of(entries, opened, events),
+    return {"rows": flagged_rows(entries, opened, events),
             "older": entries[-1].position if more and entries else None}
 
 

@@ -129,7 +129,7 @@ class InboxRow:
         return self.delivery.sent_at or self.packet.generated_at
 
 
-def inbox_rows(entries: Sequence[InboxPacket], opened: set[UUID],
+def flagged_rows(entries: Sequence[InboxPacket], opened: set[UUID],
                events: Mapping[UUID, Sequence[DeliveryEvent]]) -> list[InboxRow]:
     return [InboxRow(e.packet, e.position, kind_of(e.packet), e.packet.packet_id not in opened,
                      open_flags(e.packet), delivered(events.get(e.packet.packet_id, ())),

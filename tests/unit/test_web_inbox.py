@@ -22,8 +22,8 @@ from sendhub.web.inbox_view import (
     WHY_REJECTED,
     delivered,
     download_name,
+    flagged_rows,
     inbox_label,
-    inbox_rows,
     kind_of,
     open_flags,
     receipt_from_form,
@@ -103,7 +103,7 @@ def test_the_receipt_is_the_furthest_one_and_outlives_a_later_packet() -> None:
 
 def test_an_inbox_row_is_unread_until_this_principal_opens_the_packet() -> None:
     packet, other = first_packet(), first_packet().model_copy(update={"packet_id": uuid4()})
-    rows = inbox_rows([InboxPacket(7, packet), InboxPacket(5, other)], {other.packet_id},
+    rows = flagged_rows([InboxPacket(7, packet), InboxPacket(5, other)], {other.packet_id},
                       {packet.packet_id: events("pending", "sent")})
     assert [(r.position, r.unread, r.kind) for r in rows] == [(7, True, PACKET), (5, False, PACKET)]
     assert rows[0].sent_at == datetime(2026, 1, 6, tzinfo=UTC)  # its first `sent`

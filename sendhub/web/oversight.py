@@ -19,6 +19,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 
 from sendhub.access_log import AccessRefused, Reader
 from sendhub.gateway.context import Gateway, gateway
@@ -118,7 +119,7 @@ def _figures(hub: Gateway, principal: Principal, asked: Asked) -> Oversight:
         raise not_found(str(missing)) from None
 
 
-def _charts_of(result: Oversight) -> tuple[str, str]:
+def _charts_of(result: Oversight) -> tuple[Markup, Markup]:
     from sendhub.oversight_page import compliance_by_month_svg, per_school_svg
 
     doc = document(result)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sendhub.web import oversight
+from sendhub.web import oversight, pupils
 
 
 def gateway_pages() -> list[APIRouter]:
     """The page routers the gateway's process serves (sign-in is added by install_web)."""
-    return [oversight.router]
+    return [oversight.router, pupils.router]

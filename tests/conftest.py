@@ -16,7 +16,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 import pytest
@@ -24,6 +24,9 @@ import pytest
 from services.shared.database import upgrade
 from services.shared.settings import HubSettings
 from tests import infrastructure
+
+if TYPE_CHECKING:
+    from tests.browser_support import IdentityProvider
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -228,6 +231,16 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="session")
+def identity_provider() -> Iterator[IdentityProvider]:
+    """The local OpenID provider (tests/browser_support.py), one for the session: give
+    each test's subjects their claims with `set_user`, and use subjects of their own."""
+    from tests.browser_support import IdentityProvider
+
+    with IdentityProvider() as provider:
+        yield provider
 
 
 @pytest.fixture

@@ -90,6 +90,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "access_log_id_seq": {"USAGE"},
         "hub_binding": {"SELECT"},
         "alembic_version": {"SELECT"},
+        "transfers_history": {"SELECT"},
+        "web_sessions": {"SELECT", "INSERT", "UPDATE(last_seen_at)", "UPDATE(ended_at)"},
     },
     "sendhub_reader": {
         "records_events": {"SELECT"},

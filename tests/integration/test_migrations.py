@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HUB_TABLES = {"transfers_history", "transfers_positions", "transfers_packets",
               "transfers_delivery", "settings_registry", "access_log", "hub_binding",
               "records_events", "records_tracking", "alembic_version",
-              "principals", "credentials", "webhooks", "webhook_deliveries", "school_terms"}
+              "principals", "credentials", "webhooks", "webhook_deliveries", "school_terms",
+              "web_sessions"}
 
 # The DDL the constructors ran at start-up before migrations (TransfersStore,
 # AccessLog, check_binding at a18b52c), verbatim: what existing databases hold.

@@ -36,4 +36,5 @@ def principal_to_add(kind: str, identifier: str, acts_for: Iterable[str] = ()) -
 def refuse_built_in(name: str) -> None:
     """Services and the operator are not rows to revoke: say so rather than 'unknown'."""
     if name == "operator" or name.startswith(f"{Kind.service.value}-"):
-        raise PrincipalError(f"{name} is built in and cannot be revoked; {BUILT_IN}")
+        raise PrincipalError(f"{name} is built in and cannot be revoked (`sendhub principals "
+                             "sync` gives the services and the operator their credentials)")

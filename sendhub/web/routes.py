@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from sendhub.web import oversight
+
 
 def gateway_pages() -> list[APIRouter]:
     """The page routers the gateway's process serves (sign-in is added by install_web)."""
-    return []
+    return [oversight.router]

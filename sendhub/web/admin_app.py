@@ -4,7 +4,7 @@ Listens where `SENDHUB_ADMIN_URL` says (default https://127.0.0.1:8444, loopback
 warning is logged for any other host), with the gateway's TLS files. It connects as the
 database owner and as the operator on Kafka, so it is never part of the internet-facing
 gateway. At start it prints a one-time sign-in link (ten minutes, one use) and logs it
-once as `admin.sign_in_link`; restarting it gives a new one. Errors are pages.
+once as `admin.sign_in_link` (without its code); restarting it gives a new one. Errors are pages.
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ async def serve_admin(settings: HubSettings) -> None:
                             ssl_certfile=str(files[0]) if files else None,
                             ssl_keyfile=str(files[1]) if files else None)
     log.info("admin.listening", extra={"host": host, "port": bound, "scheme": scheme})
-    log.info("admin.sign_in_link", extra={"url": link, "minutes": LINK_SECONDS // 60})
+    # The code is printed to the operator's terminal only: logs are shipped and kept.
+    log.info("admin.sign_in_link", extra={"printed": True, "minutes": LINK_SECONDS // 60})
     sys.stdout.write(f"\nSign in to the administration console with this link, once, within "
                      f"{LINK_SECONDS // 60} minutes:\n\n    {link}\n\n")
     sys.stdout.flush()

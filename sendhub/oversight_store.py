@@ -119,16 +119,45 @@ def scope_of(registry: list[RegisteredSetting], *, la: str | None = None,
     return Scope("trust", name, name), chosen
 
 
+def schools_in_scope(conninfo: str, *, la: str | None = None, trust: str | None = None
+                     ) -> tuple[Scope, list[RegisteredSetting]]:
+    """The scope and its schools as the settings registry has them now (the web's school
+    filter offers these)."""
+    return scope_of(OversightStore(conninfo).registry(), la=la, trust=trust)
+
+
 def gather_oversight(conninfo: str, principal: Principal, *, la: str | None = None,
                      trust: str | None = None, window: Window, today: date,
-                     policy: LocalPolicy, reader: Reader | None) -> Oversight:
+                     policy: LocalPolicy, reader: Reader | None,
+                     schools: Collection[str] | None = None) -> Oversight:
     """The scope's figures as `principal` may see them (the caller has checked that it
     may oversee the scope): with a `reader` (a reason given), the pupils behind each
     figure where `may_see_pupils` holds, each recorded in the access log; without, the
-    figures alone."""
+    figures alone. `schools` (URNs) narrows the scope to those of its schools."""
+    result = figures_with_pupils(conninfo, principal, la=la, trust=trust, window=window,
+                                 today=today, policy=policy, schools=schools)
+    if reader is None:
+        return withhold_pupils(result)
+    shown = sorted({p.upn for p in result.pupils_shown()})
+    if shown:
+        AccessLog(conninfo).record_pupils(
+            reader, "oversight", shown,
+            detail=f"{result.scope.slug} {window.start.isoformat()}..{window.end.isoformat()}")
+    return result
+
+
+def figures_with_pupils(conninfo: str, principal: Principal, *, la: str | None = None,
+                        trust: str | None = None, window: Window, today: date,
+                        policy: LocalPolicy, schools: Collection[str] | None = None
+                        ) -> Oversight:
+    """The figures with the pupils behind them where `may_see_pupils` holds, recorded
+    nowhere: the caller records in the access log every pupil it shows (the web's list
+    behind one figure of one school shows, and records, only those)."""
     store = OversightStore(conninfo)
     registry = store.registry()
     scope, chosen = scope_of(registry, la=la, trust=trust)
+    if schools is not None:
+        chosen = [s for s in chosen if s.urn in schools]
     if not chosen:
         raise NoSchoolsInScope(
             f"The settings registry has no school in {scope.label}: import the registry "
@@ -141,14 +170,6 @@ def gather_oversight(conninfo: str, principal: Principal, *, la: str | None = No
                           today=today, calendar=calendar, policy=policy)
     basis = {code: calendar.basis(code) for code in sorted({s.la_code for s in chosen
                                                             if s.la_code})}
-    result = oversee(scope, chosen, clocks, packets, names=pupil_names(histories),
-                     window=window, today=today, policy=policy, calendar_basis=basis,
-                     shows_pupils=lambda urn: may_see_pupils(principal, urn))
-    if reader is None:
-        return withhold_pupils(result)
-    shown = sorted({p.upn for p in result.pupils_shown()})
-    if shown:
-        AccessLog(conninfo).record_pupils(
-            reader, "oversight", shown,
-            detail=f"{scope.slug} {window.start.isoformat()}..{window.end.isoformat()}")
-    return result
+    return oversee(scope, chosen, clocks, packets, names=pupil_names(histories),
+                   window=window, today=today, policy=policy, calendar_basis=basis,
+                   shows_pupils=lambda urn: may_see_pupils(principal, urn))

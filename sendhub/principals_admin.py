@@ -31,10 +31,11 @@ from kafka.admin import (
 from kafka.errors import TopicAlreadyExistsError
 
 from sendhub.local_deploy import secret_file
+from sendhub.principal_rules import refuse_built_in
 from services.shared.access import SERVICES, Principal, service
 from services.shared.kafka import client_options
 from services.shared.kafka_grants import Grant, grants, topics_to_create
-from services.shared.principals import PrincipalStore
+from services.shared.principals import IssuedToken, PrincipalStore, StoredPrincipal
 from services.shared.settings import HubSettings
 
 log = logging.getLogger("sendhub.principals")
@@ -54,6 +55,12 @@ class SyncReport:
 def kafka_user(settings: HubSettings, principal: Principal) -> str:
     """A principal's Kafka user: its name in this deployment's namespace."""
     return f"{settings.topic_namespace}{principal.name}"
+
+
+def kafka_note(settings: HubSettings, principal: Principal) -> str:
+    """Where its Kafka user's password is, to hand over (never the password itself)."""
+    user = kafka_user(settings, principal)
+    return f"Kafka user {user}; its password is in {settings.credentials_dir / (user + '.password')}"
 
 
 def _acl(user: str, grant: Grant) -> ACL:
@@ -154,6 +161,49 @@ def sync(settings: HubSettings, store: PrincipalStore | None = None) -> SyncRepo
                                           "granted": report.granted,
                                           "removed": report.removed})
     return report
+
+
+def sync_summary(report: SyncReport) -> str:
+    return (f"principals synced: {len(report.users)} Kafka users, {report.granted} grants "
+            f"added, {report.removed} removed, {len(report.revoked)} revoked, "
+            f"{len(report.topics_created)} topics created")
+
+
+def give_kafka(settings: HubSettings, principal: Principal) -> SyncReport:
+    """One principal's credentials, grants and topics, as `principals add --kafka` does."""
+    report = SyncReport()
+    access = KafkaAccess(settings)
+    try:
+        access.apply(principal, report)
+    finally:
+        access.close()
+    return report
+
+
+def revoke_principal(settings: HubSettings, store: PrincipalStore, name: str
+                     ) -> tuple[StoredPrincipal, SyncReport | None]:
+    """`sendhub principals revoke`: tokens and webhooks end now, and Kafka credentials and
+    grants are deleted (the report; None when it had none). Raises `PrincipalError` for a
+    built-in principal, `UnknownPrincipal` for one the hub does not know."""
+    refuse_built_in(name)
+    store.revoke(name)
+    stored = store.get(name)
+    assert stored is not None
+    if not stored.uses_kafka:
+        return stored, None
+    report = SyncReport()
+    access = KafkaAccess(settings)
+    try:
+        access.withdraw(stored.principal, report)
+    finally:
+        access.close()
+    return stored, report
+
+
+def rotate_token(store: PrincipalStore, name: str, days: int) -> tuple[IssuedToken, int]:
+    """`sendhub principals rotate`: a new token, and how many older ones it revoked."""
+    issued = store.issue_token(name, days=days)
+    return issued, store.revoke_tokens_except(name, issued.credential_id)
 
 
 def forget_namespace(settings: HubSettings, principals: list[Principal]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -59,7 +59,7 @@ def timeline_svg(history: Sequence[HistoryEntry], today: date) -> str:
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    events = sorted(history, key=lambda h: (h.event.occurred_at, h.version))
+    events = in_order_happened(history)
     start = min(h.event.occurred_at.date() for h in events) - timedelta(days=20)
     end = max([today, *(h.event.occurred_at.date() for h in events)]) + timedelta(days=20)
     fig, ax = plt.subplots(figsize=(10, 3.6), dpi=96)
@@ -159,25 +159,54 @@ CLOCK_STATUS_WORDS = {"met": "met", "late": "LATE", "open": "open", "overdue": "
 NO_POLICY = LocalPolicy()
 
 
+@dataclass(frozen=True)
+class AuditFigures:
+    """The statutory clocks and the measured intervals (each with its limit), as the
+    report shows them and the auditor's web page too."""
+
+    clocks: list[ClockResult]
+    rows: list[dict[str, Any]]
+
+    @property
+    def clocks_flagged(self) -> int:
+        return sum(1 for c in self.clocks if c.status in ("overdue", "late"))
+
+    @property
+    def overdue(self) -> int:
+        return sum(1 for r in self.rows if r["overdue"])
+
+
+def audit_figures(events: Sequence[HistoryEntry], *, today: date,
+                  calendar: SchoolDays | None = None, policy: LocalPolicy = NO_POLICY
+                  ) -> AuditFigures:
+    """`events` in the order they happened; measured to `today`."""
+    measures: list[Interval] = all_measures(events, policy)
+    clocks: list[ClockResult] = all_clocks(events, today=today,
+                                           calendar=calendar or WeekdaysOnly(), policy=policy)
+    rows = [{"m": m, "length": _weeks(m.length(today)), "limit": _weeks(m.limit),
+             "overdue": m.overdue(today), "measured": m.limit is None} for m in measures]
+    return AuditFigures(clocks, rows)
+
+
+def in_order_happened(history: Sequence[HistoryEntry]) -> list[HistoryEntry]:
+    return sorted(history, key=lambda h: (h.event.occurred_at, h.version))
+
+
 def render_report(history: Sequence[HistoryEntry], *, today: date, generated_at: datetime,
                   actor: str, chain: ChainCheck, calendar: SchoolDays | None = None,
                   policy: LocalPolicy = NO_POLICY) -> str:
     """The page. `calendar` counts school days (`WeekdaysOnly` when none is given);
     `policy` holds the local limits, none unless configured."""
-    events = sorted(history, key=lambda h: (h.event.occurred_at, h.version))
-    measures: list[Interval] = all_measures(events, policy)
-    clocks: list[ClockResult] = all_clocks(events, today=today,
-                                           calendar=calendar or WeekdaysOnly(), policy=policy)
+    events = in_order_happened(history)
+    figures = audit_figures(events, today=today, calendar=calendar, policy=policy)
     record = record_at(events)
     pupil = events[-1].event.pupil
-    rows = [{"m": m, "length": _weeks(m.length(today)), "limit": _weeks(m.limit),
-             "overdue": m.overdue(today), "measured": m.limit is None} for m in measures]
     template = _env.from_string(
         resources.files("sendhub").joinpath("templates/report.html.j2").read_text())
     return template.render(
-        pupil=pupil, upn=events[-1].upn, record=record, rows=rows, clocks=clocks,
-        clock_status=CLOCK_STATUS_WORDS,
-        clocks_flagged=sum(1 for c in clocks if c.status in ("overdue", "late")),
-        overdue=sum(1 for r in rows if r["overdue"]), chart=Markup(timeline_svg(events, today)),
+        pupil=pupil, upn=events[-1].upn, record=record, rows=figures.rows,
+        clocks=figures.clocks, clock_status=CLOCK_STATUS_WORDS,
+        clocks_flagged=figures.clocks_flagged, overdue=figures.overdue,
+        chart=Markup(timeline_svg(events, today)),
         events=[(h, describe_event(h), where_recorded(h.event)) for h in events], today=today,
         generated_at=generated_at, actor=actor, chain=chain)

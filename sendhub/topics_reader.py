@@ -23,11 +23,12 @@ class TopicRecord:
     headers: dict[str, bytes] = field(default_factory=dict)
 
 
-def read_topic(settings: HubSettings, topic: str, timeout_s: float = 10.0
-               ) -> Iterator[TopicRecord]:
-    """Every record now in `topic`, all partitions, then stop (empty if no such topic)."""
+def read_topic(settings: HubSettings, topic: str, timeout_s: float = 10.0, *,
+               service: str | None = None) -> Iterator[TopicRecord]:
+    """Every record now in `topic`, all partitions, then stop (empty if no such topic).
+    As the tools' operator, or as `service` (the gateway reads the anchors as itself)."""
     consumer = KafkaConsumer(
-        **client_options(settings),
+        **client_options(settings, service),
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=1000,

@@ -16,14 +16,14 @@ from services.records.domain import ChainBreak, pupil_id_for
 from services.shared.settings import HubSettings
 
 
-def anchored_heads(settings: HubSettings
+def anchored_heads(settings: HubSettings, *, service: str | None = None
                    ) -> tuple[int, dict[UUID, dict[int, tuple[str, str]]], AuditAnchorV1 | None]:
     """Every chain head in the anchors topic: (anchor messages, {pupil: {version: (head,
-    when)}}, the latest anchor)."""
+    when)}}, the latest anchor). Read as the operator, or as `service`."""
     heads: dict[UUID, dict[int, tuple[str, str]]] = {}
     count = 0
     latest: AuditAnchorV1 | None = None
-    for record in read_topic(settings, settings.topics.audit_anchors):
+    for record in read_topic(settings, settings.topics.audit_anchors, service=service):
         anchor = AuditAnchorV1.model_validate_json(record.value)
         count += 1
         if latest is None or anchor.up_to_notification_id > latest.up_to_notification_id:

@@ -28,15 +28,28 @@ class ServiceName(StrEnum):
     records = "records"
     transfers = "transfers"
     gateway = "gateway"
+    admin = "admin"
 
 
 def serve(ctx: typer.Context, service: ServiceName) -> None:
     """Run one service until stopped (Ctrl-C or SIGTERM); /healthz, /readyz and /metrics
     on SENDHUB_HTTP_PORT (9101 ingest, 9102 records, 9103 transfers by default). The
-    gateway serves HTTPS on SENDHUB_GATEWAY_URL (default https://127.0.0.1:8443)."""
+    gateway serves HTTPS on SENDHUB_GATEWAY_URL (default https://127.0.0.1:8443); admin,
+    the operator's console, on SENDHUB_ADMIN_URL (default https://127.0.0.1:8444), as the
+    database owner and the operator on Kafka, printing a one-time sign-in link."""
     from services.shared.logs import configure_logging
     from services.shared.serving import HttpPortUnavailable, bind, serve
 
+    if service is ServiceName.admin:
+        from sendhub.gateway.server import GatewayConfigError
+        from sendhub.web.admin_app import serve_admin
+
+        configure_logging(hub_settings(ctx).log_level)
+        try:  # the owner's settings, as `sendhub principals` has them
+            asyncio.run(serve_admin(hub_settings(ctx)))
+        except (GatewayConfigError, HttpPortUnavailable) as exc:
+            raise fail(str(exc), code=3) from None
+        return
     settings = hub_settings(ctx).for_service(service.value)  # its own database role
     configure_logging(settings.log_level)
     if service is ServiceName.gateway:
@@ -117,7 +130,12 @@ def settings_import(ctx: typer.Context,
                                                          "data layout")]) -> None:
     """Load schools and post-16 providers into the registry (new ones added, known updated)."""
     from services.transfers.application import TransfersApplication
-    from services.transfers.registry import RegistryFileError, parse_registry_csv
+    from services.transfers.registry import (
+        RegistryFileError,
+        imported_message,
+        parse_registry_csv,
+        skipped_message,
+    )
 
     if not file.exists():
         raise fail(f"No such file: {file}")
@@ -126,14 +144,13 @@ def settings_import(ctx: typer.Context,
     except RegistryFileError as exc:
         raise fail(str(exc)) from None
     for problem in problems:
-        errors.print(f"[yellow]{file}:{problem.line}: skipped: {problem.message}[/yellow]")
+        errors.print(f"[yellow]{skipped_message(str(file), problem)}[/yellow]")
     store = TransfersApplication.on_postgres(hub_settings(ctx).database_conninfo)
     try:
         count = store.import_settings(found)
     finally:
         store.close()
-    console.print(f"Imported {count} setting(s) from {file}"
-                  + (f"; {len(problems)} row(s) skipped" if problems else ""))
+    console.print(imported_message(str(file), count, len(problems)))
     if problems:
         raise typer.Exit(1)
 

@@ -13,12 +13,11 @@ from typing import Annotated
 import typer
 
 from sendhub.commands.common import console, fail, hub_settings
+from sendhub.principal_rules import KINDS, principal_to_add
 
 principals_app = typer.Typer(
     help="Who may connect and what each may do (schools, post-16 providers, connectors, "
     "local authorities, trusts, auditors).", no_args_is_help=True)
-
-KINDS = "school URN, post16 UKPRN, connector NAME, la CODE, trust NAME, auditor NAME"
 
 
 @principals_app.command("add")
@@ -36,35 +35,23 @@ def add(
     days: Annotated[int, typer.Option(help="how long the token is valid")] = 90,
 ) -> None:
     """Add a principal (or update what a connector acts for); idempotent."""
-    from sendhub.principals_admin import KafkaAccess, SyncReport, kafka_user
-    from services.shared.access import Kind, Principal, PrincipalError, slug
+    from sendhub.principals_admin import give_kafka, kafka_note
+    from services.shared.access import PrincipalError
     from services.shared.principals import PrincipalStore
 
     settings = hub_settings(ctx)
     try:
-        principal = Principal(Kind(kind), slug(identifier) if kind in ("trust", "connector",
-                              "auditor") else identifier, frozenset(acts_for or ()))
-    except ValueError as exc:
-        message = str(exc) if isinstance(exc, PrincipalError) else (
-            f"unknown kind {kind!r}: one of {KINDS}")
-        raise fail(message, 2) from None
-    if principal.kind in (Kind.service, Kind.operator):
-        raise fail("services and the operator are built in; `sendhub principals sync` "
-                   "gives them their credentials", 2)
+        principal = principal_to_add(kind, identifier, acts_for or ())
+    except PrincipalError as exc:
+        raise fail(str(exc), 2) from None
     store = PrincipalStore(settings.database_conninfo)
     store.add(principal, uses_kafka=kafka)
     console.print(f"principal {principal.name} ({principal.kind.value})"
                   + (f", acts for {', '.join(sorted(principal.acts_for))}"
                      if principal.acts_for else ""))
     if kafka:
-        access = KafkaAccess(settings)
-        try:
-            access.apply(principal, SyncReport())
-        finally:
-            access.close()
-        user = kafka_user(settings, principal)
-        console.print(f"Kafka user {user}; its password is in "
-                      f"{settings.credentials_dir / (user + '.password')}")
+        give_kafka(settings, principal)
+        console.print(kafka_note(settings, principal))
     if token:
         issued = store.issue_token(principal.name, days=days)
         console.print(f"token for {principal.name}, valid until {issued.expires_at:%Y-%m-%d}; "
@@ -94,23 +81,17 @@ def revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(
         help="the principal's name, e.g. school-100001")]) -> None:
     """Revoke a principal: its tokens stop working on the next request, its Kafka
     credentials and grants are deleted now."""
-    from sendhub.principals_admin import KafkaAccess, SyncReport
+    from sendhub.principals_admin import revoke_principal
+    from services.shared.access import PrincipalError
     from services.shared.principals import PrincipalStore, UnknownPrincipal
 
     settings = hub_settings(ctx)
-    store = PrincipalStore(settings.database_conninfo)
     try:
-        store.revoke(name)
+        revoke_principal(settings, PrincipalStore(settings.database_conninfo), name)
+    except PrincipalError as exc:
+        raise fail(str(exc), 2) from None
     except UnknownPrincipal as exc:
         raise fail(str(exc), 1) from None
-    stored = store.get(name)
-    assert stored is not None
-    if stored.uses_kafka:
-        access = KafkaAccess(settings)
-        try:
-            access.withdraw(stored.principal, SyncReport())
-        finally:
-            access.close()
     console.print(f"revoked {name}: tokens, webhooks and Kafka credentials")
 
 
@@ -119,14 +100,14 @@ def rotate(ctx: typer.Context, name: Annotated[str, typer.Argument(
         help="the principal's name")], days: Annotated[int, typer.Option(
         help="how long the new token is valid")] = 90) -> None:
     """A new token (printed once, on the last line); every older token is revoked."""
+    from sendhub.principals_admin import rotate_token
     from services.shared.principals import PrincipalStore, UnknownPrincipal
 
     store = PrincipalStore(hub_settings(ctx).database_conninfo)
     try:
-        issued = store.issue_token(name, days=days)
+        issued, with_old = rotate_token(store, name, days)
     except UnknownPrincipal as exc:
         raise fail(str(exc), 1) from None
-    with_old = store.revoke_tokens_except(name, issued.credential_id)
     console.print(f"new token for {name}, valid until {issued.expires_at:%Y-%m-%d}; "
                   f"{with_old} older token(s) revoked:")
     sys.stdout.write(issued.token + "\n")
@@ -136,11 +117,8 @@ def rotate(ctx: typer.Context, name: Annotated[str, typer.Argument(
 def sync_command(ctx: typer.Context) -> None:
     """Give every principal exactly its Kafka credentials, grants and topics (idempotent;
     deploy/local/up runs it)."""
-    from sendhub.principals_admin import sync
+    from sendhub.principals_admin import sync, sync_summary
     from services.shared.principals import PrincipalStore
 
     settings = hub_settings(ctx)
-    report = sync(settings, PrincipalStore(settings.database_conninfo))
-    console.print(f"principals synced: {len(report.users)} Kafka users, {report.granted} "
-                  f"grants added, {report.removed} removed, {len(report.revoked)} revoked, "
-                  f"{len(report.topics_created)} topics created")
+    console.print(sync_summary(sync(settings, PrincipalStore(settings.database_conninfo))))

@@ -25,17 +25,15 @@ def add(
 ) -> None:
     """Register URL for PRINCIPAL's packets; prints the signing secret once, last."""
     from sendhub.gateway.store import GatewayStore
-    from sendhub.gateway.webhooks import register
+    from sendhub.gateway.webhooks import register_for
     from services.shared.access import PrincipalError
     from services.shared.principals import PrincipalStore
 
     settings = hub_settings(ctx)
-    found = PrincipalStore(settings.database_conninfo).active(principal)
-    if found is None:
-        raise fail(f"no active principal {principal!r}: see `sendhub principals list`")
     store = GatewayStore(settings.database_conninfo)
     try:
-        webhook, secret = register(store, found, url)
+        webhook, secret = register_for(PrincipalStore(settings.database_conninfo), store,
+                                       principal, url)
     except (PrincipalError, ValueError) as exc:
         raise fail(str(exc)) from None
     finally:

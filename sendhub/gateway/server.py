@@ -28,11 +28,11 @@ class GatewayConfigError(ValueError):
     """SENDHUB_GATEWAY_URL or the TLS files cannot be used."""
 
 
-def listen_address(url: str) -> tuple[str, int, bool]:
-    """(host, port, tls) from the gateway URL."""
+def listen_address(url: str, setting: str = "SENDHUB_GATEWAY_URL") -> tuple[str, int, bool]:
+    """(host, port, tls) from the gateway's URL (or the admin console's, `setting`)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise GatewayConfigError(f"SENDHUB_GATEWAY_URL must be https://host:port, not {url!r}")
+        raise GatewayConfigError(f"{setting} must be https://host:port, not {url!r}")
     tls = parts.scheme == "https"
     return parts.hostname, parts.port if parts.port is not None else (443 if tls else 80), tls
 

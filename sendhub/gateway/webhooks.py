@@ -38,6 +38,7 @@ from sendhub.gateway.signing import SIGNATURE_HEADER, new_secret, sign
 from sendhub.gateway.store import DueDelivery, GatewayStore, Webhook
 from services.shared.access import Principal, PrincipalError, receivers_of
 from services.shared.locks import GATEWAY_WEBHOOKS
+from services.shared.principals import PrincipalStore
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
 from services.transfers.forms import render
@@ -68,6 +69,16 @@ def register(store: GatewayStore, principal: Principal, url: str) -> tuple[Webho
         raise PrincipalError(f"{principal.name} receives no packets, so it cannot have a webhook")
     secret = new_secret()
     return store.add_webhook(principal.name, check_url(url), secret), secret
+
+
+def register_for(principals: PrincipalStore, store: GatewayStore, name: str, url: str
+                 ) -> tuple[Webhook, str]:
+    """The operator's registration (`sendhub webhooks add`, the admin console): for an
+    active principal named by the operator, not the caller."""
+    found = principals.active(name)
+    if found is None:
+        raise PrincipalError(f"no active principal {name!r}: see `sendhub principals list`")
+    return register(store, found, url)
 
 
 def _document(webhook: Webhook) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sendhub.web import inbox
+from sendhub.web import inbox, oversight, pupils
 
 
 def gateway_pages() -> list[APIRouter]:
     """The page routers the gateway's process serves (sign-in is added by install_web)."""
-    return [inbox.router]
+    return [inbox.router, oversight.router, pupils.router]

@@ -24,6 +24,13 @@ from sendhub.web.sessions import WebSession, csrf_matches
 from services.shared.access import OPERATOR, Principal
 
 COOKIE = "__Host-sendhub-session"
+ADMIN_COOKIE = "__Host-sendhub-admin-session"
+"""Cookies belong to a host, not a port: the admin console's session has its own name,
+so a setting's session on the gateway is never presented to the console, nor the other way."""
+
+
+def cookie_name(hub: Web) -> str:
+    return ADMIN_COOKIE if hub.admin else COOKIE
 FORM_REFUSED = ("this form has expired or did not come from this hub's own page: go back, "
                 "reload the page and try again")
 
@@ -54,7 +61,7 @@ def here(request: Request) -> str:
 
 
 async def viewer(request: Request, hub: Annotated[Web, Depends(web)]) -> Viewer:
-    cookie = request.cookies.get(COOKIE)
+    cookie = request.cookies.get(cookie_name(hub))
     if not cookie:
         raise SignInNeeded(here(request))
     session = await anyio.to_thread.run_sync(hub.sessions.find, cookie)

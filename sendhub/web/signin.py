@@ -25,10 +25,10 @@ from sendhub.gateway.problems import Problem
 from sendhub.web.context import Web, web
 from sendhub.web.pages import home_of, page
 from sendhub.web.security import (
-    COOKIE,
     FORM_REFUSED,
     SignedIn,
     checked_form,
+    cookie_name,
     same_origin,
     viewer,
 )
@@ -53,7 +53,7 @@ def signed_in(hub: Web, request: Request, principal: Principal, how: SignedInWit
               next_url: str | None, credential_id: Any = None) -> Response:
     cookie = hub.sessions.begin(principal.name, how, credential_id)
     response = RedirectResponse(safe_next(next_url) or home_of(principal), status_code=303)
-    response.set_cookie(COOKIE, cookie, httponly=True, secure=True, samesite="lax", path="/",
+    response.set_cookie(cookie_name(hub), cookie, httponly=True, secure=True, samesite="lax", path="/",
                         max_age=int(hub.settings.web_session_hours * 3600))
     response.delete_cookie(FORM_COOKIE, path="/", secure=True, httponly=True)
     return response
@@ -151,7 +151,7 @@ async def sign_in_by_link(request: Request, hub: Hub, code: Annotated[str, Query
     until = hub.links.pop(code, None) if hub.admin else None
     if until is None or until < time.monotonic():
         return sign_in_page(request, hub, None, status=401, error=(
-            "that sign-in link has been used or has expired: restart `sendhub serve admin` "
+            "that sign-in link has been used or has expired: restart sendhub serve admin "
             "for a new one"))
     return await anyio.to_thread.run_sync(
         lambda: signed_in(hub, request, OPERATOR, "link", "/admin"))
@@ -169,7 +169,7 @@ async def sign_out(request: Request, hub: Hub) -> Response:
     await checked_form(request, seen_by)
     await anyio.to_thread.run_sync(hub.sessions.end, seen_by.cookie)
     response = RedirectResponse("/sign-in?signed_out=true", status_code=303)
-    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    response.delete_cookie(cookie_name(hub), path="/", secure=True, httponly=True, samesite="lax")
     return response
 
 

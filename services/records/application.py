@@ -34,6 +34,7 @@ from services.records.domain import (
     RecordedHistory,
     SchoolEventRecord,
     SENHistoryEvent,
+    anchor_break,
     as_known_at,
     as_of,
     chain_hash,
@@ -162,12 +163,22 @@ class RecordsApplication(Application[UUID]):
         except Exception as exc:  # a tampered row may not even decode
             return f"{type(exc).__name__}: {exc}"
 
+    def _stored_items(self, pupil_id: UUID) -> list[tuple[int, SENHistoryEvent | str]]:
+        return [(s.originator_version, self._read(s))
+                for s in self.recorder.select_events(pupil_id)]
+
     def verify_pupil(self, upn: str) -> tuple[int, ChainBreak | None]:
         """(events checked, first break) for one pupil, from the stored rows themselves."""
         pupil_id = pupil_id_for(upn)
-        stored = self.recorder.select_events(pupil_id)
-        items = [(s.originator_version, self._read(s)) for s in stored]
+        items = self._stored_items(pupil_id)
         return len(items), first_break(pupil_id, items)
+
+    def verify_pupil_against_anchors(self, upn: str, anchored: dict[int, tuple[str, str]]
+                                     ) -> tuple[int, ChainBreak | None]:
+        """One pupil's stored rows against the heads anchored for them ({version: (head,
+        when)}): (heads compared, first mismatch), without reading anyone else's."""
+        pupil_id = pupil_id_for(upn)
+        return anchor_break(pupil_id, self._stored_items(pupil_id), anchored)
 
     def pupil_count(self) -> int:
         return self.process_recorder.pupil_count()
@@ -214,28 +225,15 @@ class RecordsApplication(Application[UUID]):
         seen: set[UUID] = set()
         for pupil_id, items in self.stored_streams():
             seen.add(pupil_id)
-            expected = anchored.get(pupil_id, {})
-            hashes = {v: chain_hash(e) for v, e in items if not isinstance(e, str)}
-            for version in sorted(expected):
-                checked += 1
-                head, when = expected[version]
-                if version not in hashes:
-                    mismatches.append(ChainBreak(pupil_id, version, f"anchored on {when} but "
-                                                 "no longer in the store (deleted or unreadable)",
-                                                 upn_in(items)))
-                    break
-                if hashes[version] != head:
-                    mismatches.append(ChainBreak(
-                        pupil_id, version, f"the anchor of {when} holds head {head[:12]}... "
-                        f"but the store now gives {hashes[version][:12]}...: history rewritten",
-                        upn_in(items)))
-                    break
+            compared, found = anchor_break(pupil_id, items, anchored.get(pupil_id, {}))
+            checked += compared
+            if found:
+                mismatches.append(found)
         for pupil_id in sorted(set(anchored) - seen):
-            checked += len(anchored[pupil_id])
-            version = min(anchored[pupil_id])
-            mismatches.append(ChainBreak(pupil_id, version, "anchored on "
-                                         f"{anchored[pupil_id][version][1]} but the whole "
-                                         "history is gone from the store"))
+            compared, found = anchor_break(pupil_id, [], anchored[pupil_id])
+            checked += compared
+            if found:
+                mismatches.append(found)
         return checked, mismatches
 
     def heads_between(self, after: int, limit: int) -> AnchorHeads | None:

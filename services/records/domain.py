@@ -303,6 +303,30 @@ def first_break(
     return None
 
 
+def anchor_break(
+    pupil_id: UUID, stored: Sequence[tuple[int, SENHistoryEvent | str]],
+    anchored: dict[int, tuple[str, str]],
+) -> tuple[int, ChainBreak | None]:
+    """Compare a pupil's stored events with the chain heads the anchors hold for them
+    ({version: (head, when anchored)}): (heads compared, the first mismatch)."""
+    hashes = {v: chain_hash(e) for v, e in stored if not isinstance(e, str)}
+    checked = 0
+    for version in sorted(anchored):
+        checked += 1
+        head, when = anchored[version]
+        if not stored:
+            return len(anchored), ChainBreak(pupil_id, min(anchored), f"anchored on {when} but "
+                                             "the whole history is gone from the store")
+        if version not in hashes:
+            return checked, ChainBreak(pupil_id, version, f"anchored on {when} but no longer "
+                                       "in the store (deleted or unreadable)", upn_in(stored))
+        if hashes[version] != head:
+            return checked, ChainBreak(
+                pupil_id, version, f"the anchor of {when} holds head {head[:12]}... but the "
+                f"store now gives {hashes[version][:12]}...: history rewritten", upn_in(stored))
+    return checked, None
+
+
 def chain_head(events: Sequence[SENHistoryEvent]) -> str:
     """The hash of the newest event, or the genesis hash for an empty history."""
     return events[-1].event_hash if events else GENESIS_HASH

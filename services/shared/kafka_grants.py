@@ -58,9 +58,11 @@ def _service_grants(name: str, t: Topics) -> list[Grant]:
                 + _topic(t.packet_receipts, (*CONSUME, "CREATE"), prefixed=True)
                 + _topic(t.rejected, PRODUCE) + _topic(t.inbox(""), PRODUCE, prefixed=True)
                 + _group(t.group("transfers")))
-    # the gateway: its own inbound topics, nothing read
+    # the gateway: its own inbound topics; it reads only the anchors (no group: it
+    # reads the topic whole, to check a pupil's chain for the auditor's web page)
     return (_topic(t.school_events_from("gateway"), ("WRITE", "DESCRIBE"))
-            + _topic(t.packet_receipts_from("gateway"), ("WRITE", "DESCRIBE")))
+            + _topic(t.packet_receipts_from("gateway"), ("WRITE", "DESCRIBE"))
+            + _topic(t.audit_anchors, CONSUME))
 
 
 def grants(principal: Principal, topics: Topics, kafka_user: str) -> list[Grant]:

@@ -47,6 +47,17 @@ class StoredPrincipal:
 
 
 @dataclass(frozen=True)
+class StoredToken:
+    """A token as the operator sees it: its id and dates, never its secret."""
+
+    credential_id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     token: str
     credential_id: uuid.UUID
@@ -170,6 +181,25 @@ class PrincipalStore:
             cur = conn.execute("UPDATE credentials SET revoked_at = now() WHERE principal = %s "
                                "AND revoked_at IS NULL AND id IS DISTINCT FROM %s", (name, keep))
             return cur.rowcount
+
+    def tokens(self, name: str) -> list[StoredToken]:
+        """A principal's tokens, newest first (revoked ones too)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id, created_at, expires_at, last_used_at, revoked_at FROM credentials "
+                "WHERE principal = %s ORDER BY created_at DESC", (name,)).fetchall()
+        return [StoredToken(r["id"], r["created_at"], r["expires_at"],  # type: ignore[arg-type]
+                            r["last_used_at"], r["revoked_at"])  # type: ignore[arg-type]
+                for r in rows]
+
+    def revoke_token(self, name: str, credential_id: uuid.UUID) -> bool:
+        """One of the principal's tokens stops working now; False if it had no such live
+        token."""
+        with self._connect() as conn:
+            cur = conn.execute("UPDATE credentials SET revoked_at = now() WHERE id = %s "
+                               "AND principal = %s AND revoked_at IS NULL",
+                               (credential_id, name))
+            return cur.rowcount == 1
 
     def authenticate(self, token: str) -> Principal:
         """The principal a bearer token stands for, checked against the table now."""

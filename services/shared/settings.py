@@ -362,6 +362,10 @@ class HubSettings(BaseSettings):
         default=None, description="the key that signs the short-lived sign-in cookie (the "
         "OpenID Connect state); default: generated once in .cache/local/web-cookie.secret. "
         "Every gateway behind one address must share it")
+    admin_url: str = Field(
+        default="https://127.0.0.1:8444", description="where `sendhub serve admin`, the "
+        "operator's console, listens: loopback unless there is a reason (it acts with the "
+        "operator's credentials); TLS with the gateway's certificate and key")
 
 
 def service_role(service: str) -> str:

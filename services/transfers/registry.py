@@ -54,23 +54,49 @@ class RegistryFileError(ValueError):
     """The file is not a registry CSV at all (missing columns)."""
 
 
-def parse_registry_csv(text: str) -> tuple[list[RegisteredSetting], list[RowProblem]]:
+@dataclass(frozen=True)
+class RegistryLine:
+    """One row of a registry CSV as read: the setting it gives, or why it was refused.
+    `line` counts rows as the CSV reader does (the header is line 1)."""
+
+    line: int
+    urn: str | None
+    name: str | None
+    setting: RegisteredSetting | None
+    problem: str | None
+
+
+def read_registry_csv(text: str) -> list[RegistryLine]:
+    """Every row of the file, each with its setting or its problem (for a per-line report)."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
         raise RegistryFileError(
             f"not a settings registry CSV: missing column(s) {', '.join(missing)}; "
             f"expected the DfE establishment data layout ({', '.join(COLUMNS.values())})")
-    settings: list[RegisteredSetting] = []
-    problems: list[RowProblem] = []
+    lines: list[RegistryLine] = []
     for line, row in enumerate(reader, start=2):
         values = {key: (row.get(column) or "").strip() or None for key, column in COLUMNS.items()}
         problem = _problem(values)
-        if problem:
-            problems.append(RowProblem(line, problem))
-            continue
-        settings.append(RegisteredSetting(**values))  # type: ignore[arg-type]
-    return settings, problems
+        setting = None if problem else RegisteredSetting(**values)  # type: ignore[arg-type]
+        lines.append(RegistryLine(line, values["urn"], values["name"], setting, problem))
+    return lines
+
+
+def parse_registry_csv(text: str) -> tuple[list[RegisteredSetting], list[RowProblem]]:
+    lines = read_registry_csv(text)
+    return ([r.setting for r in lines if r.setting is not None],
+            [RowProblem(r.line, r.problem) for r in lines if r.problem is not None])
+
+
+def skipped_message(source: str, problem: RowProblem) -> str:
+    """How `sendhub settings import` reports a refused row (and the admin console too)."""
+    return f"{source}:{problem.line}: skipped: {problem.message}"
+
+
+def imported_message(source: str, count: int, skipped: int) -> str:
+    return (f"Imported {count} setting(s) from {source}"
+            + (f"; {skipped} row(s) skipped" if skipped else ""))
 
 
 def _problem(values: dict[str, str | None]) -> str | None:

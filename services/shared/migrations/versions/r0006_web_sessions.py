@@ -5,8 +5,9 @@ account, or with a hub token) and ends when they sign out, when it expires, or, 
 token sign-in, when that token is revoked. Only the SHA-256 of the session's cookie is
 kept, so the table never yields a usable cookie. `csrf` is the session's secret that
 every form carries back. The gateway (which serves the web application) creates, reads
-and ends sessions; the owner (the operator's admin console) too. Granted explicitly, as
-revision 0003 does, to the roles that exist.
+and ends sessions; the owner (the operator's admin console) too. The gateway also reads
+the access log now: the auditor's pupil page lists who has read the pupil's record.
+Granted explicitly, as revision 0003 does, to the roles that exist.
 
 Revision ID: 0006_web_sessions
 Revises: 0005_oversight_reader
@@ -40,8 +41,8 @@ STATEMENTS = [
 GRANTS: dict[str, list[tuple[str, str]]] = {
     "sendhub_gateway": [("SELECT, INSERT, UPDATE (last_seen_at, ended_at)", "web_sessions"),
                         ("SELECT", "transfers_history"),
-                        # The inbox page's "unread": has this principal opened that packet?
-                        ("SELECT (actor, action, upn, packet_id)", "access_log")],
+                        # the auditor's pupil page shows who has read the pupil's record
+                        ("SELECT", "access_log")],
 }
 
 

@@ -3,8 +3,8 @@ opened (the access log) and each one's delivery events (transfers' delivery tabl
 as `sendhub transfers` reads it).
 
 Adapter layer, on the gateway's own connection pool: one query each for a whole page.
-The gateway may read only the access log's `actor`, `action`, `upn` and `packet_id`
-(migration 0006), never who else read what or why.
+It asks the access log (readable by the gateway since migration 0006) only about the
+signed-in principal's own reads, never who else read what or why.
 """
 
 from __future__ import annotations

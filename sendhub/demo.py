@@ -27,7 +27,7 @@ from rich.rule import Rule
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
-from sendhub import scenario
+from sendhub import demo_web, scenario
 from sendhub.access_log import Reader
 from sendhub.demo_access import (
     BRISTOL,
@@ -242,7 +242,13 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
                   f"{token.relative_to(ROOT)}; sendhub history {scenario.AMIRA.upn} --as-of "
                   f"2025-12-31 --reason demo; sendhub report {scenario.CHLOE.upn} --reason demo; "
                   "sendhub verify --all --against-anchors")
-    return 0 if letter is not None and amended and found and refused else 1
+    admin, admin_log, link = demo_web.start_admin(log_dir)
+    procs["admin"] = (admin, admin_log)
+    demo_web.show_web(console, https.url, demo_web.web_sign_ins(settings), link)
+    ok = letter is not None and amended and found and refused
+    if ok:
+        demo_web.keep_serving(console)
+    return 0 if ok else 1
 
 
 def show_local_authority(settings: HubSettings, console: Console, log_dir: Path) -> None:

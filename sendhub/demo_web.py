@@ -9,13 +9,16 @@ sign in with their organisation's account instead. The operator's console
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.rule import Rule
-from rich.table import Table
 
 from sendhub.demo_access import AUDITOR, BRISTOL
 from services.shared.access import Kind, Principal
@@ -62,24 +65,59 @@ def web_sign_ins(settings: HubSettings) -> list[SignIn]:
     return found
 
 
+ROOT = Path(__file__).resolve().parents[1]
+LINK = re.compile(r"https?://\S+/sign-in/link\?code=[A-Za-z0-9_-]+")
+
+
+def start_admin(log_dir: Path, timeout: float = 60) -> tuple[subprocess.Popen[bytes], Path, str]:
+    """`sendhub serve admin` on a free loopback port; its one-time sign-in link."""
+    log_path = log_dir / "admin.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sendhub.cli", "serve", "admin"], cwd=ROOT,
+        stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, "SENDHUB_ADMIN_URL": "https://127.0.0.1:0"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the admin console exited; see {log_path}")
+        text = log_path.read_text()
+        listening = any('"admin.listening"' in line for line in text.splitlines())
+        found = LINK.search("\n".join(line for line in text.splitlines()
+                                      if not line.startswith("{")))
+        if listening and found:
+            return process, log_path, found.group(0)
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError(f"the admin console did not start within {timeout:.0f} s; see {log_path}")
+
+
+SIGN_INS_FILE = ROOT / ".cache" / "demo" / "web-sign-ins.txt"
+
+
 def show_web(console: Console, gateway_url: str, sign_ins: list[SignIn],
              admin_link: str | None) -> None:
+    """Each role's address and token, whole (a token cut short signs nobody in), also
+    written to .cache/demo/web-sign-ins.txt (mode 600) to copy from."""
     console.print(Rule("The hub in a browser"))
-    table = Table(title="Open these addresses (the certificate is the hub's local CA's: "
-                  ".cache/local/tls/ca.pem; accept it or import it in your browser)",
-                  show_lines=True)
-    table.add_column("Who")
-    table.add_column("Address")
-    table.add_column("Sign in with this hub token")
-    table.add_column("What to look at")
+    console.print("Open these addresses. The certificate is signed by the hub's local CA "
+                  "(.cache/local/tls/ca.pem): import it in your browser, or accept the "
+                  "warning. Paste the token at the sign-in page.")
+    lines = []
     for sign_in in sign_ins:
-        table.add_row(sign_in.role.who, f"{gateway_url}{sign_in.role.start}", sign_in.token,
-                      sign_in.role.what)
+        lines += [f"{sign_in.role.who}: {sign_in.role.what}",
+                  f"    {gateway_url}{sign_in.role.start}",
+                  f"    token: {sign_in.token}"]
     if admin_link:
-        table.add_row("Operator (administration console)", admin_link,
-                      "(the link signs you in, once)", "principals, tokens, webhooks, "
-                      "the settings registry")
-    console.print(table)
+        lines += ["Operator, the administration console (principals, tokens, webhooks, "
+                  "the settings registry): this link signs you in, once, within 10 minutes",
+                  f"    {admin_link}"]
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+    SIGN_INS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(SIGN_INS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    console.print(f"(also in {SIGN_INS_FILE.relative_to(ROOT)})")
 
 
 def keep_serving(console: Console) -> None:

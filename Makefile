@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 1
 
-.PHONY: install up down status browser demo test unit lint schemas bench faults faults-short
+.PHONY: install up down status browser demo test unit lint schemas bench faults faults-short screenshots
 
 $(BIN)/sendhub: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -58,3 +58,10 @@ faults: install up
 
 faults-short: install up
 	$(BIN)/python -m faults --seed $(SEED) --profile short
+
+# The README's screenshots of the web application: the browser tests' own, copied from
+# test-artifacts/ after `make test` (or the tests/e2e/test_web_*.py run).
+SCREENSHOTS := sign-in inbox packet packet-amendment oversight oversight-list pupil-history admin-principal
+screenshots:
+	mkdir -p docs/screenshots
+	for name in $(SCREENSHOTS); do cp test-artifacts/web-$$name.png docs/screenshots/$$name.png; done

@@ -102,7 +102,7 @@ def build_app(settings: HubSettings) -> FastAPI:
     app.state.gateway = hub
     for router in (sending.router, reading.router, webhooks.router):
         app.include_router(router)
-    install_web(app, settings, gateway_pages())
+    install_web(app, settings, gateway_pages(), limiter=hub.limiter)
     _handle_errors(app)
     app.middleware("http")(_log_request)
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from sendhub.gateway.ratelimit import RateLimiter
 from sendhub.local_deploy import secret_file
 from sendhub.web import signin
 from sendhub.web.context import STATIC, Web
@@ -48,9 +49,10 @@ def cookie_secret(settings: HubSettings) -> str:
 
 
 def install_web(app: FastAPI, settings: HubSettings, routers: Sequence[APIRouter], *,
-                admin: bool = False) -> Web:
+                admin: bool = False, limiter: RateLimiter | None = None) -> Web:
     hub = Web.from_settings(settings, admin=admin)
     hub.oidc = None if admin else identity_provider(settings)
+    hub.limiter = limiter
     app.state.web = hub
     app.add_middleware(SessionMiddleware, secret_key=cookie_secret(settings),
                        session_cookie=SIGN_IN_STATE_COOKIE, max_age=SIGN_IN_STATE_SECONDS,

@@ -10,7 +10,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
-from sendhub.web.sessions import WebSessions
+from sendhub.gateway.ratelimit import RateLimiter
+from sendhub.web.sessions import ConsoleSessions, WebSessions
 from services.shared.principals import PrincipalStore
 from services.shared.settings import HubSettings
 
@@ -24,20 +25,24 @@ STATIC = Path(__file__).parent / "static"
 @dataclass
 class Web:
     settings: HubSettings
-    sessions: WebSessions
+    sessions: WebSessions | ConsoleSessions
     principals: PrincipalStore
     oidc: Any | None = None  # authlib's StarletteOAuth2App when OpenID Connect is set
     admin: bool = False
     """The operator's console (`sendhub serve admin`): sign-in by its one-time link."""
     links: dict[str, float] = field(default_factory=dict)
     """One-time sign-in codes of the admin console, with when each stops working."""
+    limiter: RateLimiter | None = None
+    """The gateway's per-principal rate limit, which its pages share with its API."""
 
     @classmethod
     def from_settings(cls, settings: HubSettings, *, admin: bool = False) -> Web:
         conninfo = settings.database_conninfo
-        return cls(settings, WebSessions(conninfo, hours=settings.web_session_hours,
-                                         idle_minutes=settings.web_idle_minutes),
-                   PrincipalStore(conninfo), oidc=None, admin=admin)
+        lasting = {"hours": settings.web_session_hours,
+                   "idle_minutes": settings.web_idle_minutes}
+        sessions = (ConsoleSessions(**lasting) if admin
+                    else WebSessions(conninfo, **lasting))
+        return cls(settings, sessions, PrincipalStore(conninfo), oidc=None, admin=admin)
 
 
 def web(request: Request) -> Web:

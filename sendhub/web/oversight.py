@@ -11,7 +11,6 @@ a reason, and each pupil shown is first written to the access log with that reas
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated
@@ -27,6 +26,7 @@ from sendhub.gateway.problems import Problem, forbidden, not_found
 from sendhub.oversight import MEASURES, Figure, Measure, Oversight, SchoolFigures, academic_year, document
 from sendhub.oversight_store import NoSchoolsInScope, figures_with_pupils, gather_oversight
 from sendhub.oversight_store import schools_in_scope as registry_schools
+from sendhub.web.charts import PYPLOT
 from sendhub.web.oversight_view import (
     FIGURE_KEYS,
     FilterError,
@@ -52,10 +52,10 @@ from services.transfers.registry import RegisteredSetting
 router = APIRouter(include_in_schema=False)
 NOT_YOURS = ("the oversight pages show a trust its own schools and a local authority the "
              "settings in its area; this school is not one of yours")
+MAX_REASON = 500
+"""As the pupil page's reason: the access log keeps a reason, not a document."""
 NOT_A_SCOPE = ("the oversight pages are for a trust's SEND lead and a local authority's "
                "EHC team; your principal oversees no trust or local authority")
-_charts = threading.Lock()
-"""matplotlib's pyplot keeps global state: one chart is drawn at a time."""
 
 Hub = Annotated[Gateway, Depends(gateway)]
 From = Annotated[str | None, Query(alias="from")]
@@ -123,7 +123,7 @@ def _charts_of(result: Oversight) -> tuple[Markup, Markup]:
     from sendhub.oversight_page import compliance_by_month_svg, per_school_svg
 
     doc = document(result)
-    with _charts:
+    with PYPLOT:
         months = compliance_by_month_svg(doc["months"])
         schools = per_school_svg(doc["schools"])
     keep = ("chart-months-title", "chart-months-desc", "chart-schools-title",
@@ -221,6 +221,9 @@ async def pupils_page(request: Request, urn: str, seen_by: SignedIn, hub: Hub,
     setting, measure = _behind(seen_by, chosen, urn, figure)
     given = form.get("reason")
     reason = given.strip() if isinstance(given, str) else ""
+    if len(reason) > MAX_REASON:
+        return _reason_page(request, seen_by, chosen, setting, measure, reason=reason[:MAX_REASON],
+                            error=f"Give the reason in at most {MAX_REASON} characters.")
     try:
         reader = Reader.of(seen_by.principal.name, reason, route="web")
     except AccessRefused:

@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from contracts.packet import TransferPacketV1
+from sendhub.access_log import Reader
 from sendhub.gateway.context import Gateway
-from sendhub.gateway.reading import is_for
+from sendhub.gateway.reading import RECEIVING, is_for
 from sendhub.web.context import TEMPLATES
 from sendhub.web.inbox_view import RECEIPTS, delivered, kind_of
 from sendhub.web.packet_changes import changes_since
@@ -45,6 +46,10 @@ def packet_page(request: Request, hub: Gateway, seen_by: Viewer, packet: Transfe
                 status: int = 200, chosen: Any = None, reason: Any = None) -> HTMLResponse:
     principal = seen_by.principal
     earlier = earlier_packet(hub, principal, packet)
+    if earlier is not None:  # what was withdrawn is shown from it: a read of it too
+        hub.access_log.record(Reader(principal.name, RECEIVING, "web"), "packet-replaced",
+                              upn=earlier.pupil.upn, packet_id=earlier.packet_id,
+                              detail=f"replaced by {packet.packet_id}", route="web")
     delivery = delivered(hub.transfers.delivery_events(packet.packet_id))
     context = {
         "p": packet, "kind": kind_of(packet), "delivery": delivery, "day": wording.day,

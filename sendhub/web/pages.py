@@ -24,7 +24,7 @@ from services.shared.access import Kind, Principal
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                               "style-src 'self' 'unsafe-inline'; script-src 'self'; "
+                               "style-src 'self' 'unsafe-inline'; script-src 'none'; "
                                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -101,6 +101,8 @@ def install_pages(app: FastAPI) -> None:
         if is_page(request):
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
+            if request.url.scheme == "https":
+                response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
 

@@ -12,7 +12,6 @@ Kafka principal, which may read the anchors topic and nothing else).
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -22,6 +21,7 @@ from contracts.inbound import where_recorded
 from sendhub.access_log import Access, Reader
 from sendhub.gateway.context import Gateway
 from sendhub.report import AuditFigures, audit_figures, in_order_happened, timeline_svg
+from sendhub.web.charts import PYPLOT
 from sendhub.web.pupil_forms import HistoryAsk
 from services.records.domain import GENESIS_HASH
 from services.shared.clocks import LocalPolicy, SchoolDays
@@ -34,8 +34,6 @@ from services.shared.sen_record import (
 )
 
 log = logging.getLogger("sendhub.web.pupils")
-_CHART = threading.Lock()
-"""matplotlib's pyplot is not thread-safe, and pages are rendered in worker threads."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,7 @@ def audit_of(ask: HistoryAsk, point: str, entries: list[HistoryEntry], chain: Ch
     happened = in_order_happened(entries)
     record = record_at(happened)
     figures = audit_figures(happened, today=today, calendar=calendar, policy=policy)
-    with _CHART:
+    with PYPLOT:
         chart = timeline_svg(happened, today)
     return PupilAudit(ask, point, rows_of(entries), chain, accesses, record,
                       STATUS_WORDS[record.status], figures, chart, today)

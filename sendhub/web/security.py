@@ -18,7 +18,7 @@ import anyio
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
-from sendhub.gateway.problems import Problem
+from sendhub.gateway.problems import Problem, rate_limited
 from sendhub.web.context import Web, web
 from sendhub.web.sessions import WebSession, csrf_matches
 from services.shared.access import OPERATOR, Principal
@@ -55,7 +55,13 @@ class Viewer:
 
 
 def here(request: Request) -> str:
-    """This page's path and query, to come back to after signing in."""
+    """The page to come back to after signing in: this one, or for a form posted after
+    the session ended, the page the form was on (a POST cannot be replayed by a link)."""
+    if request.method != "GET":
+        referer = urlsplit(request.headers.get("referer", ""))
+        if same_origin(request) and referer.path.startswith("/"):
+            return referer.path + (f"?{referer.query}" if referer.query else "")
+        return "/"
     query = request.url.query
     return request.url.path + (f"?{query}" if query else "")
 
@@ -74,6 +80,9 @@ async def viewer(request: Request, hub: Annotated[Web, Depends(web)]) -> Viewer:
     if principal is None:
         raise SignInNeeded(here(request))
     request.state.principal = principal.name
+    wait = hub.limiter.take(principal.name) if hub.limiter else 0
+    if wait:
+        raise rate_limited(wait)
     return Viewer(principal, session, cookie)
 
 

@@ -40,6 +40,40 @@ def csrf_matches(session: WebSession, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(session.csrf, str(given))
 
 
+class ConsoleSessions:
+    """The admin console's sessions, in its own process's memory only: no row that the
+    gateway's database role could write ever makes anyone the operator, and a restart of
+    the console signs the operator out."""
+
+    def __init__(self, *, hours: float = 8, idle_minutes: float = 60) -> None:
+        self.lifetime = timedelta(hours=hours)
+        self.idle = timedelta(minutes=idle_minutes)
+        self._live: dict[str, tuple[WebSession, datetime]] = {}
+
+    def begin(self, principal: str, signed_in_with: SignedInWith,
+              credential_id: uuid.UUID | None = None) -> str:
+        if signed_in_with != "link":
+            raise ValueError("the console signs in only by its one-time link")
+        cookie = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        self._live[_digest(cookie)] = (WebSession(principal, "link", None,
+                                                  secrets.token_urlsafe(24),
+                                                  now + self.lifetime), now)
+        return cookie
+
+    def find(self, cookie: str) -> WebSession | None:
+        key, now = _digest(cookie), datetime.now(UTC)
+        found = self._live.get(key)
+        if found is None or found[0].expires_at <= now or found[1] <= now - self.idle:
+            self._live.pop(key, None)
+            return None
+        self._live[key] = (found[0], now)
+        return found[0]
+
+    def end(self, cookie: str) -> None:
+        self._live.pop(_digest(cookie), None)
+
+
 class WebSessions:
     def __init__(self, conninfo: str, *, hours: float = 8, idle_minutes: float = 60) -> None:
         self.conninfo = conninfo
@@ -63,16 +97,15 @@ class WebSessions:
 
     def find(self, cookie: str) -> WebSession | None:
         """The live session of a cookie (its idle clock restarted), or None. A token
-        sign-in lives only while its token does; the principal must still be active (the
-        operator's one-time link names no stored principal)."""
+        sign-in lives only while its token does; the principal must still be active."""
         with self._connect() as conn:
             row = conn.execute(
                 """UPDATE web_sessions s SET last_seen_at = now()
                    WHERE s.cookie_hash = %s AND s.ended_at IS NULL AND s.expires_at > now()
                      AND s.last_seen_at > now() - %s
-                     AND (s.signed_in_with = 'link' OR EXISTS (
+                     AND s.signed_in_with IN ('token', 'oidc') AND EXISTS (
                           SELECT 1 FROM principals p WHERE p.name = s.principal
-                          AND p.revoked_at IS NULL))
+                          AND p.revoked_at IS NULL)
                      AND (s.credential_id IS NULL OR EXISTS (
                           SELECT 1 FROM credentials c WHERE c.id = s.credential_id
                           AND c.revoked_at IS NULL AND c.expires_at > now()))

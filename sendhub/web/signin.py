@@ -52,6 +52,9 @@ def safe_next(next_url: str | None) -> str | None:
 def signed_in(hub: Web, request: Request, principal: Principal, how: SignedInWith,
               next_url: str | None, credential_id: Any = None) -> Response:
     cookie = hub.sessions.begin(principal.name, how, credential_id)
+    presented = request.cookies.get(cookie_name(hub))
+    if presented:  # a new sign-in never carries on an older session
+        hub.sessions.end(presented)
     response = RedirectResponse(safe_next(next_url) or home_of(principal), status_code=303)
     response.set_cookie(cookie_name(hub), cookie, httponly=True, secure=True, samesite="lax", path="/",
                         max_age=int(hub.settings.web_session_hours * 3600))
@@ -64,7 +67,8 @@ def sign_in_page(request: Request, hub: Web, next_url: str | None, *, error: str
     form_token = secrets.token_urlsafe(24)
     response = page(request, "sign_in.html.j2", None, title="Sign in", status=status,
                     error=error, notice=notice, next_url=safe_next(next_url) or "",
-                    form_token=form_token, oidc=hub.oidc is not None, admin=hub.admin)
+                    form_token=form_token, oidc=hub.oidc is not None, admin=hub.admin,
+                    tokens=hub.settings.web_tokens_sign_in())
     response.set_cookie(FORM_COOKIE, form_token, httponly=True, secure=True, samesite="strict",
                         path="/", max_age=3600)
     return response
@@ -86,6 +90,10 @@ async def post_sign_in(request: Request, hub: Hub, token: Annotated[str, Form()]
     if not (expected and secrets.compare_digest(expected, form_token) and same_origin(request)):
         return sign_in_page(request, hub, next, error=FORM_REFUSED, status=403)
     token = token.strip()
+    if not hub.admin and not hub.settings.web_tokens_sign_in():
+        return sign_in_page(request, hub, next, status=403, error=(
+            "this hub signs people in with their organisation's account; hub tokens are "
+            "for systems (SENDHUB_WEB_TOKEN_SIGN_IN)"))
     if hub.admin:
         return sign_in_page(request, hub, next, status=401, error=(
             "the administration console signs in only by the one-time link that "
@@ -95,9 +103,9 @@ async def post_sign_in(request: Request, hub: Hub, token: Annotated[str, Form()]
     except Unauthenticated as refused:
         return sign_in_page(request, hub, next, status=401,
                             error=f"That token did not sign you in: {refused}.")
-    if principal.kind in (Kind.service, Kind.operator):
+    if principal.kind in (Kind.service, Kind.operator, Kind.connector):
         return sign_in_page(request, hub, next, status=403, error=(
-            "services and the operator do not sign in here"))
+            "services, connectors (systems) and the operator do not sign in here"))
     credential_id = credential_id_of(token)
     return await anyio.to_thread.run_sync(
         lambda: signed_in(hub, request, principal, "token", next, credential_id))
@@ -135,7 +143,7 @@ async def sign_in_callback(request: Request, hub: Hub) -> Response:
         name = claims.get(claim)
     principal = (await anyio.to_thread.run_sync(hub.principals.active, name)
                  if isinstance(name, str) else None)
-    if principal is None or principal.kind in (Kind.service, Kind.operator):
+    if principal is None or principal.kind in (Kind.service, Kind.operator, Kind.connector):
         return sign_in_page(request, hub, next_url, status=403, error=(
             f"You signed in as {claims.get('sub', 'an unknown account')}, but your account's "
             f"{claim} names no principal of this hub that may sign in here: ask your "

@@ -354,10 +354,18 @@ class HubSettings(BaseSettings):
         default=None, description="OpenID Connect: the identity provider people sign in "
         "with (its /.well-known/openid-configuration is read); unset: sign-in by hub token "
         "only. The ID token's SENDHUB_GATEWAY_OIDC_PRINCIPAL_CLAIM names the principal")
+    web_token_sign_in: bool | None = Field(
+        default=None, description="whether people may sign in to the web application with "
+        "a hub token; unset: yes unless SENDHUB_WEB_OIDC_ISSUER is set (then people sign in "
+        "with their organisation's account and tokens stay with systems)")
     web_oidc_client_id: str | None = Field(
         default=None, description="OpenID Connect: the hub's client id at that provider")
     web_oidc_client_secret_file: Path | None = Field(
         default=None, description="OpenID Connect: a file holding the hub's client secret")
+    def web_tokens_sign_in(self) -> bool:
+        return self.web_token_sign_in if self.web_token_sign_in is not None \
+            else self.web_oidc_issuer is None
+
     web_cookie_secret_file: Path | None = Field(
         default=None, description="the key that signs the short-lived sign-in cookie (the "
         "OpenID Connect state); default: generated once in .cache/local/web-cookie.secret. "

@@ -90,7 +90,7 @@ def test_a_senco_reads_downloads_and_answers_a_packet_in_the_browser(
     hillcrest = gateway.client(token_of(cli, "school", HILLCREST))
     senco, other_senco = token_of(cli, "school", KINGSWESTON), token_of(cli, "school", OAKFIELD)
     upn = random_upn()
-    iris, at = pupil(upn, "Iris"), {"urn": HILLCREST, "system": "Bromcom"}
+    iris, at = pupil(upn, "Isla"), {"urn": HILLCREST, "system": "Bromcom"}
     sent = hillcrest.post("/v1/events", content=ndjson(
         school_event("concern_raised", pupil=iris, source=at),
         school_event("pupil_moved", pupil=iris, source=at, occurred_at=SENT_ON,
@@ -102,15 +102,15 @@ def test_a_senco_reads_downloads_and_answers_a_packet_in_the_browser(
 
     page = signed_in(chromium, gateway, "/inbox", senco, sign_in_page="sign-in")
     assert page.url == f"{gateway.url}/inbox"
-    [row] = listed(page, gateway, "Iris Test").all()
+    [row] = listed(page, gateway, "Isla Test").all()
     flags = row.inner_text()
     assert "Unread" in flags and "1 open concern" in flags and "No receipt yet" in flags
     assert "Hillcrest Academy" in flags and "Packet" in flags
     check_page(page, "inbox")
 
-    row.get_by_role("link", name="Iris Test").click()
+    row.get_by_role("link", name="Isla Test").click()
     page.wait_for_url(f"**/packets/{packet.packet_id}")
-    assert page.locator("h1").inner_text() == "Iris Test"
+    assert page.locator("h1").inner_text() == "Isla Test"
     assert page.get_by_role("heading", name="Still open at the move").is_visible()
     check_page(page, "packet")
     with page.expect_download() as downloading:
@@ -129,7 +129,7 @@ def test_a_senco_reads_downloads_and_answers_a_packet_in_the_browser(
     assert "Receipt sent: accepted" in page.get_by_role("status").inner_text()
     check_page(page, "packet-after-receipt")
     eventually(lambda: _equal(state_of(cli, packet.packet_id), "accepted"), 30)
-    [row] = listed(page, gateway, "Iris Test").all()
+    [row] = listed(page, gateway, "Isla Test").all()
     flags = row.inner_text()
     assert "Unread" not in flags and "Read" in flags and "Accepted" in flags
     reads = [(e.actor, e.action, e.route) for e in AccessLog(settings.database_conninfo)
@@ -139,7 +139,7 @@ def test_a_senco_reads_downloads_and_answers_a_packet_in_the_browser(
 
     other = signed_in(chromium, gateway, f"/packets/{packet.packet_id}", other_senco)
     assert other.get_by_role("heading", level=1).inner_text() == "Forbidden"
-    assert "Iris" not in other.content() and upn not in other.content()
+    assert "Isla" not in other.content() and upn not in other.content()
     check_page(other, "packet-forbidden")
     # ...and its session's own form token does not let it answer for Kingsweston.
     other.goto(f"{gateway.url}/inbox")
@@ -147,7 +147,7 @@ def test_a_senco_reads_downloads_and_answers_a_packet_in_the_browser(
     forged = other.request.post(f"{gateway.url}/packets/{packet.packet_id}/receipt", form={
         "csrf_token": csrf, "status": "rejected", "reason": "not ours"},
         headers={"Origin": gateway.url})
-    assert forged.status == 403 and "Iris" not in forged.text()
+    assert forged.status == 403 and "Isla" not in forged.text()
     receipts = [r for r in records_on(settings, settings.topics.packet_receipts_from("gateway"))
                 if r.key == str(packet.packet_id).encode()]
     assert [json.loads(r.value)["status"] for r in receipts] == ["accepted"]
@@ -156,10 +156,10 @@ def test_a_senco_reads_downloads_and_answers_a_packet_in_the_browser(
     late = hillcrest.post("/v1/events", json=school_event(
         "assessment_completed", pupil=iris, source=at, occurred_at="2026-01-02T11:00:00+00:00"))
     assert late.status_code == 202, late.text
-    amended = listed(page, gateway, "Iris Test", count=2)
+    amended = listed(page, gateway, "Isla Test", count=2)
     assert "Amendment" in amended.first.inner_text() and "Unread" in amended.first.inner_text()
     assert "Replaced by a later packet" in amended.last.inner_text()
-    amended.first.get_by_role("link", name="Iris Test").click()
+    amended.first.get_by_role("link", name="Isla Test").click()
     changes = page.locator("section.changes")
     assert changes.get_by_role("heading").inner_text().startswith(
         "What changed since the packet of ")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextlib import closing
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +70,8 @@ PRINCIPALS = {
     "another school": Principal(Kind.school, ELSEWHERE),
     "a trust": Principal(Kind.trust, "agree-trust"),
     "an auditor": Principal(Kind.auditor, "agree-auditor"),
-    "a connector": Principal(Kind.connector, "agree-feed"),
+    "a local authority": Principal(Kind.la, "848"),
+    "a post-16 provider": Principal(Kind.post16, "10048001"),
 }
 EXPECTED = {  # who: (packet, unknown packet, inbox, history)
     "receiving school": (200, 404, 200, 403),
@@ -78,7 +79,8 @@ EXPECTED = {  # who: (packet, unknown packet, inbox, history)
     "another school": (403, 404, 200, 403),
     "a trust": (403, 404, 403, 403),
     "an auditor": (403, 404, 403, 200),
-    "a connector": (403, 404, 403, 403),
+    "a local authority": (403, 404, 200, 403),
+    "a post-16 provider": (403, 404, 200, 403),
 }
 
 

@@ -55,18 +55,19 @@ def test_a_person_signs_in_with_their_organisations_account(
         gateway: GatewayProcess, identity_provider: IdentityProvider, scratch_db: HubSettings,
         browser_page: Any) -> None:
     store = PrincipalStore(scratch_db.database_conninfo)
-    connector = store.add(Principal(Kind.connector, f"oidc{uuid.uuid4().hex[:8]}")).principal
+    person = store.add(Principal(Kind.auditor, f"oidc{uuid.uuid4().hex[:8]}")).principal
     subject = f"lead-{uuid.uuid4().hex[:8]}"
-    identity_provider.set_user(subject, sendhub_principal=connector.name, name="Sam Lead")
+    identity_provider.set_user(subject, sendhub_principal=person.name, name="Sam Lead")
     page = browser_page
     page.goto(f"{gateway.url}/signed-in")
     assert page.url.startswith(f"{gateway.url}/sign-in?next=")
-    check_page(page, "sign-in")
+    assert page.locator("#token").count() == 0  # with a provider, tokens are for systems
+    check_page(page, "sign-in-oidc")
     page.get_by_role("link", name="Sign in with your organisation's account").click()
     assert page.url.startswith(identity_provider.issuer)
     sign_in_at_provider(page, subject)
     assert page.url == f"{gateway.url}/signed-in"
-    assert connector.name in page.locator("main").inner_text()
+    assert person.name in page.locator("main").inner_text()
     cookies = {c["name"]: c for c in page.context.cookies()}
     session = cookies["__Host-sendhub-session"]
     assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Lax"

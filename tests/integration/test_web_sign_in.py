@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from services.shared.access import Kind, Principal
@@ -40,8 +41,8 @@ def store(scratch_db: HubSettings) -> PrincipalStore:
     return PrincipalStore(scratch_db.database_conninfo)
 
 
-def new_token(store: PrincipalStore) -> tuple[str, str]:
-    principal = store.add(Principal(Kind.connector, f"web{uuid.uuid4().hex[:8]}")).principal
+def new_token(store: PrincipalStore, kind: Kind = Kind.auditor) -> tuple[str, str]:
+    principal = store.add(Principal(kind, f"web{uuid.uuid4().hex[:8]}")).principal
     return principal.name, store.issue_token(principal.name).token
 
 
@@ -80,7 +81,8 @@ def test_a_signed_out_visitor_is_sent_to_sign_in_and_brought_back(
         shown = browser.get("/signed-in")
     assert shown.status_code == 200 and name in shown.text
     assert shown.headers["cache-control"] == "no-store"
-    assert "script-src 'self'" in shown.headers["content-security-policy"]
+    assert "script-src 'none'" in shown.headers["content-security-policy"]
+    assert shown.headers["strict-transport-security"] == "max-age=31536000"
 
 
 def test_a_wrong_token_or_a_forged_form_signs_nobody_in(
@@ -108,7 +110,49 @@ def test_only_the_hubs_own_paths_are_gone_back_to(gateway: GatewayProcess,
     for elsewhere in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
         with gateway.client() as browser:
             answer = sign_in(browser, token, elsewhere)
-            assert answer.status_code == 303 and answer.headers["location"] == "/signed-in"
+            assert answer.status_code == 303 and answer.headers["location"] == "/pupils"
+
+
+def test_a_system_signs_in_to_the_api_only(gateway: GatewayProcess,
+                                           store: PrincipalStore) -> None:
+    _, token = new_token(store, Kind.connector)
+    with gateway.client() as browser:
+        refused = sign_in(browser, token)
+        assert refused.status_code == 403 and "connectors (systems)" in refused.text
+        assert SESSION not in browser.cookies
+
+
+def test_signing_in_again_ends_the_session_the_browser_held(
+        gateway: GatewayProcess, store: PrincipalStore) -> None:
+    _, first_token = new_token(store)
+    _, second_token = new_token(store)
+    with gateway.client() as browser:
+        sign_in(browser, first_token)
+        first = browser.cookies[SESSION]
+        sign_in(browser, second_token)
+        assert browser.cookies[SESSION] != first
+    with gateway.client() as replay:
+        replay.cookies.set(SESSION, first)
+        assert replay.get("/signed-in").status_code == 303
+
+
+def test_a_form_posted_after_the_session_ended_comes_back_to_its_page(
+        gateway: GatewayProcess) -> None:
+    with gateway.client() as browser:
+        origin = str(browser.base_url).rstrip("/")
+        answer = browser.post("/pupils/view", data={"upn": "x"}, headers={
+            "Origin": origin, "Referer": f"{origin}/pupils?from=form"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/sign-in?next=%2Fpupils%3Ffrom%3Dform"
+
+
+def test_no_stored_session_can_claim_the_admin_consoles_link(scratch_db: HubSettings) -> None:
+    """The console keeps its sessions in memory: the table refuses a 'link' row, so the
+    gateway's database role cannot write itself an operator session."""
+    with psycopg.connect(scratch_db.database_conninfo) as conn, \
+            pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("INSERT INTO web_sessions (cookie_hash, principal, signed_in_with, csrf, "
+                     "expires_at) VALUES ('x', 'operator', 'link', 'c', now() + interval '1 day')")
 
 
 def test_a_revoked_token_ends_its_session_at_the_next_request(

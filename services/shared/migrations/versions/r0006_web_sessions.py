@@ -28,7 +28,7 @@ STATEMENTS = [
     """CREATE TABLE web_sessions (
         cookie_hash text PRIMARY KEY,
         principal text NOT NULL,
-        signed_in_with text NOT NULL CHECK (signed_in_with IN ('token', 'oidc', 'link')),
+        signed_in_with text NOT NULL CHECK (signed_in_with IN ('token', 'oidc')),
         credential_id uuid,
         csrf text NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(),

@@ -72,8 +72,13 @@ def test_a_person_signs_in_with_their_organisations_account(
     session = cookies["__Host-sendhub-session"]
     assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Lax"
     check_page(page, "signed-in")
+    missing = page.goto(f"{gateway.url}/no-such-page")
+    assert missing is not None and missing.status == 404
+    check_page(page, "not-found")
+    page.goto(f"{gateway.url}/signed-in")
     page.get_by_role("button", name="Sign out").click()
     assert "You have signed out." in page.locator("main").inner_text()
+    check_page(page, "signed-out")
     page.goto(f"{gateway.url}/signed-in")
     assert "/sign-in?next=" in page.url
 

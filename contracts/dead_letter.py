@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 ReasonCode = Literal[
     "not_utf8", "not_json", "empty", "too_large", "schema_invalid", "history_rejected",
     "unknown_packet", "wrong_receiver", "internal_error", "event_id_conflict", "not_authorised",
+    "pupil_erased",
 ]
 
 

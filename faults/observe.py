@@ -18,6 +18,7 @@ from kafka.partitioner.default import murmur2
 from contracts.topics import Topics
 from sendhub.topics_reader import read_topic
 from services.records.application import RecordsApplication
+from services.records.domain import SENHistoryEvent
 from services.shared.kafka import client_options
 from services.shared.settings import HubSettings
 
@@ -133,11 +134,12 @@ def read_records_store(observed: Observed, settings: HubSettings) -> None:
     app = RecordsApplication(env=settings.eventsourcing_env())
     try:
         for _, events in app.stored_streams():
-            upn = next((e.upn for _, e in events if not isinstance(e, str)), None)
+            upn = next((e.upn for _, e in events if isinstance(e, SENHistoryEvent)), None)
             if upn is None:
                 observed.unreadable_stored += len(events)
                 continue
-            observed.stored[upn] = [(v, e if isinstance(e, str) else e.event_id) for v, e in events]
+            observed.stored[upn] = [(v, e.event_id if isinstance(e, SENHistoryEvent) else str(e))
+                                    for v, e in events]
     finally:
         app.close()
 

@@ -11,15 +11,17 @@ adds nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     InfrastructureFactory,
+    Mapper,
     Notification,
     StoredEvent,
     Tracking,
@@ -28,12 +30,15 @@ from eventsourcing.utils import Environment
 
 from services.records.domain import (
     ChainBreak,
+    ErasedEntry,
     Projector,
     PupilHistory,
     PupilId,
     RecordedHistory,
+    RecordsError,
     SchoolEventRecord,
     SENHistoryEvent,
+    StoredItem,
     anchor_break,
     as_known_at,
     as_of,
@@ -45,10 +50,29 @@ from services.records.domain import (
     upn_in,
 )
 from services.records.persistence import RecordsRecorder, records_factory
+from services.records.sealing import SealingMapper, header_of
+from services.shared.pupil_keys import (
+    FileKeyProvider,
+    InMemoryPupilKeys,
+    PostgresPupilKeys,
+    PupilErased,
+    PupilKeys,
+    pupil_ref,
+)
+from services.shared.settings import LOCAL_DIR
 
 
 class RecordsInvariantBroken(RuntimeError):
     """Our bug, not a sender's: the store or the projection broke its own rule."""
+
+
+class PupilHistoryErased(RecordsError):
+    """An event for a pupil whose history was erased: the hub keeps nothing new about
+    them (a new key would start a history the erasure was meant to end)."""
+
+    def __init__(self, erased: PupilErased) -> None:
+        super().__init__(f"this pupil's SEN history was {erased.erasure.describe()}; the hub "
+                         "records nothing more about them")
 
 
 @dataclass(frozen=True)
@@ -79,8 +103,37 @@ class ConsumedPosition:
         return Tracking(f"{self.topic}#{self.partition}", self.offset + 1)
 
 
+def _pupil_keys(env: Environment) -> PupilKeys:
+    """The data keys of the store records uses: PostgreSQL's table beside the events,
+    or (the in-memory store of unit tests) a dict."""
+    conninfo = env.get("SENDHUB_KEYS_CONNINFO")
+    if env.get(InfrastructureFactory.PERSISTENCE_MODULE) != "eventsourcing.postgres" \
+            or not conninfo:
+        return InMemoryPupilKeys()
+    path = env.get("SENDHUB_MASTER_KEY_FILE") or str(LOCAL_DIR / "master.key")
+    provider = FileKeyProvider(Path(path), create=Path(path) == LOCAL_DIR / "master.key")
+    return PostgresPupilKeys(conninfo, provider,
+                             float(env.get("SENDHUB_KEY_CACHE_SECONDS") or 60))
+
+
 class RecordsApplication(Application[UUID]):
     name = "records"
+
+    def __init__(self, env: Mapping[str, str] | None = None, *,
+                 keys: PupilKeys | None = None) -> None:
+        self._keys = keys
+        super().__init__(env=env)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        if self._keys is None:
+            self._keys = _pupil_keys(cast(Environment, self.env))
+        return SealingMapper(self.construct_transcoder(), self._keys)
+
+    @property
+    def keys(self) -> PupilKeys:
+        """The pupils' data keys this application seals their histories with."""
+        assert self._keys is not None  # set by construct_mapper, called by __init__
+        return self._keys
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
         return records_factory(env)
@@ -100,6 +153,8 @@ class RecordsApplication(Application[UUID]):
             state = self.repository.get(pupil_id, projector_func=project_pupil_history)
         except AggregateNotFoundError:
             return PupilHistory(id=pupil_id)
+        except PupilErased as erased:
+            raise PupilHistoryErased(erased) from None
         return state
 
     def record_school_events(
@@ -119,6 +174,10 @@ class RecordsApplication(Application[UUID]):
         fresh = [(e, p) for e, p in batch if p.tracking.notification_id > done]
         if not fresh:
             return []
+        try:  # every key of the batch in one round trip; refuses an erased pupil's event
+            self.keys.prepare_for_writing(pupil_ref(pupil_id_for(e.upn)) for e, _ in fresh)
+        except PupilErased as erased:
+            raise PupilHistoryErased(erased) from None
         histories: dict[PupilId, PupilHistory] = {}
         new_events: list[SENHistoryEvent] = []
         for school_event, _ in fresh:
@@ -157,13 +216,24 @@ class RecordsApplication(Application[UUID]):
             return []
         return list(cast(RecordedHistory, state).events)
 
-    def _read(self, stored: StoredEvent) -> SENHistoryEvent | str:
+    def _read(self, stored: StoredEvent) -> StoredItem:
         try:
             return cast(SENHistoryEvent, self.mapper.to_domain_event(stored))
+        except PupilErased as erased:
+            header = header_of(stored)
+            if header is None:
+                return f"erased, and its stored hashes cannot be read ({erased.erasure.describe()})"
+            return ErasedEntry(stored.originator_version, header.event_hash,
+                               header.previous_hash, erased.erasure.describe())
         except Exception as exc:  # a tampered row may not even decode
             return f"{type(exc).__name__}: {exc}"
 
-    def _stored_items(self, pupil_id: UUID) -> list[tuple[int, SENHistoryEvent | str]]:
+    def erasure_of(self, upn: str) -> str | None:
+        """"erased on D by X because Y" when the pupil's history was erased."""
+        erasure = self.keys.erasure_of(pupil_ref(pupil_id_for(upn)))
+        return erasure.describe() if erasure else None
+
+    def _stored_items(self, pupil_id: UUID) -> list[tuple[int, StoredItem]]:
         return [(s.originator_version, self._read(s))
                 for s in self.recorder.select_events(pupil_id)]
 
@@ -183,10 +253,10 @@ class RecordsApplication(Application[UUID]):
     def pupil_count(self) -> int:
         return self.process_recorder.pupil_count()
 
-    def stored_streams(self) -> Iterator[tuple[UUID, list[tuple[int, SENHistoryEvent | str]]]]:
+    def stored_streams(self) -> Iterator[tuple[UUID, list[tuple[int, StoredItem]]]]:
         """Every pupil's stored events, one pupil at a time (memory: one pupil's history)."""
         pupil: UUID | None = None
-        items: list[tuple[int, SENHistoryEvent | str]] = []
+        items: list[tuple[int, StoredItem]] = []
         for row in self.process_recorder.stored_rows_by_pupil():
             if row.pupil_id != pupil and pupil is not None:
                 yield pupil, items
@@ -199,7 +269,8 @@ class RecordsApplication(Application[UUID]):
     def verify_all(self, on_checked: Callable[[int], None] | None = None
                    ) -> tuple[int, int, list[ChainBreak]]:
         """(pupils, events, first break per broken pupil) over the whole store, pupil by
-        pupil; `on_checked(pupils so far)` is called after each, for a progress bar."""
+        pupil; `on_checked(pupils so far)` is called after each, for a progress bar.
+        Erased pupils are checked too (by the hashes kept beside their sealed events)."""
         pupils = events = 0
         breaks = []
         for pupil_id, items in self.stored_streams():
@@ -243,10 +314,14 @@ class RecordsApplication(Application[UUID]):
             return None
         heads: dict[UUID, tuple[int, str]] = {}
         for n in page:
-            event = self.to_history_event(n)
+            item = self._read(n)
+            header = header_of(n)
+            # An unreadable (tampered) row is anchored as it claims to be; verify reports it.
+            head = (item.event_hash if not isinstance(item, str) else header.event_hash
+                    if header else f"unreadable: {item}"[:200])
             pupil_id = UUID(str(n.originator_id))
             if pupil_id not in heads or heads[pupil_id][0] < n.originator_version:
-                heads[pupil_id] = (n.originator_version, event.event_hash)
+                heads[pupil_id] = (n.originator_version, head)
         return AnchorHeads(after=after, up_to=page[-1].id, heads=heads)
 
     def all_heads(self, up_to: int) -> list[tuple[UUID, int, str]]:
@@ -255,7 +330,8 @@ class RecordsApplication(Application[UUID]):
         heads = []
         for row in self.process_recorder.newest_rows(up_to):
             event = self._read(row.stored_event)
-            head = chain_hash(event) if not isinstance(event, str) else f"unreadable: {event}"
+            head = (chain_hash(event) if isinstance(event, SENHistoryEvent) else event.event_hash
+                    if isinstance(event, ErasedEntry) else f"unreadable: {event}")
             heads.append((row.pupil_id, row.version, head))
         return heads
 
@@ -272,8 +348,12 @@ class RecordsApplication(Application[UUID]):
             start=after, limit=limit, inclusive_of_start=False
         )
 
-    def to_history_event(self, notification: Notification) -> SENHistoryEvent:
-        return cast(SENHistoryEvent, self.mapper.to_domain_event(notification))
+    def to_history_event(self, notification: Notification) -> SENHistoryEvent | None:
+        """The notification's event; None when its pupil was erased (nothing to relay)."""
+        try:
+            return cast(SENHistoryEvent, self.mapper.to_domain_event(notification))
+        except PupilErased:
+            return None
 
     RELAY_KEY = "relay#pupil-history"
 

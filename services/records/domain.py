@@ -261,19 +261,43 @@ class ChainBreak:
     upn: str | None = None
 
 
-def upn_in(stored: Sequence[tuple[int, SENHistoryEvent | str]]) -> str | None:
+@dataclass(frozen=True)
+class ErasedEntry:
+    """A stored event whose pupil was erased: its content is gone with the pupil's key,
+    its hashes (kept outside the seal) remain, so the chain's links and the anchors can
+    still be checked (`services/records/sealing.py`)."""
+
+    version: int
+    event_hash: str
+    previous_hash: str
+    erasure: str
+    """"erased on D by X because Y"."""
+
+
+StoredItem = SENHistoryEvent | ErasedEntry | str
+"""A stored event as verification reads it: the event, what is left of an erased one,
+or why it cannot be read."""
+
+
+def erasure_in(stored: Sequence[tuple[int, StoredItem]]) -> str | None:
+    """How the pupil's history was erased, if it was."""
+    return next((e.erasure for _, e in stored if isinstance(e, ErasedEntry)), None)
+
+
+def upn_in(stored: Sequence[tuple[int, StoredItem]]) -> str | None:
     """The pupil's UPN, from any event of theirs that can still be read."""
-    return next((e.upn for _, e in stored if not isinstance(e, str)), None)
+    return next((e.upn for _, e in stored if isinstance(e, SENHistoryEvent)), None)
 
 
 def first_break(
-    pupil_id: UUID, stored: Sequence[tuple[int, SENHistoryEvent | str]]
+    pupil_id: UUID, stored: Sequence[tuple[int, StoredItem]]
 ) -> ChainBreak | None:
     """Walk a pupil's stored events (version, event or why it is unreadable) from version 1.
 
     Checks, in order at each version: it exists (a deleted row leaves a gap), it can be
     read, it links to the hash of the version before (a reordered or replaced row does
-    not), and its content still gives its own hash (an edited row does not).
+    not), and its content still gives its own hash (an edited row does not). An erased
+    event's content is gone, so only its link is checked, with the hash kept beside it.
     """
     expected_previous = GENESIS_HASH
     by_version = dict(stored)
@@ -293,6 +317,9 @@ def first_break(
             return ChainBreak(pupil_id, version, f"previous_hash {item.previous_hash[:12]}... "
                               f"does not match version {version - 1}'s hash "
                               f"{expected_previous[:12]}...{where}: rows reordered or replaced")
+        if isinstance(item, ErasedEntry):
+            expected_previous = item.event_hash
+            continue
         recomputed = chain_hash(item)
         if recomputed != item.event_hash:
             return ChainBreak(pupil_id, version, f"the content was altered: it now hashes to "
@@ -304,12 +331,14 @@ def first_break(
 
 
 def anchor_break(
-    pupil_id: UUID, stored: Sequence[tuple[int, SENHistoryEvent | str]],
+    pupil_id: UUID, stored: Sequence[tuple[int, StoredItem]],
     anchored: dict[int, tuple[str, str]],
 ) -> tuple[int, ChainBreak | None]:
     """Compare a pupil's stored events with the chain heads the anchors hold for them
-    ({version: (head, when anchored)}): (heads compared, the first mismatch)."""
-    hashes = {v: chain_hash(e) for v, e in stored if not isinstance(e, str)}
+    ({version: (head, when anchored)}): (heads compared, the first mismatch). An erased
+    event is compared by the hash kept beside it."""
+    hashes = {v: e.event_hash if isinstance(e, ErasedEntry) else chain_hash(e)
+              for v, e in stored if not isinstance(e, str)}
     checked = 0
     for version in sorted(anchored):
         checked += 1

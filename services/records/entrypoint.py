@@ -20,7 +20,12 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts.accepted import ACCEPTED_EVENT, AcceptedSchoolEventV1
 from contracts.anchors import AuditAnchorV1, ChainHead
-from services.records.application import AnchorHeads, ConsumedPosition, RecordsApplication
+from services.records.application import (
+    AnchorHeads,
+    ConsumedPosition,
+    PupilHistoryErased,
+    RecordsApplication,
+)
 from services.records.domain import EventIdConflict, RecordsError
 from services.records.gauges import RecordsGauges
 from services.records.handlers import to_history_contract, to_school_event_record
@@ -64,6 +69,7 @@ def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
     # A school event the history refuses (RecordsError) is the message's fault.
     policy = ConsumerPolicy(SERVICE, broker.publisher(topics.rejected), log,
                             refusals={EventIdConflict: "event_id_conflict",
+                                      PupilHistoryErased: "pupil_erased",
                                       RecordsError: "history_rejected"})
 
     async def record_events(items: list[tuple[AcceptedSchoolEventV1, Record]]) -> None:
@@ -115,6 +121,8 @@ class HistoryRelay(PeriodicTask):
         sends = []
         for notification in notifications:
             event = self.app.to_history_event(notification)
+            if event is None:
+                continue  # the pupil was erased before it was relayed: nothing to send
             message = to_history_contract(event, notification.id)
             sends.append(
                 await self.broker.publish(

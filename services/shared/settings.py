@@ -157,6 +157,15 @@ class HubSettings(BaseSettings):
         "this many weeks of needs being found or of arriving at a new setting (the report's "
         "plan gaps); unset: measured, with no limit")
 
+    master_key_file: Path = Field(
+        default=LOCAL_DIR / "master.key", description="the master key that wraps every "
+        "pupil's data key (32 random bytes, base64, mode 600); the default file is made on "
+        "first use, a file named here must exist. Keep it apart from the database's backups")
+    key_cache_seconds: float = Field(
+        default=60.0, ge=0, description="how long a process may read with a pupil's data key "
+        "before asking the database again (writes always ask): an erasure reaches every "
+        "process within this time")
+
     @model_validator(mode="after")
     def _one_password_source(self) -> Self:
         """Two explicit passwords would leave it to chance which one connects."""
@@ -292,6 +301,10 @@ class HubSettings(BaseSettings):
             "POSTGRES_POOL_SIZE": "4",
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "CREATE_TABLE": "n",
+            # Where records finds its pupils' data keys (services/shared/pupil_keys.py).
+            "SENDHUB_KEYS_CONNINFO": self.database_conninfo,
+            "SENDHUB_MASTER_KEY_FILE": str(self.master_key_file),
+            "SENDHUB_KEY_CACHE_SECONDS": str(self.key_cache_seconds),
         }
 
     @property

@@ -62,6 +62,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "records_tracking": {"SELECT", "INSERT", "UPDATE"},
         "records_lock_events()": {"EXECUTE"},
         "hub_binding": {"SELECT", "INSERT"},
+        "pupil_keys": {"SELECT", "INSERT"},
         "alembic_version": {"SELECT"},
     },
     "sendhub_transfers": {
@@ -73,6 +74,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "settings_registry": {"SELECT"},
         "school_terms": {"SELECT"},
         "hub_binding": {"SELECT", "INSERT"},
+        "pupil_keys": {"SELECT", "INSERT"},
         "alembic_version": {"SELECT"},
     },
     "sendhub_gateway": {
@@ -92,6 +94,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "alembic_version": {"SELECT"},
         "transfers_history": {"SELECT"},
         "web_sessions": {"SELECT", "INSERT", "UPDATE(last_seen_at)", "UPDATE(ended_at)"},
+        "pupil_keys": {"SELECT"},
     },
     "sendhub_reader": {
         "records_events": {"SELECT"},
@@ -105,6 +108,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "access_log": {"SELECT", "INSERT"},
         "access_log_id_seq": {"USAGE"},
         "alembic_version": {"SELECT"},
+        "pupil_keys": {"SELECT"},
     },
 }
 

@@ -34,7 +34,7 @@ HUB_TABLES = {"transfers_history", "transfers_positions", "transfers_packets",
               "transfers_delivery", "settings_registry", "access_log", "hub_binding",
               "records_events", "records_tracking", "alembic_version",
               "principals", "credentials", "webhooks", "webhook_deliveries", "school_terms",
-              "web_sessions"}
+              "web_sessions", "pupil_keys"}
 
 # The DDL the constructors ran at start-up before migrations (TransfersStore,
 # AccessLog, check_binding at a18b52c), verbatim: what existing databases hold.
@@ -166,7 +166,8 @@ def test_an_empty_database_gets_every_table_and_the_services_can_use_it(
     assert upgrade(empty_database) == head_revision()
     assert tables(empty_database) == HUB_TABLES
     triggers = {name for name, _ in schema_of(empty_database)["triggers"]}
-    assert triggers == {"transfers_delivery_append_only", "access_log_append_only"}
+    assert triggers == {"transfers_delivery_append_only", "access_log_append_only",
+                        "pupil_keys_only_erased"}
     require_current(empty_database)
     records = RecordsApplication(env=empty_database.eventsourcing_env())  # CREATE_TABLE off
     assert records.relayed_up_to() == 0

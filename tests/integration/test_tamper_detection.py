@@ -51,11 +51,16 @@ def a_pupil_with_history(records: RecordsApplication) -> str:
 
 def test_an_edited_row_is_located_at_its_version(records: RecordsApplication,
                                                  sql: psycopg.Connection[Any]) -> None:
+    """The forger has the database and the master key: they open the row, edit the text
+    and seal it again, leaving its hashes as recorded."""
     upn = a_pupil_with_history(records)
+    original = records.history_events(upn)[1]
+    forged = replace(original, school_event={**original.school_event, "payload": {
+        **original.school_event["payload"], "summary": "No difficulties found."}})
     edited = sql.execute(
-        "UPDATE records_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
-        "'Dyslexia screener.', 'No difficulties found.'), 'UTF8') "
-        "WHERE originator_id = %s AND originator_version = 2", (pupil_id_for(upn),)).rowcount
+        "UPDATE records_events SET state = %s WHERE originator_id = %s "
+        "AND originator_version = 2",
+        (records.mapper.to_stored_event(forged).state, pupil_id_for(upn))).rowcount
     assert edited == 1
     checked, found = records.verify_pupil(upn)
     assert checked == 4 and found is not None
@@ -85,7 +90,8 @@ def test_reordered_rows_are_located(records: RecordsApplication,
         {"id": pupil_id_for(upn)})
     _, found = records.verify_pupil(upn)
     assert found is not None and found.version == 2
-    assert "reordered or replaced" in found.problem
+    # Each row is sealed for its own version, so a row moved elsewhere no longer opens.
+    assert "moved from elsewhere" in found.problem
 
 
 def test_a_rewritten_chain_passes_alone_but_not_against_its_anchor(
@@ -114,3 +120,20 @@ def test_a_rewritten_chain_passes_alone_but_not_against_its_anchor(
     _, mismatches = records.verify_against_anchors({pid: anchored[pid]})
     assert [(m.pupil_id, m.version) for m in mismatches] == [(pid, 4)]
     assert "history rewritten" in mismatches[0].problem
+
+
+def test_the_stored_text_is_sealed_and_a_changed_byte_does_not_open(
+    records: RecordsApplication, sql: psycopg.Connection[Any],
+) -> None:
+    """Without the pupil's key a row cannot be read, nor changed unnoticed."""
+    upn = a_pupil_with_history(records)
+    rows = sql.execute("SELECT state FROM records_events WHERE originator_id = %s",
+                       (pupil_id_for(upn),)).fetchall()
+    assert rows and all(b"Dyslexia" not in bytes(r[0]) and upn.encode() not in bytes(r[0])
+                        and b"Ella" not in bytes(r[0]) for r in rows)
+    sql.execute("UPDATE records_events SET state = overlay(state placing '\\x00'::bytea "
+                "from length(state) - 3) WHERE originator_id = %s AND originator_version = 3",
+                (pupil_id_for(upn),))
+    _, found = records.verify_pupil(upn)
+    assert found is not None and found.version == 3
+    assert "cannot be read" in found.problem and "does not open" in found.problem

@@ -1,0 +1,89 @@
+"""Stored history events sealed with the pupil's data key, their hashes left outside.
+
+A stored row's state is `SHE1\\n` + a JSON header (the event's own hash and the hash it
+links to) + `\\n` + the event's state sealed with the pupil's key
+(`services/shared/pupil_keys.py`), bound to the row's version and topic. While the key
+exists the row opens and its header must agree with what it seals; once the key is
+destroyed (erasure) the content is gone but the header still lets the chain's links and
+the anchors be checked. Rows stored before sealing existed are plain JSON and still read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+
+from services.shared.pupil_keys import PupilErased, PupilKeys, pupil_ref
+
+ENVELOPE = b"SHE1\n"
+
+
+@dataclass(frozen=True)
+class SealedHeader:
+    event_hash: str
+    previous_hash: str
+
+
+class HeaderMismatch(ValueError):
+    """The hashes outside the seal are not those of the event inside it: altered."""
+
+
+def _context(stored: StoredEvent) -> str:
+    return f"records_events|{stored.originator_version}|{stored.topic}"
+
+
+def header_of(stored: StoredEvent) -> SealedHeader | None:
+    """The hashes outside a sealed row (None for a plain row, or one whose header is
+    unreadable: the event itself then tells what is wrong)."""
+    if not stored.state.startswith(ENVELOPE):
+        return None
+    try:
+        header = json.loads(stored.state[len(ENVELOPE):].split(b"\n", 1)[0])
+        return SealedHeader(str(header["event_hash"]), str(header["previous_hash"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class SealingMapper(Mapper[UUID]):
+    """eventsourcing's mapper, sealing each event's state with its pupil's key."""
+
+    def __init__(self, transcoder: Transcoder, keys: PupilKeys) -> None:
+        super().__init__(transcoder=transcoder)
+        self.keys = keys
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        plain = super().to_stored_event(domain_event)
+        header = json.dumps({"event_hash": getattr(domain_event, "event_hash", ""),
+                             "previous_hash": getattr(domain_event, "previous_hash", "")},
+                            separators=(",", ":")).encode()
+        sealed = self.keys.seal(pupil_ref(plain.originator_id), plain.state, _context(plain))
+        return StoredEvent(originator_id=plain.originator_id,
+                           originator_version=plain.originator_version,
+                           topic=plain.topic, state=ENVELOPE + header + b"\n" + sealed)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        """Raises `PupilErased` for an erased pupil's row."""
+        if not stored_event.state.startswith(ENVELOPE):
+            return super().to_domain_event(stored_event)  # stored before sealing existed
+        header_bytes, _, sealed = stored_event.state[len(ENVELOPE):].partition(b"\n")
+        plain = self.keys.open(pupil_ref(stored_event.originator_id), sealed,
+                               _context(stored_event))
+        event = super().to_domain_event(StoredEvent(
+            originator_id=stored_event.originator_id,
+            originator_version=stored_event.originator_version,
+            topic=stored_event.topic, state=plain))
+        header: dict[str, Any] = json.loads(header_bytes)
+        if (header.get("event_hash"), header.get("previous_hash")) != (
+                getattr(event, "event_hash", ""), getattr(event, "previous_hash", "")):
+            raise HeaderMismatch("the hashes stored beside the sealed event are not the "
+                                 "event's own: the row's header was altered")
+        return event
+
+
+__all__ = ["ENVELOPE", "HeaderMismatch", "PupilErased", "SealedHeader", "SealingMapper",
+           "header_of"]

@@ -14,6 +14,7 @@ import typer
 
 from sendhub.commands import (
     auditing,
+    data_protection,
     operations,
     oversight,
     principals,
@@ -56,6 +57,7 @@ app.command()(auditing.report)
 app.command()(oversight.oversight)
 app.command()(operations.rejected)
 app.command()(operations.demo)
+app.command()(data_protection.erase)
 app.add_typer(operations.settings_app, name="settings")
 app.add_typer(school_calendar.calendar_app, name="calendar")
 app.add_typer(operations.db_app, name="db")
@@ -75,9 +77,17 @@ def main() -> None:
     from psycopg_pool import PoolTimeout
 
     from services.shared.binding import WrongCluster
+    from services.shared.pupil_keys import MasterKeyError, PupilErased
 
     try:
         app(standalone_mode=True)
+    except PupilErased as exc:
+        errors.print(f"[red]Nothing can be read: this {exc}. `sendhub verify` still checks "
+                     "its hash chain.[/red]")
+        sys.exit(1)
+    except MasterKeyError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        sys.exit(3)
     except WrongCluster as exc:
         errors.print(f"[red]Refusing to start: {exc}[/red]")
         sys.exit(3)

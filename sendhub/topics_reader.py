@@ -43,7 +43,8 @@ def read_topic(settings: HubSettings, topic: str, timeout_s: float = 10.0, *,
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
         ends = consumer.end_offsets(assigned)
-        remaining = {tp for tp in assigned if ends[tp] > 0}
+        starts = consumer.beginning_offsets(assigned)  # past 0 once records were deleted
+        remaining = {tp for tp in assigned if ends[tp] > starts[tp]}
         deadline = time.monotonic() + timeout_s
         while remaining and time.monotonic() < deadline:
             batches = consumer.poll(timeout_ms=500)

@@ -68,6 +68,13 @@ def verify_command(settings: HubSettings, records: RecordsApplication, console: 
             pupils, events, breaks = records.verify_all(pupil_checked)
             progress.update(task, completed=pupils, total=max(total, pupils))
     elapsed = time.perf_counter() - started
+    erased = records.keys.erasures()
+    if upn:
+        erased = [e for e in erased if e.pupil_ref == str(pupil_id_for(upn))]
+    for erasure in erased:
+        who = upn or upns.get(UUID(erasure.pupil_ref), f"pupil id {erasure.pupil_ref}")
+        console.print(f"{who}: {erasure.describe()}; the content of its events is gone, their "
+                      "links were checked with the hashes kept beside them.")
     if breaks:
         _show(console, breaks, upns, f"{len(breaks)} broken chain(s)")
     console.print(f"Checked {events} event(s) of {pupils} pupil(s) in {elapsed:.2f} s: "

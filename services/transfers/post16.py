@@ -144,8 +144,8 @@ def minimal_statement(packet: TransferPacketV1, reason: str) -> str:
               else "no SEN history is recorded")
     return (f"Minimal packet. {reason} It says only that {exists}, the SEN status, and whom "
             "to contact at the sending school; nothing about needs, concerns, assessments "
-            "or plans. The sending school can send the full packet once a lawful basis is "
-            "recorded (public task, vital interests, or the young person's agreement).")
+            "or plans. The hub sends the full packet only for a move that records a lawful "
+            "basis (public task or vital interests) or the young person's agreement.")
 
 
 HISTORY_WITHHELD = ("An SEN history is recorded for this young person. This minimal packet "

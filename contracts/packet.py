@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.post16 import AgreedBy, Agreement, LawfulBasis
 from contracts.school_events import (
     AssessmentKind,
     AssessmentOutcome,
@@ -50,6 +51,16 @@ class PacketPupil(Frozen):
     date_of_birth: date
     uln: str | None = None
     gender: Literal["M", "F"] | None = None
+
+
+class LearnerIdentifier(Frozen):
+    """How a post-16 packet names the learner first: the ULN (Unique Learner Number,
+    issued by the Learning Records Service, the number colleges record learners by)
+    where the sending school knows it, else the UPN (an identifier for the school
+    years only)."""
+
+    scheme: Literal["ULN", "UPN"]
+    value: str
 
 
 class Setting(Frozen):
@@ -259,10 +270,45 @@ class ProvisionEpisode(Frozen):
     provision: Literal["N", "K", "E"]
 
 
+class Post16Basis(Frozen):
+    """What the sending school recorded about sharing with the post-16 provider (its
+    `post16_sharing`), or that it recorded nothing, and the form of packet that follows
+    (README "Post-16 packets")."""
+
+    recorded: bool
+    """False: the move carried no `post16_sharing` block."""
+    lawful_basis: LawfulBasis | None = None
+    agreement: Agreement | None = None
+    agreed_by: AgreedBy | None = None
+    agreed_on: date | None = None
+    young_person_lacks_capacity: bool = False
+    packet_form: Literal["full", "minimal"]
+    reason: str
+    """Why this form, in a sentence that names the rule."""
+    concerns_itemised_months: int | None = None
+    """In a full post-16 packet, concerns raised this many months or less before the
+    move are itemised and older ones summarised (`concerns_summary`): a local policy
+    (SENDHUB_POST16_CONCERNS_ITEMISED_MONTHS), stated so a rebuild uses the same rule."""
+
+
+class ConcernSummary(Frozen):
+    """Concerns about one area of need raised before a full post-16 packet's cut-off:
+    counted, not itemised. Open ones are still itemised in `concerns_open`."""
+
+    area_of_need: NeedCode
+    concerns: int
+    first_raised_on: date
+    last_raised_on: date
+    still_open: int = 0
+
+
 class TransferPacketV1(Frozen):
     packet_id: UUID
     schema_version: Literal[1] = 1
     generated_at: datetime
+    # Added with post-16 sharing (optional): a post-16 packet names the learner by ULN
+    # first where known; None on a school's packet.
+    learner_identifier: LearnerIdentifier | None = None
     pupil: PacketPupil
     from_setting: Setting
     to_setting: Setting
@@ -313,6 +359,14 @@ class TransferPacketV1(Frozen):
     """Whom the packet is for when that is not `to_setting`: a local authority's own
     inbox (`la-803`) for an EHC plan transfer notice. None: the receiving setting (or,
     for a lost pupil, the lost-pupils inbox of the leaving school's LA)."""
+    # Added with post-16 sharing by consent or basis (issue 14); all optional.
+    post16_basis: Post16Basis | None = None
+    """On a post-16 packet: the lawful basis and agreement recorded (or that none was)."""
+    minimal_packet: str | None = None
+    """Set on a minimal post-16 packet: that it is one, why, and whom to ask. It holds
+    only that an SEN history exists, the SEN status and the sending school's contact."""
+    concerns_summary: list[ConcernSummary] = []
+    """In a full post-16 packet: concerns older than the stated cut-off, per area of need."""
 
     @property
     def receiver(self) -> str:

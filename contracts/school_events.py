@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from contracts import identifiers
+from contracts.post16 import Post16Sharing
 from contracts.storable import refuse_unstorable
 
 SCHEMA_VERSION = 1
@@ -326,6 +327,18 @@ class PupilMovedPayload(Strict):
     effective_date: date
     admissions_reference: Name | None = None
     sen_contact: SENContact | None = None
+    # Optional (additive to v1): for a move to a post-16 provider, the lawful basis for
+    # sharing and, with consent, who agreed and when (`contracts.post16`). Without it the
+    # provider gets a minimal packet (README "Post-16 packets").
+    post16_sharing: Post16Sharing | None = None
+
+    @model_validator(mode="after")
+    def _sharing_is_for_post16_providers(self) -> PupilMovedPayload:
+        if self.post16_sharing is not None and not isinstance(self.destination,
+                                                               Post16Destination):
+            raise ValueError("post16_sharing is for a move to a post-16 provider; a school "
+                             "or an unknown destination gets the packet the rules give it")
+        return self
 
 
 class _InboundEvent(Strict):
@@ -378,6 +391,10 @@ class PupilMovedV1(_SchoolEvent):
         destination = self.payload.destination
         if isinstance(destination, SchoolDestination) and destination.urn == self.source.urn:
             raise ValueError("a pupil cannot move to the school that is sending the event")
+        sharing = self.payload.post16_sharing
+        if sharing and sharing.agreed_on and sharing.agreed_on > self.occurred_at.date():
+            raise ValueError("post16_sharing.agreed_on is after the move was recorded: "
+                             "a decision is recorded once it was given")
         return self
 
 

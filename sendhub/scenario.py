@@ -271,7 +271,8 @@ def _ben() -> list[dict[str, Any]]:
 
 
 def _chloe() -> list[dict[str, Any]]:
-    """An EHC plan at Hillcrest, then college at 16 (the post-16 policy)."""
+    """An EHC plan at Hillcrest, then college at 16 (the post-16 policy): Chloe agreed
+    to share her history with the college, so Northgate gets the full post-16 packet."""
     return [
         _event(CHLOE, 10, "concern_raised", "2021-10-05T15:00:00+01:00", HILLCREST, "SENCO",
                SENCO_HILLCREST, {"raised_by": "previous_setting", "areas_of_need": ["ASD", "SLCN"],
@@ -327,7 +328,11 @@ def _chloe() -> list[dict[str, Any]]:
                 "decision": "continue", "next_review_due": "2027-02-08"}),
         _event(CHLOE, 4, "pupil_moved", "2026-05-15T10:00:00+01:00", HILLCREST, "SENCO", SENCO_HILLCREST,
                {"destination": {"kind": "post16_provider", "ukprn": NORTHGATE["ukprn"]},
-                "move_kind": "post16", "effective_date": "2026-09-01"}),
+                "move_kind": "post16", "effective_date": "2026-09-01",
+                # Chloe is over compulsory school age: the decision to share is hers
+                # (SEND Code of Practice 2015 chapter 8); she agreed at her transition review.
+                "post16_sharing": {"lawful_basis": "consent", "agreement": "agreed",
+                                   "agreed_by": "young_person", "agreed_on": "2026-05-12"}}),
     ]
 
 

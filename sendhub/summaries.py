@@ -43,10 +43,20 @@ def packet_summary(packet: TransferPacketV1,
                                                       contact.work_telephone) if x)
                   if contact else Text("not given", style="italic"))
     lines.add_row("For matching", _matching(packet))
-    if packet.policy == "post16":
-        lines.add_row("Policy", "post-16: current picture in full, history before "
-                      + "two years summarised" + "".join(f"\n{s}" for s in packet.history_summary))
+    basis = wording.post16_basis_sentence(packet)
+    if basis:
+        lines.add_row("Shared", basis)
     lines.add_row("SEN status", STATUS_WORDS[packet.sen_status])
+    if packet.minimal_packet:
+        lines.add_row(Text("Minimal packet", style="bold yellow"), packet.minimal_packet)
+        if packet.has_sen_history:
+            lines.add_row("History", Text(packet.sen_history_statement, style="italic"))
+        return Panel(Group(lines), title=f"Transfer packet for {p.given_name} {p.family_name}",
+                     expand=False)
+    if packet.policy == "post16":
+        lines.add_row("Policy", wording.post16_policy_sentence(packet) + "".join(
+            f"\n{s}" for s in (*packet.history_summary,
+                                *wording.concern_summary_lines(packet))))
     for label, text in wording.plan_lines(packet):
         style = "bold yellow" if label == "Confirmed" else "bold"
         lines.add_row(Text(f"EHC plan: {label}", style=style), text)
@@ -62,11 +72,13 @@ def packet_summary(packet: TransferPacketV1,
 
 def _matching(packet: TransferPacketV1) -> str:
     p = packet.pupil
-    parts = [f"born {wording.day(p.date_of_birth)}"]
+    first = packet.learner_identifier
+    parts = [f"ULN {p.uln}"] if first and first.scheme == "ULN" else []
+    parts.append(f"born {wording.day(p.date_of_birth)}")
     if p.gender:
         parts.append({"M": "male", "F": "female"}[p.gender])
     parts.append(f"UPN {p.upn}" + (" (temporary)" if p.upn_is_temporary else ""))
-    if p.uln:
+    if p.uln and not parts[0].startswith("ULN"):
         parts.append(f"ULN {p.uln}")
     return ", ".join(parts)
 

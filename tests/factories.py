@@ -54,6 +54,20 @@ def school_event(event_type: str = "concern_raised", **changes: Any) -> dict[str
     return event
 
 
+def post16_sharing(basis: str = "consent", agreement: str | None = "agreed",
+                   agreed_by: str | None = "young_person", agreed_on: str | None = "2025-06-02",
+                   lacks_capacity: bool = False) -> dict[str, Any]:
+    """A `pupil_moved` payload's `post16_sharing` block (`contracts.post16`); by default
+    the young person agreed. With another basis than consent, the agreement is left out."""
+    block: dict[str, Any] = {"lawful_basis": basis}
+    if basis == "consent":
+        block.update({k: v for k, v in (("agreement", agreement), ("agreed_by", agreed_by),
+                                        ("agreed_on", agreed_on)) if v is not None})
+    if lacks_capacity:
+        block["young_person_lacks_capacity"] = True
+    return block
+
+
 def pupil(upn: str, given: str, **more: str) -> dict[str, str]:
     return {"upn": upn, "given_name": given, "family_name": "Test", "date_of_birth": "2014-02-03",
             **more}

@@ -45,7 +45,10 @@ def _counted(n: int, one: str, many: str) -> str:
 
 
 def open_flags(packet: TransferPacketV1) -> list[str]:
-    """What was still open at the move, short: the packet page says each in full."""
+    """What was still open at the move, short: the packet page says each in full. A
+    minimal post-16 packet says so instead (what is open is not shared, not absent)."""
+    if packet.minimal_packet:
+        return ["Minimal packet: history not shared"]
     flags = []
     if packet.concerns_open:
         flags.append(_counted(len(packet.concerns_open), "open concern", "open concerns"))

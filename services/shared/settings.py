@@ -156,6 +156,11 @@ class HubSettings(BaseSettings):
         default=None, ge=1, description="local policy, not statute: a plan in place within "
         "this many weeks of needs being found or of arriving at a new setting (the report's "
         "plan gaps); unset: measured, with no limit")
+    post16_concerns_itemised_months: int = Field(
+        default=24, ge=1, le=240, description="local policy, not law: in a full post-16 "
+        "packet, concerns raised up to this many months before the move are itemised, and "
+        "older ones summarised per area of need (count and date range); an open concern "
+        "is itemised at any age")
 
     master_key_file: Path = Field(
         default=LOCAL_DIR / "master.key", description="the master key that wraps every "

@@ -40,6 +40,7 @@ from services.transfers.domain import (
     when_receipt_arrives_record_delivery,
 )
 from services.transfers.packets import packet_id_for
+from services.transfers.post16 import DEFAULT_RULES, Post16Rules
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import (
     ConsumedPosition,
@@ -112,13 +113,16 @@ CalendarSource = SchoolCalendar | Callable[[], SchoolCalendar]
 
 class TransfersApplication:
     """`resend_after_school_days` is counted by `calendar` in each packet's receiving
-    school's LA: by default weekdays less England's bank holidays."""
+    school's LA: by default weekdays less England's bank holidays. `post16` is the local
+    policy post-16 packets are built by (SENDHUB_POST16_CONCERNS_ITEMISED_MONTHS)."""
 
     def __init__(self, transfers: Transfers, *, clock: Callable[[], datetime] | None = None,
                  resend_after_school_days: int = 15,
                  max_packet_bytes: int = MAX_PACKET_BYTES,
-                 calendar: CalendarSource = BANK_HOLIDAYS_ONLY) -> None:
+                 calendar: CalendarSource = BANK_HOLIDAYS_ONLY,
+                 post16: Post16Rules = DEFAULT_RULES) -> None:
         self.transfers = transfers
+        self.post16 = post16
         self.clock = clock or (lambda: datetime.now(UTC))
         self.resend_after_school_days = resend_after_school_days
         self.max_packet_bytes = max_packet_bytes
@@ -133,12 +137,13 @@ class TransfersApplication:
     def on_postgres(cls, conninfo: str, *, clock: Callable[[], datetime] | None = None,
                     resend_after_school_days: int = 15,
                     max_packet_bytes: int = MAX_PACKET_BYTES,
-                    calendar: CalendarSource = BANK_HOLIDAYS_ONLY) -> TransfersApplication:
+                    calendar: CalendarSource = BANK_HOLIDAYS_ONLY,
+                    post16: Post16Rules = DEFAULT_RULES) -> TransfersApplication:
         from services.transfers.postgres import PostgresTransfers
 
         return cls(PostgresTransfers(conninfo), clock=clock,
                    resend_after_school_days=resend_after_school_days,
-                   max_packet_bytes=max_packet_bytes, calendar=calendar)
+                   max_packet_bytes=max_packet_bytes, calendar=calendar, post16=post16)
 
     def close(self) -> None:
         self.transfers.close()
@@ -202,7 +207,7 @@ class TransfersApplication:
             issue = when_pupil_moved_issue_packet(
                 [h for h in complete if h.version <= move.version], move,
                 repo.latest_packet(upn), now, repo.registered, self.max_packet_bytes,
-                repo.la_name)
+                repo.la_name, self.post16)
             self._keep(repo, issue)
             issued.append(issue.issued.packet.packet_id)
             for notice in when_plan_moves_to_another_la_notify_both_las(
@@ -243,7 +248,7 @@ class TransfersApplication:
             return None
         issue = when_late_entry_recorded_amend_packet(
             _complete_prefix(repo.history(upn)), latest, self.clock(), repo.registered,
-            self.max_packet_bytes, repo.la_name)
+            self.max_packet_bytes, repo.la_name, self.post16)
         if issue is None:
             return None
         if self._keep(repo, issue):

@@ -38,6 +38,7 @@ from services.transfers.packets import (
     is_late_entry,
     la_notice_packet,
 )
+from services.transfers.post16 import DEFAULT_RULES, Post16Rules
 from services.transfers.registry import RegisteredSetting
 
 PacketKind = Literal["first", "amendment", "reroute", "la_notice"]
@@ -116,6 +117,10 @@ class Issue:
 
     issued: IssuedPacket
     steps: tuple[DeliveryStep, ...]
+    for_las: TransferPacketV1 | None = None
+    """The packet the local authorities' notices are made from, when it is not the
+    receiver's: a post-16 provider's minimal packet still lets an EHC plan follow the
+    young person (not stored as a packet of its own)."""
 
 
 @dataclass(frozen=True)
@@ -188,24 +193,32 @@ def _issue(packet: TransferPacketV1, move_version: int, kind: PacketKind, now: d
 def when_pupil_moved_issue_packet(
     history: Sequence[HistoryEntry], move: HistoryEntry, latest: IssuedPacket | None,
     now: datetime, registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
-    la_names: LANames | None = None,
+    la_names: LANames | None = None, post16: Post16Rules = DEFAULT_RULES,
 ) -> Issue:
     """A move issues the packet built from the history as it stood at the move. When the
-    pupil's latest packet went to the lost-pupils inbox, this one re-routes it."""
+    pupil's latest packet went to the lost-pupils inbox, this one re-routes it. A
+    minimal post-16 packet comes with the full one for the LAs' notices (`for_las`)."""
     previous = latest.packet if latest else None
     rerouted = previous is not None and previous.to_setting.kind == "unknown"
+    upto = [h for h in history if h.version <= move.version]
     packet = build_transfer_packet(
-        [h for h in history if h.version <= move.version], move.version, generated_at=now,
+        upto, move.version, generated_at=now,
         supersedes=previous.packet_id if rerouted and previous else None,
-        rerouted_from_lost_pupils=rerouted,
+        rerouted_from_lost_pupils=rerouted, post16=post16,
     )
+    for_las = None
+    if packet.minimal_packet is not None:
+        for_las = with_registry(build_transfer_packet(
+            upto, move.version, generated_at=now, post16=post16, for_local_authority=True),
+            registry, la_names)
     replaced = None
     if rerouted and previous is not None:
         replaced = DeliveryStep(previous.packet_id, DeliveryEvent(
             "rerouted", now, f"destination now known: re-sent as {packet.packet_id} "
             f"to {packet.to_setting.receiver}"))
-    return _issue(packet, move.version, "reroute" if rerouted else "first", now, registry,
-                  replaced, max_bytes, la_names)
+    issue = _issue(packet, move.version, "reroute" if rerouted else "first", now, registry,
+                   replaced, max_bytes, la_names)
+    return Issue(issue.issued, issue.steps, for_las) if for_las is not None else issue
 
 
 def when_plan_moves_to_another_la_notify_both_las(
@@ -226,7 +239,7 @@ def when_plan_moves_to_another_la_notify_both_las(
     Nothing for a pupil with no plan, a plan only a school reported (no LA to tell),
     a move within the LA, a destination unknown (a lost pupil's packet goes to the
     leaving school's LA already) or not in the registry (its LA is not known)."""
-    packet = issue.issued.packet
+    packet = issue.for_las or issue.issued.packet
     plan = packet.ehc_plan
     if plan is None or not plan.confirmed_by_la or not plan.maintaining_la:
         return []
@@ -262,7 +275,7 @@ def is_late_for(entry: HistoryEntry, latest: IssuedPacket | None,
 def when_late_entry_recorded_amend_packet(
     history: Sequence[HistoryEntry], latest: IssuedPacket, now: datetime,
     registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
-    la_names: LANames | None = None,
+    la_names: LANames | None = None, post16: Post16Rules = DEFAULT_RULES,
 ) -> Issue | None:
     """Late entries from the former school issue an amendment that supersedes the latest
     packet and lists what it adds; None when nothing new would be added."""
@@ -273,7 +286,7 @@ def when_late_entry_recorded_amend_packet(
     packet = build_transfer_packet(
         history, latest.move_version, generated_at=now,
         up_to_version=max(h.version for h in history),
-        supersedes=previous.packet_id, changes=changes,
+        supersedes=previous.packet_id, changes=changes, post16=post16,
     )
     replaced = DeliveryStep(previous.packet_id, DeliveryEvent(
         "superseded", now, f"amended by {packet.packet_id}: {len(changes)} late entr(ies)"))

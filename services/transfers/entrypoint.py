@@ -53,6 +53,7 @@ from services.transfers import handlers
 from services.transfers.application import RefusedReceipt, TransfersApplication
 from services.transfers.domain import Receipt
 from services.transfers.gauges import TransfersGauges
+from services.transfers.post16 import Post16Rules
 from services.transfers.repository import ConsumedPosition, PendingPacket
 
 SERVICE = "transfers"
@@ -231,7 +232,8 @@ def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None
         settings.database_conninfo, clock=clock,
         resend_after_school_days=settings.resend_after_school_days,
         max_packet_bytes=settings.max_packet_bytes,
-        calendar=StoredCalendar(settings.database_conninfo))  # term dates, reloaded
+        calendar=StoredCalendar(settings.database_conninfo),  # term dates, reloaded
+        post16=Post16Rules(settings.post16_concerns_itemised_months))
     broker, delivery = build_broker(settings, transfers)
     stream = FastStream(broker, logger=log)
     run_beside(stream, StoreGauges(TransfersGauges(transfers), settings.metrics_interval_seconds))

@@ -34,6 +34,7 @@ from services.shared.sen_record import (
     record_at,
 )
 from services.transfers import packet_parts
+from services.transfers.post16 import DEFAULT_RULES, Post16Rules, post16_packet
 
 
 class NotAMove(Exception):
@@ -49,13 +50,11 @@ NO_HISTORY_STATEMENT = (
     "that none exists, not a missing file."
 )
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 """Raise when the packet's content or wording rules change, so rebuilds can tell.
-2: the EHC plan (`ehc_plan`) and the children-missing-education notice (`la_notice`)."""
-
-POST16_ITEMISED_YEARS = 2
-"""Post-16 policy: history older than this before the move is summarised, not itemised."""
-
+2: the EHC plan (`ehc_plan`) and the children-missing-education notice (`la_notice`).
+3: post-16 packets full or minimal by the recorded basis (`post16_basis`), old concerns
+summarised (`concerns_summary`), the ULN first (`learner_identifier`)."""
 
 def packet_id_for(upn: str, move_event_id: UUID, history_version: int | None = None,
                   receiver: str | None = None) -> UUID:
@@ -138,9 +137,13 @@ def build_transfer_packet(
     supersedes: UUID | None = None,
     changes: Sequence[str] = (),
     rerouted_from_lost_pupils: bool = False,
+    post16: Post16Rules = DEFAULT_RULES,
+    for_local_authority: bool = False,
 ) -> TransferPacketV1:
     """The packet for the move at `move_version`, from the history up to `up_to_version`
-    (the move itself for a first packet; later for an amendment)."""
+    (the move itself for a first packet; later for an amendment). To a post-16 provider
+    it is full or minimal by the move's `post16_sharing` (`services.transfers.post16`),
+    except the local authority's copy (`for_local_authority`: an EHC plan notice)."""
     by_version = {h.version: h for h in history}
     move_entry = by_version.get(move_version)
     if move_entry is None or not isinstance(move_entry.event, PupilMovedV1):
@@ -190,7 +193,8 @@ def build_transfer_packet(
         la_notice="children_missing_education" if move_goes_nowhere(move) else None,
     )
     if packet.to_setting.kind == "post16_provider":
-        packet = apply_post16_policy(packet)
+        packet = post16_packet(packet, move.payload.post16_sharing, record.concerns, post16,
+                               for_local_authority=for_local_authority)
     return packet
 
 
@@ -223,48 +227,6 @@ def _timeline(covered: Sequence[HistoryEntry]) -> list[TimelineEntry]:
         )
         for h in sorted(covered, key=lambda h: (h.event.occurred_at, h.version))
     ]
-
-
-def _years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
-
-
-def apply_post16_policy(packet: TransferPacketV1) -> TransferPacketV1:
-    """What a college needs and no more (see README, "Post-16 packets").
-
-    Kept whole: SEN status and its census history, current needs, the current plan with
-    its targets and provision, open concerns, and the most recent review (what worked,
-    the parent/carer's and the pupil's views). Itemised only for the last two years
-    before the move: assessments, reviews and the timeline; older history becomes one
-    summary line per setting. Always kept: the latest assessment and the latest review.
-    """
-    cutoff = _years_before(packet.move.effective_date, POST16_ITEMISED_YEARS)
-    old = [t for t in packet.timeline if t.occurred_at.date() < cutoff]
-    summary = []
-    for urn in sorted({t.setting_urn for t in old}):
-        at = [t for t in old if t.setting_urn == urn]
-        kinds = {k: sum(1 for t in at if t.event_type == k) for k in
-                 ("concern_raised", "assessment_completed", "plan_reviewed")}
-        summary.append(
-            f"Before {cutoff:%-d %B %Y} at URN {urn} ({at[0].occurred_at:%B %Y} to "
-            f"{at[-1].occurred_at:%B %Y}): {kinds['concern_raised']} concern(s), "
-            f"{kinds['assessment_completed']} assessment(s), {kinds['plan_reviewed']} "
-            "plan review(s); itemised in the school's own records."
-        )
-    latest_assessment = packet.assessments[-1:] if packet.assessments else []
-    latest_review = packet.plans.reviews[-1:] if packet.plans.reviews else []
-    assessments = [a for a in packet.assessments if a.completed_on >= cutoff]
-    reviews = [r for r in packet.plans.reviews if r.reviewed_on >= cutoff]
-    return packet.model_copy(update={
-        "policy": "post16",
-        "history_summary": summary,
-        "timeline": [t for t in packet.timeline if t.occurred_at.date() >= cutoff],
-        "assessments": assessments or latest_assessment,
-        "plans": packet.plans.model_copy(update={"reviews": reviews or latest_review}),
-    })
 
 
 def amendment_changes(
@@ -346,16 +308,20 @@ def rebuild_transfer_packet(
     """The packet `sent` built again from the history, by the same rules.
 
     The registry's names and numbers are copied from `sent`: they describe where the
-    packet went, not the pupil's history. An amendment's changes are recomputed from
-    the packet it superseded.
+    packet went, not the pupil's history; a post-16 packet is rebuilt by the
+    concerns rule it states (`post16_basis.concerns_itemised_months`). An amendment's
+    changes are recomputed from the packet it superseded.
     """
     move_version = next((h.version for h in history if h.event.event_id == sent.move.event_id),
                         None)
     if move_version is None:
         raise NotAMove(f"the history holds no move {sent.move.event_id}")
+    months = sent.post16_basis.concerns_itemised_months if sent.post16_basis else None
     rebuilt = build_transfer_packet(
         history, move_version, sent.generated_at,
         up_to_version=sent.history_version,
+        post16=Post16Rules(months) if months else DEFAULT_RULES,
+        for_local_authority=sent.addressed_to is not None,
         supersedes=sent.supersedes,
         changes=amendment_changes(superseded, [h for h in history
                                               if h.version <= sent.history_version])

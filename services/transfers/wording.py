@@ -153,6 +153,39 @@ def exam_arrangements_first(packet: TransferPacketV1) -> bool:
     return packet.move.kind is MoveKind.PHASE_TRANSFER and age >= EXAM_ARRANGEMENTS_FROM_AGE
 
 
+# -- post-16 packets ----------------------------------------------------------------
+
+
+def post16_basis_sentence(packet: TransferPacketV1) -> str | None:
+    """On what basis a post-16 packet was shared, as the packet states it."""
+    return packet.post16_basis.reason if packet.post16_basis else None
+
+
+def post16_policy_sentence(packet: TransferPacketV1) -> str:
+    """What a full post-16 packet itemises and what it summarises."""
+    sentence = ("Post-16 packet: current plan, needs, views and open concerns in full; "
+                "history itemised for the two years before the move and summarised before "
+                "that")
+    months = packet.post16_basis.concerns_itemised_months if packet.post16_basis else None
+    if months:
+        sentence += (f"; concerns raised more than {months} months before the move are "
+                     "counted per area of need, not itemised (open ones are listed in full)")
+    return sentence + "."
+
+
+def concern_summary_lines(packet: TransferPacketV1) -> list[str]:
+    """'SEMH: 3 concerns raised from 5 October 2021 to 2 March 2023 (1 still open)'."""
+    lines = []
+    for s in packet.concerns_summary:
+        when = (f"on {day(s.first_raised_on)}" if s.first_raised_on == s.last_raised_on
+                else f"from {day(s.first_raised_on)} to {day(s.last_raised_on)}")
+        line = f"{s.area_of_need.value}: {s.concerns} concern(s) raised {when}"
+        if s.still_open:
+            line += f" ({s.still_open} still open, listed in full)"
+        lines.append(line)
+    return lines
+
+
 # -- the local authority's notices and the EHC plan ----------------------------------
 
 CME_DUTY = ("Education Act 1996, s.436A; DfE statutory guidance \"Children missing "

@@ -21,7 +21,7 @@ from services.transfers.application import TransfersApplication
 from services.transfers.forms import read_ctf
 from tests.conftest import CLI, ROOT
 from tests.e2e.conftest import RunningServices, dead_letters, eventually, inbox, packets_for
-from tests.factories import pupil, random_upn, school_event
+from tests.factories import post16_sharing, pupil, random_upn, school_event
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +46,13 @@ def move(who: dict[str, str], to: dict[str, str], effective: str, source: dict[s
          kind: str = "in_year", when: str = "2025-12-01T09:30:00+00:00") -> dict[str, Any]:
     return school_event("pupil_moved", pupil=who, source=source, occurred_at=when,
                         payload={"destination": to, "move_kind": kind, "effective_date": effective})
+
+
+def agreed(moved: dict[str, Any]) -> dict[str, Any]:
+    """A move to a college with the young person's agreement to share (else the college
+    gets a minimal packet: tests/e2e/test_post16_sharing.py)."""
+    moved["payload"]["post16_sharing"] = post16_sharing()
+    return moved
 
 
 def one_packet(settings: HubSettings, receiver: str, upn: str, count: int = 1) -> list[TransferPacketV1]:
@@ -130,9 +137,10 @@ def test_a_post16_packet_carries_what_a_college_needs_and_no_more(
                       occurred_at="2025-05-20T11:00:00+01:00"),
          school_event("plan_reviewed", pupil=chloe, source=hillcrest,
                       occurred_at="2026-02-09T14:00:00+00:00"),
-         move(chloe, {"kind": "post16_provider", "ukprn": "10034567"}, "2026-09-01",
-              source=hillcrest, kind="post16", when="2026-05-15T10:00:00+01:00"))
+         agreed(move(chloe, {"kind": "post16_provider", "ukprn": "10034567"}, "2026-09-01",
+                     source=hillcrest, kind="post16", when="2026-05-15T10:00:00+01:00")))
     (packet,) = one_packet(settings, "ukprn-10034567", upn)
+    assert packet.post16_basis is not None and packet.post16_basis.packet_form == "full"
     assert packet.policy == "post16" and packet.to_setting.name == "Northgate College"
     assert packet.pupil.uln == "9276308686"
     assert packet.history_summary and "1 concern(s)" in packet.history_summary[0]

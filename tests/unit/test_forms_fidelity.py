@@ -26,7 +26,7 @@ from services.transfers.forms import (
     render_html,
 )
 from services.transfers.packets import amendment_changes, build_transfer_packet
-from tests.factories import school_event
+from tests.factories import post16_sharing, school_event
 from tests.unit.test_packet_rules import EHC, SUPPORT
 
 GENERATED = datetime(2026, 1, 5, tzinfo=UTC)
@@ -256,7 +256,7 @@ def test_exam_access_arrangements_come_first_for_a_secondary_school_or_college()
     in_year = render_html(readable(SUPPORT, REVIEW))
     assert in_year.index("What has been tried") < in_year.index("Exam access arrangements")
     college = moved("2026-09-01", "post16", {"kind": "post16_provider", "ukprn": "10034567"},
-                    sen_contact=CONTACT)
+                    sen_contact=CONTACT, post16_sharing=post16_sharing())
     h = history(SUPPORT, REVIEW, college)
     post16 = build_transfer_packet(h, 3, GENERATED)
     page = render_html(registered(post16, to=post16.to_setting))

@@ -152,7 +152,7 @@ def test_a_post16_providers_la_counts_as_the_destination_la() -> None:
     _, notices = issued(*LA_801_PLAN, move({"kind": "post16_provider", "ukprn": AVON_VALLEY},
                                            kind="post16"))
     assert [n.issued.packet.receiver for n in notices] == ["la-803", "la-801"]
-    assert notices[0].issued.packet.policy == "post16"  # the packet as the college got it
+    assert notices[0].issued.packet.policy == "post16"  # the post-16 form, in full (reg. 15)
 
 
 @pytest.mark.parametrize("events", [

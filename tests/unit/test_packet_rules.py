@@ -20,7 +20,7 @@ from services.transfers.packets import (
     is_late_entry,
     rebuild_transfer_packet,
 )
-from tests.factories import school_event
+from tests.factories import post16_sharing, school_event
 
 GENERATED = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -106,6 +106,7 @@ def test_post16_packet_keeps_the_current_picture_and_summarises_old_history() ->
                  pupil={"upn": "H801200001001", "given_name": "Chloe", "family_name": "Evans",
                         "date_of_birth": "2009-01-22", "uln": "9276308686"})
     move["payload"]["move_kind"] = "post16"
+    move["payload"]["post16_sharing"] = post16_sharing()
     packet = build_transfer_packet(
         history(old_concern, open_concern, SUPPORT, old_review, EHC, recent_review, move), 7,
         GENERATED)

@@ -99,7 +99,8 @@ def ensure_topics(
                 name=name,
                 num_partitions=settings.topic_partitions,
                 replication_factor=1,
-                topic_configs=(configs or {}).get(name, {}),
+                topic_configs={"retention.ms": retention_ms(settings, name),
+                               **(configs or {}).get(name, {})},
             )
             for name in names
             if name not in existing
@@ -112,6 +113,24 @@ def ensure_topics(
                 pass  # another service created it first
     finally:
         admin.close()
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def retention_ms(settings: HubSettings, topic: str) -> str:
+    """How long Kafka keeps a hub topic (`retention.ms`): the anchors for ever (they hold
+    hashes, never content), inboxes and dead letters and the transit topics as the
+    retention settings say (local policy), so no plain copy of a pupil's data is kept
+    on Kafka for longer."""
+    t = settings.topics
+    if topic == t.audit_anchors:
+        return "-1"
+    if topic.startswith(t.inbox("")):
+        return str(int(settings.retention_inbox_days * DAY_MS))
+    if topic == t.rejected:
+        return str(int(settings.retention_dead_letter_days * DAY_MS))
+    return str(int(settings.retention_transit_days * DAY_MS))
 
 
 def rejected_topic_config(settings: HubSettings) -> dict[str, dict[str, str]]:

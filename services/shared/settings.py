@@ -162,6 +162,19 @@ class HubSettings(BaseSettings):
         "older ones summarised per area of need (count and date range); an open concern "
         "is itemised at any age")
 
+    retention_sen_record_years: int = Field(
+        default=31, ge=1, description="a pupil's SEN history, and the hub's copies of their "
+        "packets, are erased by `sendhub retention run` once this many years have passed "
+        "since the pupil's date of birth (IRMS Information Management Toolkit for Schools "
+        "2019: SEN files, reviews and EHC plans, date of birth + 31 years)")
+    retention_transit_days: float = Field(
+        default=30, gt=0, description="local policy: how long Kafka keeps the transit topics "
+        "(school events, accepted events, pupil history, receipts)")
+    retention_dead_letter_days: float = Field(
+        default=30, gt=0, description="local policy: how long Kafka keeps dead letters")
+    retention_inbox_days: float = Field(
+        default=90, gt=0, description="local policy: how long Kafka keeps packets in "
+        "receivers' inbox topics (the gateway serves them from PostgreSQL after that)")
     master_key_file: Path = Field(
         default=LOCAL_DIR / "master.key", description="the master key that wraps every "
         "pupil's data key (32 random bytes, base64, mode 600); the default file is made on "

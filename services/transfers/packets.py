@@ -324,11 +324,12 @@ def correction_note(entry: HistoryEntry, mark: CorrectionMark) -> str:
     entry only that it was the wrong pupil's, never whose), and nothing of what it said."""
     what = (f"the entry of {entry.event.occurred_at:%-d %B %Y} recorded by "
             f"{_place(where_recorded(entry.event))} (history version {entry.version})")
+    reason = mark.reason.rstrip(".")
     if mark.kind == "entry_corrected":
-        return (f"Corrected: {what} was corrected by that setting: {mark.reason}. This "
+        return (f"Corrected: {what} was corrected by that setting: {reason}. This "
                 f"packet holds it as corrected (history version {mark.version})")
     why = ("it had been recorded under the wrong pupil" if mark.kind == "entry_misfiled"
-           else mark.reason)
+           else reason)
     return (f"Withdrawn: {what} was withdrawn by that setting: {why}. It is no longer part "
             f"of this pupil's record; please remove it from yours (history version "
             f"{mark.version})")

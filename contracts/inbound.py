@@ -26,6 +26,9 @@ from contracts.la_events import (
 from contracts.school_events import (
     AssessmentCompletedV1,
     ConcernRaisedV1,
+    EntryCorrectedV1,
+    EntryMisfiledV1,
+    EntryRetractedV1,
     PlanReviewedV1,
     PupilMovedV1,
 )
@@ -33,7 +36,7 @@ from contracts.school_events import (
 InboundEvent = (ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1
                 | EHCRequestReceivedV1 | EHCAssessmentDecisionV1 | EHCPlanDecisionV1
                 | EHCPlanIssuedV1 | EHCAnnualReviewV1 | EHCPlanAmendedV1 | EHCPlanCeasedV1
-                | EHCPlanTransferredV1)
+                | EHCPlanTransferredV1 | EntryRetractedV1 | EntryCorrectedV1 | EntryMisfiledV1)
 InboundEventV1 = Annotated[InboundEvent, Discriminator("event_type")]
 INBOUND_EVENT = TypeAdapter[InboundEvent](InboundEventV1)
 

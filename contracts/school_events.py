@@ -398,10 +398,90 @@ class PupilMovedV1(_SchoolEvent):
         return self
 
 
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+"""Why a setting corrects its entry, in its own words. It travels to receivers who had
+the entry, so it says why ("recorded in error"), never what the entry said."""
+
+CorrectablePayload = ConcernRaisedPayload | AssessmentCompletedPayload | PlanReviewedPayload
+"""What a setting may correct: its concerns, assessments and plan reviews. A move is
+admissions' record and an EHC plan the local authority's; neither is corrected here."""
+
+CORRECTABLE_TYPES: dict[type[BaseModel], str] = {
+    ConcernRaisedPayload: "concern_raised",
+    AssessmentCompletedPayload: "assessment_completed",
+    PlanReviewedPayload: "plan_reviewed",
+}
+"""Each correctable payload with the event type it is the payload of."""
+
+
+class _CorrectionPayload(Strict):
+    corrects_event_id: UUID
+    reason: Reason
+
+
+class EntryRetractedPayload(_CorrectionPayload):
+    """The setting withdraws one of its entries (recorded in error, duplicated...)."""
+
+
+class EntryCorrectedPayload(_CorrectionPayload):
+    """The setting stands by the entry in a corrected form: `replacement` is the whole
+    corrected payload, of the same kind as the entry's (the history checks that)."""
+
+    replacement: CorrectablePayload
+
+
+class EntryMisfiledPayload(_CorrectionPayload):
+    """The entry was recorded under the wrong pupil: it belongs to `correct_pupil`."""
+
+    correct_pupil: Pupil
+
+
+class _CorrectionEvent(_SchoolEvent):
+    """A setting correcting one of its own entries (additive to v1). The entry stays in
+    the history, marked; what reads the record (packets, the report) leaves it out or
+    shows the corrected form (UK GDPR Article 16, the right to rectification)."""
+
+    payload: _CorrectionPayload
+
+    @model_validator(mode="after")
+    def _not_itself(self) -> _CorrectionEvent:
+        if self.payload.corrects_event_id == self.event_id:
+            raise ValueError("a correction cannot correct itself: corrects_event_id is its "
+                             "own event_id")
+        return self
+
+
+class EntryRetractedV1(_CorrectionEvent):
+    event_type: Literal["entry_retracted"]
+    payload: EntryRetractedPayload
+
+
+class EntryCorrectedV1(_CorrectionEvent):
+    event_type: Literal["entry_corrected"]
+    payload: EntryCorrectedPayload
+
+
+class EntryMisfiledV1(_CorrectionEvent):
+    event_type: Literal["entry_misfiled"]
+    payload: EntryMisfiledPayload
+
+    @model_validator(mode="after")
+    def _another_pupil(self) -> EntryMisfiledV1:
+        if self.payload.correct_pupil.upn == self.pupil.upn:
+            raise ValueError("correct_pupil is the pupil the entry is filed under: a misfiled "
+                             "entry moves to another pupil")
+        return self
+
+
+CorrectionV1 = EntryRetractedV1 | EntryCorrectedV1 | EntryMisfiledV1
+CORRECTION_TYPES = frozenset({"entry_retracted", "entry_corrected", "entry_misfiled"})
+
 SchoolEventV1 = Annotated[
-    ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1,
+    ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1
+    | EntryRetractedV1 | EntryCorrectedV1 | EntryMisfiledV1,
     Discriminator("event_type"),
 ]
 SCHOOL_EVENT = TypeAdapter[
     ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1 | PupilMovedV1
+    | EntryRetractedV1 | EntryCorrectedV1 | EntryMisfiledV1
 ](SchoolEventV1)

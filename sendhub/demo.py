@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -228,13 +229,13 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
         told = https.send(later)
         progress.add_task("later events sent over HTTPS (weeks on)", total=len(later),
                           completed=len(later))
-        amended, found = wait_for_later(settings, progress)
+        later_packets = wait_for_later(settings, progress)
         wait_for_receipts(store, progress)
     show_results(console, settings, expected, packets, letter, log_dir)
     console.print(Rule("Schools without Kafka: the HTTPS gateway"))
     for line in told:
         console.print(line)
-    show_later(console, settings, store, amended, found, receipts_sent.positions[-1],
+    show_later(console, settings, store, later_packets, receipts_sent.positions[-1],
                known_before_later_events)
     show_local_authority(settings, console, log_dir)
     refused = show_refused_attempts(settings, console, scenario.impersonation())
@@ -245,7 +246,7 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
     admin, admin_log, link = demo_web.start_admin(log_dir)
     procs["admin"] = (admin, admin_log)
     demo_web.show_web(console, https.url, demo_web.web_sign_ins(settings), link)
-    ok = letter is not None and amended and found and refused
+    ok = letter is not None and later_packets.complete and refused
     if ok:
         demo_web.keep_serving(console)
     return 0 if ok else 1
@@ -297,26 +298,43 @@ TERM_DATES_SAMPLE = "data/term-dates-sample.csv"
 FORMS_DIR = ROOT / ".cache" / "demo" / "forms"
 
 
-def wait_for_later(settings: HubSettings, progress: Progress
-                   ) -> tuple[TransferPacketV1 | None, TransferPacketV1 | None]:
-    """Amira's amendment (Oakfield's late entry) and Grace's packet to the school found."""
-    task = progress.add_task("amendment and re-routed packet", total=2)
+@dataclass(frozen=True)
+class Later:
+    """What the later events produced: Amira's amendment (Oakfield's late entry), Grace's
+    packet to the school found, and Ben's amendment (Riverside's retraction)."""
+
+    amended: TransferPacketV1 | None
+    found: TransferPacketV1 | None
+    withdrawn: TransferPacketV1 | None
+
+    @property
+    def complete(self) -> bool:
+        return None not in (self.amended, self.found, self.withdrawn)
+
+
+def wait_for_later(settings: HubSettings, progress: Progress) -> Later:
+    task = progress.add_task("amendments and re-routed packet", total=3)
     grace_id = packet_id_for(scenario.GRACE.upn, UUID(scenario.LATER_MOVES[0][1]))
-    amended = found = None
+    later = Later(None, None, None)
     deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline and not (amended and found):
+    while time.monotonic() < deadline and not later.complete:
         for record in read_topic(settings, settings.topics.inbox("urn-131002")):
             packet = TransferPacketV1.model_validate_json(record.value, extra="ignore")
             if packet.pupil.upn == scenario.AMIRA.upn and packet.supersedes:
-                amended = packet
+                later = replace(later, amended=packet)
         for record in read_topic(settings, settings.topics.inbox("urn-137004")):
             packet = TransferPacketV1.model_validate_json(record.value, extra="ignore")
             if packet.packet_id == grace_id:
-                found = packet
-        progress.update(task, completed=(amended is not None) + (found is not None))
-        if not (amended and found):
+                later = replace(later, found=packet)
+        for record in read_topic(settings, settings.topics.inbox("urn-137003")):
+            packet = TransferPacketV1.model_validate_json(record.value, extra="ignore")
+            if packet.pupil.upn == scenario.BEN.upn and packet.supersedes:
+                later = replace(later, withdrawn=packet)
+        progress.update(task, completed=sum(p is not None for p in (
+            later.amended, later.found, later.withdrawn)))
+        if not later.complete:
             time.sleep(1.0)
-    return amended, found
+    return later
 
 
 def wait_for_receipts(store: TransfersApplication, progress: Progress) -> None:
@@ -324,8 +342,9 @@ def wait_for_receipts(store: TransfersApplication, progress: Progress) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         states = {d.upn: d.delivery.state for d in store.deliveries() if d.kind == "first"}
+        # Amira's and Ben's first packets were amended since (a late entry, a retraction).
         done = sum(states.get(p.upn) == s for p, s in ((scenario.AMIRA, "superseded"),
-                                                         (scenario.BEN, "received"),
+                                                         (scenario.BEN, "superseded"),
                                                          (scenario.CHLOE, "accepted")))
         progress.update(task, completed=done)
         if done == 3:
@@ -387,9 +406,25 @@ def show_results(console: Console, settings: HubSettings, expected: dict[UUID, s
     )
 
 
+def show_correction(console: Console, withdrawn: TransferPacketV1 | None) -> None:
+    """Riverside withdrew a concern about Ben recorded in error: Hillcrest's amendment
+    says so, without the concern."""
+    console.print(Rule("A school withdraws an entry recorded in error"))
+    if withdrawn is None:
+        console.print("[red]Ben's amendment (Riverside's retraction) has not arrived.[/red]")
+        return
+    for change in withdrawn.changes:
+        console.print(f"Hillcrest's amendment for Ben: {change}", markup=False, highlight=False)
+    left_out = scenario.BEN_CONCERN_IN_ERROR not in withdrawn.model_dump_json()
+    console.print(("[green]The withdrawn concern is in none of its forms.[/green]" if left_out
+                   else "[red]The withdrawn concern is still in the amended packet.[/red]")
+                  + " The auditor's history keeps it, marked: sendhub history "
+                  f"{scenario.BEN.upn} --reason demo")
+
+
 def show_later(console: Console, settings: HubSettings, store: TransfersApplication,
-               amended: TransferPacketV1 | None, found: TransferPacketV1 | None,
-               bad_receipt: tuple[int, int], known_at: datetime) -> None:
+               later: Later, bad_receipt: tuple[int, int], known_at: datetime) -> None:
+    amended, found = later.amended, later.found
     console.print(Rule("Weeks later: a late entry and a lost pupil found"))
     for packet in (amended, found):
         if packet is None:
@@ -412,6 +447,7 @@ def show_later(console: Console, settings: HubSettings, store: TransfersApplicat
         console.print("CTF (excerpt):")
         console.print(ctf[ctf.index("<SENhistory>"):ctf.index("</SENhistory>") + 13], markup=False,
                       highlight=False)
+    show_correction(console, later.withdrawn)
     console.print(Rule("Delivery states (sendhub transfers)"))
     console.print(deliveries_table(store.deliveries(), settings.resend_after_school_days))
     for record in read_topic(settings, settings.topics.rejected):

@@ -34,7 +34,7 @@ from sendhub.oversight import (
 from services.shared.access import Principal, may_see_pupils, slug
 from services.shared.clocks import LocalPolicy
 from services.shared.school_terms_store import load_calendar
-from services.shared.sen_record import HistoryEntry
+from services.shared.sen_record import HistoryEntry, as_corrected
 from services.transfers.domain import DeliveryEvent, PacketRecord
 from services.transfers.registry import RegisteredSetting
 
@@ -73,14 +73,15 @@ class OversightStore:
     def histories(self, urns: Collection[str], la_code: str | None = None
                   ) -> dict[str, list[HistoryEntry]]:
         """The whole history of every pupil with an event recorded at one of `urns` (or by
-        the LA `la_code`), by UPN, each in version order."""
+        the LA `la_code`), by UPN, each in version order, as corrected (`as_corrected`)."""
         found: dict[str, list[HistoryEntry]] = {}
         with self._connect() as conn:
             for r in conn.execute(_PUPILS, {"urns": list(urns), "la": la_code}):
                 message = PupilHistoryEventV1.model_validate(
                     r["event"], extra="ignore", context={"trusted": True})
                 found.setdefault(str(r["upn"]), []).append(HistoryEntry.from_contract(message))
-        return found
+        # The figures count what settings stand by: withdrawn entries are left out.
+        return {upn: shown for upn, history in found.items() if (shown := as_corrected(history))}
 
     def packets_from(self, urns: Collection[str]) -> list[MovedPacket]:
         """Every packet built for a move out of one of `urns`, with its delivery events."""

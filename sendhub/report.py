@@ -27,7 +27,14 @@ from contracts.school_events import (
     PupilMovedV1,
 )
 from services.shared.clocks import ClockResult, LocalPolicy, SchoolDays, WeekdaysOnly, all_clocks
-from services.shared.sen_record import HistoryEntry, describe_event, record_at
+from services.shared.sen_record import (
+    HistoryEntry,
+    as_corrected,
+    corrections_of,
+    describe_event,
+    mark_words,
+    record_at,
+)
 from services.shared.statutory import Interval, all_measures
 
 if TYPE_CHECKING:
@@ -192,21 +199,38 @@ def in_order_happened(history: Sequence[HistoryEntry]) -> list[HistoryEntry]:
     return sorted(history, key=lambda h: (h.event.occurred_at, h.version))
 
 
+def correction_lines(history: Sequence[HistoryEntry]) -> list[str]:
+    """Each entry its setting withdrew or corrected, in neutral words (the report leaves
+    out withdrawn content; the auditor's history shows it, marked)."""
+    by_id = {h.event.event_id: h for h in history}
+    lines = []
+    for event_id, mark in sorted(corrections_of(history).items(), key=lambda m: m[1].version):
+        entry = by_id.get(event_id)
+        if entry is None:
+            continue
+        lines.append(f"The entry of {entry.event.occurred_at:%-d %B %Y} recorded by "
+                     f"{where_recorded(entry.event)} (v{entry.version}) was "
+                     f"{mark_words(mark)}")
+    return lines
+
+
 def render_report(history: Sequence[HistoryEntry], *, today: date, generated_at: datetime,
                   actor: str, chain: ChainCheck, calendar: SchoolDays | None = None,
                   policy: LocalPolicy = NO_POLICY) -> str:
     """The page. `calendar` counts school days (`WeekdaysOnly` when none is given);
     `policy` holds the local limits, none unless configured."""
-    events = in_order_happened(history)
+    events = in_order_happened(as_corrected(history))  # withdrawn content left out
     figures = audit_figures(events, today=today, calendar=calendar, policy=policy)
     record = record_at(events)
-    pupil = events[-1].event.pupil
+    latest = max(history, key=lambda h: h.version)
+    pupil = latest.event.pupil
     template = _env.from_string(
         resources.files("sendhub").joinpath("templates/report.html.j2").read_text())
     return template.render(
-        pupil=pupil, upn=events[-1].upn, record=record, rows=figures.rows,
+        pupil=pupil, upn=latest.upn, record=record, rows=figures.rows,
+        corrections=correction_lines(history),
         clocks=figures.clocks, clock_status=CLOCK_STATUS_WORDS,
         clocks_flagged=figures.clocks_flagged, overdue=figures.overdue,
-        chart=Markup(timeline_svg(events, today)),
+        chart=Markup(timeline_svg(events, today) if events else ""),
         events=[(h, describe_event(h), where_recorded(h.event)) for h in events], today=today,
         generated_at=generated_at, actor=actor, chain=chain)

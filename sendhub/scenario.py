@@ -4,7 +4,9 @@ Three schools and one post-16 provider; six pupils whose concerns are raised, as
 planned and reviewed. Amira moves in-year, Ben moves primary to secondary, Chloe moves
 from secondary to a post-16 provider, Dylan moves with no SEN history at all, Grace
 leaves with no known destination (found weeks later); Ella and Farhan stay. Weeks later
-Oakfield records an assessment it had not entered before Amira left. One event is invalid: a plan review with `parent_carer_veiws` misspelt.
+Oakfield records an assessment it had not entered before Amira left, and Riverside
+withdraws a concern about Ben it had recorded in error, after his packet went. One event
+is invalid: a plan review with `parent_carer_veiws` misspelt.
 All people and settings are fictional. Event ids are deterministic, so running the
 scenario twice changes nothing (the hub ignores an event it already holds).
 """
@@ -223,6 +225,12 @@ def _amira() -> list[dict[str, Any]]:
     ]
 
 
+BEN_CONCERN_IN_ERROR = "Walks with a limp in PE; possible coordination difficulty."
+"""A concern Riverside recorded about Ben in error: it must not be in his amended packet."""
+BEN_RETRACTION = 10
+"""The `n` of Riverside's retraction of that concern (`later_events`)."""
+
+
 def _ben() -> list[dict[str, Any]]:
     """An EHC plan at Riverside, then the move to secondary school (Hillcrest)."""
     return [
@@ -264,6 +272,10 @@ def _ben() -> list[dict[str, Any]]:
                "areas_assessed": ["ASD"], "addresses_concerns": [event_id(BEN, 5)],
                "referred_to": "Community paediatrics (autism pathway)",
                "summary": "Referred for a social communication assessment."}),
+        # Recorded in error (Riverside withdraws it later, after his packet went).
+        _event(BEN, 9, "concern_raised", "2026-03-24T15:45:00+00:00", RIVERSIDE, "class teacher",
+               "Mr S. Ahmed", {"raised_by": "teacher", "areas_of_need": ["PD"],
+               "summary": BEN_CONCERN_IN_ERROR}),
         _event(BEN, 6, "pupil_moved", "2026-04-16T09:00:00+01:00", RIVERSIDE, "admissions officer",
                None, {"destination": {"kind": "school", "urn": HILLCREST["urn"]},
                "move_kind": "phase_transfer", "effective_date": "2026-09-01"}),
@@ -426,7 +438,8 @@ def _invalid_review() -> dict[str, Any]:
 
 def later_events() -> list[dict[str, Any]]:
     """Weeks later: Oakfield records an assessment it had not entered before Amira left,
-    and Riverside learns where Grace went."""
+    Riverside learns where Grace went, and Riverside withdraws the concern about Ben it
+    had recorded in error (Hillcrest, which has his packet, gets an amendment)."""
     return [
         _event(AMIRA, 7, "assessment_completed", "2026-01-09T11:00:00+00:00", OAKFIELD, "SENCO",
                "Mrs J. Patel", {"assessor_role": "educational_psychologist",
@@ -438,6 +451,9 @@ def later_events() -> list[dict[str, Any]]:
                None, {"destination": {"kind": "school", "urn": KINGSWESTON["urn"]},
                "move_kind": "in_year", "effective_date": "2026-03-20",
                "admissions_reference": "IYA-2026-0133"}),
+        _event(BEN, BEN_RETRACTION, "entry_retracted", "2026-05-05T09:15:00+01:00", RIVERSIDE,
+               "SENCO", SENCO_RIVERSIDE, {"corrects_event_id": event_id(BEN, 9),
+                                          "reason": "Recorded in error"}),
     ]
 
 

@@ -68,6 +68,24 @@ def post16_sharing(basis: str = "consent", agreement: str | None = "agreed",
     return block
 
 
+def correction(event_type: str, of: dict[str, Any], *, reason: str = "Recorded in error.",
+               replacement: dict[str, Any] | None = None,
+               correct_pupil: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """A setting's correction of the inbound event `of` (`entry_retracted`,
+    `entry_corrected` with `replacement`, `entry_misfiled` with `correct_pupil`): from
+    the same setting, about the same pupil, recorded a day later than `of` by default."""
+    payload: dict[str, Any] = {"corrects_event_id": of["event_id"], "reason": reason}
+    if replacement is not None:
+        payload["replacement"] = copy.deepcopy(replacement)
+    if correct_pupil is not None:
+        payload["correct_pupil"] = copy.deepcopy(correct_pupil)
+    event = school_event("concern_raised", source=of["source"], pupil=of["pupil"],
+                         occurred_at="2026-01-20T09:00:00+00:00", payload=payload)
+    event["event_type"] = event_type
+    event.update(copy.deepcopy(changes))
+    return event
+
+
 def pupil(upn: str, given: str, **more: str) -> dict[str, str]:
     return {"upn": upn, "given_name": given, "family_name": "Test", "date_of_birth": "2014-02-03",
             **more}

@@ -21,7 +21,7 @@ from services.transfers.domain import NotAuthorised, Receipt, UnknownPacket, Wro
 from services.transfers.packets import packet_id_for
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import ConsumedPosition, Transfers
-from tests.factories import la_event, random_upn, school_event
+from tests.factories import correction, la_event, random_upn, school_event
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -155,6 +155,27 @@ class TransfersCases(OnABackend):
         assert len(packet.changes) == 1 and "recorded late" in packet.changes[0]
         [old, new] = app.deliveries(upn=upn)
         assert (old.packet_id, old.delivery.state, new.kind) == (first, "superseded", "amendment")
+
+    def test_a_retraction_of_what_the_receiver_had_issues_an_amendment_once(
+        self, app: TransfersApplication,
+    ) -> None:
+        upn = random_upn()
+        topic = f"history-{upn}"
+        [first] = app.record_history(at(topic, history_messages(upn, CONCERN, moved(TO_SCHOOL))))
+        self.clock.now += timedelta(weeks=5)
+        withdrawn = history_messages(upn, correction("entry_retracted", CONCERN),
+                                     first_version=3)
+        [amendment] = app.record_history(at(topic, withdrawn, first_offset=2))
+        packet = app.packet(amendment)
+        assert packet is not None and packet.supersedes == first and packet.history_version == 3
+        [change] = packet.changes
+        assert change.startswith("Withdrawn: the entry of 1 March 2025 recorded by URN 100001")
+        assert CONCERN["payload"]["summary"] not in packet.model_dump_json()
+        assert packet.concerns_open == [] and not packet.has_sen_history
+        # The same correction again (the relay re-sent it) amends nothing more.
+        assert app.record_history(at(topic, withdrawn, first_offset=7)) == []
+        states = {d.packet_id: d.delivery.state for d in app.deliveries(upn=upn)}
+        assert states == {first: "superseded", amendment: "pending"}
 
     def test_a_late_entry_in_the_same_batch_as_the_move_still_amends_its_packet(
         self, app: TransfersApplication,

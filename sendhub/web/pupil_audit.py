@@ -29,7 +29,10 @@ from services.shared.sen_record import (
     STATUS_WORDS,
     HistoryEntry,
     SENRecord,
+    as_corrected,
+    corrections_of,
     describe_event,
+    mark_words,
     record_at,
 )
 
@@ -97,10 +100,13 @@ class PupilAudit:
 def rows_of(entries: list[HistoryEntry]) -> list[Row]:
     """In recording order; each marked when it came in after a later event."""
     rows, latest = [], None
+    marks = corrections_of(entries)
     for h in sorted(entries, key=lambda e: e.version):
         late = latest is not None and h.event.occurred_at < latest
         latest = max(latest or h.event.occurred_at, h.event.occurred_at)
-        rows.append(Row(h, describe_event(h), where_recorded(h.event), late))
+        mark = marks.get(h.event.event_id)
+        what = describe_event(h) + (f" [{mark_words(mark)}]" if mark else "")
+        rows.append(Row(h, what, where_recorded(h.event), late))
     return rows
 
 
@@ -150,10 +156,12 @@ def audit_of(ask: HistoryAsk, point: str, entries: list[HistoryEntry], chain: Ch
     if not entries:
         return PupilAudit(ask, point, [], chain, accesses)
     today = ask.point.measured_to(now)
-    happened = in_order_happened(entries)
+    happened = in_order_happened(as_corrected(entries))  # the figures: withdrawn left out
     record = record_at(happened)
     figures = audit_figures(happened, today=today, calendar=calendar, policy=policy)
-    with PYPLOT:
-        chart = timeline_svg(happened, today)
+    chart = ""
+    if happened:  # nothing to draw when every entry was withdrawn
+        with PYPLOT:
+            chart = timeline_svg(happened, today)
     return PupilAudit(ask, point, rows_of(entries), chain, accesses, record,
                       STATUS_WORDS[record.status], figures, chart, today)

@@ -183,12 +183,24 @@ class RecordsApplication(Application[UUID]):
         for school_event, _ in fresh:
             pupil_id = pupil_id_for(school_event.upn)
             history = histories.get(pupil_id) or self.history_of(pupil_id)
-            decided = record_school_event(history, school_event)
-            state = project_pupil_history(history, decided)
-            if state is None:
-                raise RecordsInvariantBroken(f"pupil {pupil_id}'s history vanished while "
-                                             "recording its new events")
-            histories[pupil_id] = state
+            right_pupil = None
+            correction = school_event.correction
+            if correction is not None and correction.kind == "entry_misfiled":
+                # The entry moves to the right pupil's history in this same transaction.
+                right_id = pupil_id_for(correction.correct_upn)
+                right_pupil = histories.get(right_id) or self.history_of(right_id)
+            decided = record_school_event(history, school_event, right_pupil)
+            for state in (history, right_pupil):
+                if state is None:
+                    continue
+                theirs = [e for e in decided if e.originator_id == state.id]
+                if not theirs:
+                    continue
+                after = project_pupil_history(state, theirs)
+                if after is None:
+                    raise RecordsInvariantBroken(f"pupil {state.id}'s history vanished while "
+                                                 "recording its new events")
+                histories[state.id] = after
             new_events.extend(decided)
         last = max((p for _, p in fresh), key=lambda p: p.offset)
         self.events.put(new_events, tracking=last.tracking)

@@ -4,10 +4,25 @@ as the history topic's message."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from contracts.accepted import AcceptedSchoolEventV1
-from contracts.history import PupilHistoryEventV1
-from contracts.inbound import INBOUND_EVENT, where_recorded
-from services.records.domain import UPN, SchoolEventRecord, SENHistoryEvent
+from contracts.history import PupilHistoryEventV1, RefiledFromV1
+from contracts.identifiers import check_upn
+from contracts.inbound import INBOUND_EVENT, InboundEvent, where_recorded
+from contracts.school_events import (
+    CORRECTABLE_TYPES,
+    EntryCorrectedV1,
+    EntryMisfiledV1,
+    EntryRetractedV1,
+)
+from services.records.domain import (
+    UPN,
+    Correction,
+    EntryRefiled,
+    SchoolEventRecord,
+    SENHistoryEvent,
+)
 from services.shared.sen_record import HistoryEntry
 
 
@@ -22,7 +37,23 @@ def to_school_event_record(accepted: AcceptedSchoolEventV1) -> SchoolEventRecord
         recorded_by_role=event.recorded_by.role,
         upn_is_temporary=accepted.upn_is_temporary,
         school_event=event.model_dump(mode="json", exclude_none=True),
+        correction=correction_of(event),
     )
+
+
+def correction_of(event: InboundEvent) -> Correction | None:
+    """What a correction event asks of the history, typed for the domain's rules."""
+    if isinstance(event, EntryRetractedV1):
+        return Correction(event.event_type, str(event.payload.corrects_event_id))
+    if isinstance(event, EntryCorrectedV1):
+        return Correction(event.event_type, str(event.payload.corrects_event_id),
+                          replacement_type=CORRECTABLE_TYPES[type(event.payload.replacement)])
+    if isinstance(event, EntryMisfiledV1):
+        right = event.payload.correct_pupil
+        return Correction(event.event_type, str(event.payload.corrects_event_id),
+                          correct_pupil=right.model_dump(mode="json", exclude_none=True),
+                          correct_upn_is_temporary=check_upn(right.upn))
+    return None
 
 
 def to_history_entry(event: SENHistoryEvent) -> HistoryEntry:
@@ -37,6 +68,10 @@ def to_history_entry(event: SENHistoryEvent) -> HistoryEntry:
         event=INBOUND_EVENT.validate_python(event.school_event, context={"trusted": True}),
         event_hash=event.event_hash or None,
         previous_hash=event.previous_hash or None,
+        refiled_from=RefiledFromV1(
+            pupil_id=UUID(event.refiled_from_pupil_id), version=event.refiled_from_version,
+            misfiled_event_id=UUID(event.refiled_by_event_id))
+        if isinstance(event, EntryRefiled) else None,
     )
 
 
@@ -54,4 +89,5 @@ def to_history_contract(event: SENHistoryEvent, notification_id: int) -> PupilHi
         event=entry.event,
         previous_hash=entry.previous_hash,
         event_hash=entry.event_hash,
+        refiled_from=entry.refiled_from,
     )

@@ -9,18 +9,19 @@ stream and in the hash chain. Records makes entries from its stored events
 the validated school-event types of `contracts.school_events` (the DfE codes and the
 hub's inbound vocabulary), which is the one deliberate use of contract types here.
 Knows the rules: SEN status and its census code over time, current needs, concerns
-never followed up, plans as reviewed.
+never followed up, plans as reviewed, and what a setting corrected (`as_corrected`:
+the record leaves out withdrawn entries and shows corrected ones as corrected).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from contracts.history import PupilHistoryEventV1
+from contracts.history import PupilHistoryEventV1, RefiledFromV1
 from contracts.inbound import InboundEvent, is_la_event
 from contracts.la_events import (
     EHCAnnualReviewV1,
@@ -40,6 +41,9 @@ from contracts.school_events import (
     AssessmentKind,
     AssessmentOutcome,
     ConcernRaisedV1,
+    EntryCorrectedV1,
+    EntryMisfiledV1,
+    EntryRetractedV1,
     PlanKind,
     PlanReviewedV1,
     Post16Destination,
@@ -65,13 +69,16 @@ class HistoryEntry:
     event: InboundEvent
     event_hash: str | None = None
     previous_hash: str | None = None
+    refiled_from: RefiledFromV1 | None = None
+    """Set on an entry a setting had filed under another pupil and moved here."""
 
     @classmethod
     def from_contract(cls, message: PupilHistoryEventV1) -> HistoryEntry:
         """The one place a history-topic message becomes a read-model entry."""
         return cls(upn=message.upn, version=message.version, recorded_at=message.recorded_at,
                    upn_is_temporary=message.upn_is_temporary, event=message.event,
-                   event_hash=message.event_hash, previous_hash=message.previous_hash)
+                   event_hash=message.event_hash, previous_hash=message.previous_hash,
+                   refiled_from=message.refiled_from)
 
 
 CENSUS_CODE: dict[SENStatus, Literal["N", "K", "E"]] = {
@@ -384,13 +391,74 @@ def _reranked(needs: list[RankedNeed]) -> list[RankedNeed]:
         sorted(needs, key=lambda n: n.rank), start=1)]
 
 
+CORRECTION_EVENTS = (EntryRetractedV1, EntryCorrectedV1, EntryMisfiledV1)
+CorrectionKind = Literal["entry_retracted", "entry_corrected", "entry_misfiled"]
+
+
+def is_correction(event: InboundEvent) -> bool:
+    return isinstance(event, CORRECTION_EVENTS)
+
+
+@dataclass(frozen=True)
+class CorrectionMark:
+    """How the recording setting has since corrected an entry: the auditor's mark on it,
+    and what an amendment says of it (never what the entry said)."""
+
+    kind: CorrectionKind
+    version: int
+    """The history version of the correction."""
+    on: date
+    reason: str
+
+
+def corrections_of(history: Sequence[HistoryEntry]) -> dict[UUID, CorrectionMark]:
+    """Each corrected entry's event id with its latest correction (by history version)."""
+    marks: dict[UUID, CorrectionMark] = {}
+    for h in sorted(history, key=lambda h: h.version):
+        e = h.event
+        if isinstance(e, EntryRetractedV1 | EntryCorrectedV1 | EntryMisfiledV1):
+            marks[e.payload.corrects_event_id] = CorrectionMark(
+                e.event_type, h.version, e.occurred_at.date(), e.payload.reason)
+    return marks
+
+
+def as_corrected(history: Sequence[HistoryEntry]) -> list[HistoryEntry]:
+    """The entries as their settings now stand by them: a retracted entry and one
+    misfiled under this pupil are left out, a corrected one has its latest corrected
+    payload, and the corrections themselves are left out (UK GDPR Article 16, the
+    right to rectification). Every reader of the record (packets in each form, the
+    report, oversight) reads this; the stored history keeps everything, and the
+    auditor's replay shows it marked (`corrections_of`)."""
+    withdrawn: set[UUID] = set()
+    replaced: dict[UUID, EntryCorrectedV1] = {}
+    for h in sorted(history, key=lambda h: h.version):
+        e = h.event
+        if isinstance(e, EntryRetractedV1 | EntryMisfiledV1):
+            withdrawn.add(e.payload.corrects_event_id)
+        elif isinstance(e, EntryCorrectedV1):
+            replaced[e.payload.corrects_event_id] = e
+    shown = []
+    for h in history:
+        if is_correction(h.event) or h.event.event_id in withdrawn:
+            continue
+        correction = replaced.get(h.event.event_id)
+        if correction is not None and isinstance(
+                h.event, ConcernRaisedV1 | AssessmentCompletedV1 | PlanReviewedV1) and type(
+                correction.payload.replacement) is type(h.event.payload):
+            h = replace(h, event=h.event.model_copy(
+                update={"payload": correction.payload.replacement}))
+        shown.append(h)
+    return shown
+
+
 def record_at(history: Sequence[HistoryEntry], version: int | None = None) -> SENRecord:
-    """The SEN record from the events up to and including `version` (all when None).
+    """The SEN record from the events up to and including `version` (all when None),
+    as corrected by then (`as_corrected`).
 
     Events apply in the order they happened, so a late entry about an earlier date
     takes its place in the story rather than overriding what came after it.
     """
-    chosen = [h for h in history if version is None or h.version <= version]
+    chosen = as_corrected([h for h in history if version is None or h.version <= version])
     record = SENRecord()
     for history_event in sorted(chosen, key=lambda h: (h.event.occurred_at, h.version)):
         record.apply(history_event)
@@ -425,6 +493,8 @@ def describe_event(event: HistoryEntry) -> str:
     if isinstance(e, PlanReviewedV1):
         return (f"{words(e.payload.plan_kind.value, capital=True)} reviewed: "
                 f"{words(e.payload.decision.value)}")
+    if isinstance(e, EntryRetractedV1 | EntryCorrectedV1 | EntryMisfiledV1):
+        return describe_correction(e)
     if not isinstance(e, PupilMovedV1):
         return describe_la_event(e)
     d = e.payload.destination
@@ -436,6 +506,28 @@ def describe_event(event: HistoryEntry) -> str:
         where = "an unknown destination (lost pupil)"
     return (f"Moved ({words(e.payload.move_kind.value)}) to {where}, "
             f"effective {e.payload.effective_date.isoformat()}")
+
+
+def describe_correction(e: EntryRetractedV1 | EntryCorrectedV1 | EntryMisfiledV1) -> str:
+    """A correction as the auditor's replay shows it (the corrected entry keeps its
+    own line, marked); a misfiled entry's right pupil is not named."""
+    target, reason = e.payload.corrects_event_id, e.payload.reason
+    if isinstance(e, EntryRetractedV1):
+        return f"Entry {target} withdrawn by the school that recorded it: {reason}"
+    if isinstance(e, EntryMisfiledV1):
+        return (f"Entry {target} had been filed under the wrong pupil and was moved to the "
+                f"right pupil's history: {reason}")
+    return f"Entry {target} corrected by the school that recorded it: {reason}"
+
+
+MARK_WORDS: dict[CorrectionKind, str] = {
+    "entry_retracted": "withdrawn", "entry_corrected": "corrected",
+    "entry_misfiled": "moved to the right pupil"}
+
+
+def mark_words(mark: CorrectionMark) -> str:
+    """An entry's correction as the auditor sees it beside the entry."""
+    return f"{MARK_WORDS[mark.kind]} on {mark.on.isoformat()} (v{mark.version}: {mark.reason})"
 
 
 def describe_la_event(e: InboundEvent) -> str:

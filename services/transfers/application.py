@@ -20,6 +20,7 @@ from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import TransferPacketV1
+from contracts.school_events import CORRECTION_TYPES
 from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
@@ -30,9 +31,9 @@ from services.transfers.domain import (
     PacketDelivery,
     Receipt,
     TransfersError,
+    calls_for_amendment,
     delivery_of,
     delivery_status,
-    is_late_for,
     when_late_entry_recorded_amend_packet,
     when_packet_overdue_send_again,
     when_plan_moves_to_another_la_notify_both_las,
@@ -228,19 +229,21 @@ class TransfersApplication:
         latest = repo.latest_packet(entry.upn)
         if latest is None or entry.version <= latest.packet.history_version:
             return False
-        return is_late_for(entry, latest, repo.entry(entry.upn, latest.move_version))
+        history = repo.history(entry.upn) if entry.event.event_type in CORRECTION_TYPES else ()
+        return calls_for_amendment(entry, history, latest,
+                                   repo.entry(entry.upn, latest.move_version))
 
     @staticmethod
     def _late_behind_packet(repo: TransfersRepository, upn: str) -> bool:
         latest = repo.latest_packet(upn)
         if latest is None:
             return False
-        after = [h for h in _complete_prefix(repo.history(upn))
-                 if h.version > latest.packet.history_version]
+        complete = _complete_prefix(repo.history(upn))
+        after = [h for h in complete if h.version > latest.packet.history_version]
         if not after:
             return False
         move = repo.entry(upn, latest.move_version)
-        return any(is_late_for(h, latest, move) for h in after)
+        return any(calls_for_amendment(h, complete, latest, move) for h in after)
 
     def _when_late_entry(self, repo: TransfersRepository, upn: str) -> UUID | None:
         latest = repo.latest_packet(upn)

@@ -34,6 +34,7 @@ from services.transfers.packets import (
     NotAMove,
     amendment_changes,
     build_transfer_packet,
+    corrects_what_was_sent,
     fitted,
     is_late_entry,
     la_notice_packet,
@@ -272,13 +273,25 @@ def is_late_for(entry: HistoryEntry, latest: IssuedPacket | None,
     return is_late_entry(entry, move.event)
 
 
+def calls_for_amendment(entry: HistoryEntry, history: Sequence[HistoryEntry],
+                        latest: IssuedPacket | None, move: HistoryEntry | None) -> bool:
+    """A late entry (`is_late_for`), or a setting's correction of an entry the latest
+    packet gave its receiver: a receiver who got wrong content is told it was withdrawn
+    or corrected (UK GDPR Article 19: recipients are told of a rectification or
+    erasure)."""
+    if latest is not None and corrects_what_was_sent(entry, history, latest.packet):
+        return True
+    return is_late_for(entry, latest, move)
+
+
 def when_late_entry_recorded_amend_packet(
     history: Sequence[HistoryEntry], latest: IssuedPacket, now: datetime,
     registry: RegistryLookup, max_bytes: int = MAX_PACKET_BYTES,
     la_names: LANames | None = None, post16: Post16Rules = DEFAULT_RULES,
 ) -> Issue | None:
-    """Late entries from the former school issue an amendment that supersedes the latest
-    packet and lists what it adds; None when nothing new would be added."""
+    """Late entries from the former school, and corrections of what the receiver had,
+    issue an amendment that supersedes the latest packet and lists what it adds,
+    withdraws or corrects; None when nothing would change."""
     previous = latest.packet
     changes = amendment_changes(previous, history)
     if not changes:
@@ -289,7 +302,7 @@ def when_late_entry_recorded_amend_packet(
         supersedes=previous.packet_id, changes=changes, post16=post16,
     )
     replaced = DeliveryStep(previous.packet_id, DeliveryEvent(
-        "superseded", now, f"amended by {packet.packet_id}: {len(changes)} late entr(ies)"))
+        "superseded", now, f"amended by {packet.packet_id}: {len(changes)} change(s)"))
     return _issue(packet, latest.move_version, "amendment", now, registry, replaced, max_bytes,
                   la_names)
 

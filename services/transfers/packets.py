@@ -4,7 +4,9 @@ the pupil moves, post-16 packets, amendments, and rebuilding a sent packet.
 Domain layer, pure: no I/O. It reads the shared SEN read model (`HistoryEntry`,
 `record_at`) and writes the packet contract, because the packet *is* that
 standardised format. The rules here are the packet's: which events it covers, what it
-flags, and the post-16 policy (a local policy, see README "Post-16 packets").
+flags, and the post-16 policy (a local policy, see README "Post-16 packets"). A packet
+holds the history as its settings now stand by it (`as_corrected`): a withdrawn entry is
+left out of every form, and an amendment says only that it was withdrawn.
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ from contracts.packet import (
 )
 from contracts.school_events import Post16Destination, PupilMovedV1, SchoolDestination
 from services.shared.sen_record import (
+    CorrectionMark,
     HistoryEntry,
     SENRecord,
+    as_corrected,
+    corrections_of,
     describe_event,
+    is_correction,
     provision_episodes,
     record_at,
 )
@@ -150,7 +156,8 @@ def build_transfer_packet(
         raise NotAMove(f"history version {move_version} is not a pupil_moved event")
     up_to = max(up_to_version or move_version, move_version)
     move = move_entry.event
-    upto = covered_events(history, move_version, up_to)
+    covered = covered_events(history, move_version, up_to)
+    upto = as_corrected(covered)
     record = record_at(upto)
     pupil = move.pupil
     packet = TransferPacketV1(
@@ -185,7 +192,7 @@ def build_transfer_packet(
         changes=list(changes),
         rerouted_from_lost_pupils=rerouted_from_lost_pupils,
         **packet_parts.what_is_open(record, move),
-        history_chain_head=max(upto, key=lambda h: h.version).event_hash,
+        history_chain_head=max(covered, key=lambda h: h.version).event_hash,
         builder_version=BUILDER_VERSION,
         ehc_plan=packet_parts.ehc_plan(record),
         # A pupil gone to an unknown destination is a possible child missing education,
@@ -232,31 +239,87 @@ def _timeline(covered: Sequence[HistoryEntry]) -> list[TimelineEntry]:
 def amendment_changes(
     previous: TransferPacketV1, history: Sequence[HistoryEntry]
 ) -> list[str]:
-    """What an amendment adds to the packet it supersedes, one line per new event."""
+    """What an amendment changes in the packet it supersedes, one line per history
+    event, in history order: each entry it adds (as now corrected; an entry withdrawn
+    before it was ever sent is not mentioned), and each entry the receiver had that
+    its setting has since withdrawn or corrected (`correction_note`)."""
     covered = {t.history_version for t in previous.timeline}
     receiver = previous.to_setting.urn
     left = departures(history)
-    return [
-        f"Added: {describe_event(h)} on {h.event.occurred_at:%-d %B %Y} at "
-        f"{_place(where_recorded(h.event))} ("
-        + ("recorded after the pupil had left" if recorded_after_leaving(h, left)
-           else "recorded late")
-        + f", history version {h.version})"
-        for h in sorted(history, key=lambda h: h.version)
+    lines: list[tuple[int, str]] = [
+        (h.version, f"Added: {describe_event(h)} on {h.event.occurred_at:%-d %B %Y} at "
+         f"{_place(where_recorded(h.event))} ({_why_added(h, left)}, history version "
+         f"{h.version})")
+        for h in as_corrected(history)
         if h.version not in covered and h.version > previous.history_version
         and where_recorded(h.event) != receiver
     ]
+    by_id = {h.event.event_id: h for h in history if h.version <= previous.history_version}
+    for event_id, mark in corrections_of(history).items():
+        entry = by_id.get(event_id)
+        if mark.version > previous.history_version and entry is not None \
+                and was_sent(entry, previous):
+            lines.append((mark.version, correction_note(entry, mark)))
+    return [line for _, line in sorted(lines)]
+
+
+def was_sent(entry: HistoryEntry, packet: TransferPacketV1) -> bool:
+    """Whether a packet told its receiver about an entry: itemised in its timeline, or
+    (a post-16 packet) summarised among the older history; never the receiver's own."""
+    if entry.version in {t.history_version for t in packet.timeline}:
+        return True
+    return (packet.policy == "post16" and entry.version <= packet.history_version
+            and where_recorded(entry.event) != packet.to_setting.urn)
+
+
+def _why_added(entry: HistoryEntry, left: dict[str, date]) -> str:
+    if entry.refiled_from is not None:
+        return "moved here from another pupil's record, where it had been filed by mistake"
+    if recorded_after_leaving(entry, left):
+        return "recorded after the pupil had left"
+    return "recorded late"
+
+
+def correction_note(entry: HistoryEntry, mark: CorrectionMark) -> str:
+    """An amendment's line for an entry its setting withdrew or corrected, in neutral
+    words: when it was dated, who recorded it, why (the setting's reason; for a misfiled
+    entry only that it was the wrong pupil's, never whose), and nothing of what it said."""
+    what = (f"the entry of {entry.event.occurred_at:%-d %B %Y} recorded by "
+            f"{_place(where_recorded(entry.event))} (history version {entry.version})")
+    reason = mark.reason.rstrip(".")
+    if mark.kind == "entry_corrected":
+        return (f"Corrected: {what} was corrected by that setting: {reason}. This "
+                f"packet holds it as corrected (history version {mark.version})")
+    why = ("it had been recorded under the wrong pupil" if mark.kind == "entry_misfiled"
+           else reason)
+    return (f"Withdrawn: {what} was withdrawn by that setting: {why}. It is no longer part "
+            f"of this pupil's record; please remove it from yours (history version "
+            f"{mark.version})")
 
 
 def is_late_entry(event: HistoryEntry, move: PupilMovedV1) -> bool:
     """An event about a day on or before the move's effective date, recorded after it:
     the former school catching up, or the local authority deciding about the plan
     before the pupil arrives (the plan issued, amended to name the new school for a
-    phase transfer). It calls for an amendment to the receiver."""
+    phase transfer), or an entry moved here from another pupil's record (whoever
+    recorded it). It calls for an amendment to the receiver."""
     return (not isinstance(event.event, PupilMovedV1)
             and event.event.occurred_at.date() <= move.payload.effective_date
             and (where_recorded(event.event) == move.source.urn
-                 or is_la_event(event.event)))
+                 or is_la_event(event.event) or event.refiled_from is not None))
+
+
+def corrects_what_was_sent(event: HistoryEntry, history: Sequence[HistoryEntry],
+                           sent: TransferPacketV1) -> bool:
+    """A correction of an entry the packet gave its receiver: it calls for an amendment
+    that says the entry was withdrawn or corrected (`correction_note`)."""
+    e = event.event
+    if not is_correction(e) or event.version <= sent.history_version:
+        return False
+    target = getattr(e.payload, "corrects_event_id", None)
+    entry = next((h for h in history if h.event.event_id == target
+                  and h.version <= sent.history_version), None)
+    return entry is not None and was_sent(entry, sent)
 
 
 LONG_TEXT = 1_000

@@ -25,7 +25,13 @@ import psycopg
 
 from sendhub.access_log import AccessLog, Reader
 from sendhub.topic_purge import PurgeReport, purge
-from services.shared.pupil_keys import Erasure, pupil_keys_for, pupil_ref_for_upn
+from services.shared.pupil_keys import (
+    Erasure,
+    PostgresPupilKeys,
+    PupilKeys,
+    pupil_keys_for,
+    pupil_ref_for_upn,
+)
 from services.shared.settings import HubSettings
 
 VACUUMED = ("pupil_keys", "transfers_packets", "transfers_history", "access_log")
@@ -83,9 +89,10 @@ def _holds_anything(conninfo: str, upn: str) -> bool:
 
 
 def erase_pupils(settings: HubSettings, upns: Sequence[str], *, reason: str,
-                 authorised_by: str, on_step: Callable[[str], None] | None = None
-                 ) -> list[ErasureReport]:
-    """Erase each pupil (steps 1 to 4 each), then purge the topics and vacuum once."""
+                 authorised_by: str, on_step: Callable[[str], None] | None = None,
+                 keys: PupilKeys | None = None) -> list[ErasureReport]:
+    """Erase each pupil (steps 1 to 4 each), then purge the topics and vacuum once.
+    `keys`: the caller's own, so that it stops reading with them at once."""
     reason, authorised_by = reason.strip(), authorised_by.strip()
     if not reason or not authorised_by:
         raise ValueError("an erasure needs a reason and who authorised it")
@@ -95,7 +102,8 @@ def erase_pupils(settings: HubSettings, upns: Sequence[str], *, reason: str,
         if not _holds_anything(conninfo, upn):
             raise NothingToErase(f"the hub holds nothing about UPN {upn}: no history, no "
                                  "packet, no key")
-    keys = pupil_keys_for(settings)
+    own_keys = keys is None
+    keys = keys or pupil_keys_for(settings)
     log = AccessLog(conninfo)
     operator = Reader(f"operator ({getpass.getuser()})", reason)
     reports = []
@@ -130,5 +138,6 @@ def erase_pupils(settings: HubSettings, upns: Sequence[str], *, reason: str,
             for table in VACUUMED:
                 conn.execute(f"VACUUM {table}")  # noqa: S608 - fixed names
     finally:
-        keys.close()
+        if own_keys and isinstance(keys, PostgresPupilKeys):
+            keys.close()
     return reports

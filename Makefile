@@ -50,6 +50,7 @@ bench: install up
 	$(BIN)/python bench/verify_chains.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/kafka_security.py
+	$(BIN)/python bench/encryption.py
 
 # The fault suite (README: "Fault suite"): kills, broker and database restarts, rebalances
 # and hostile messages under a steady stream; long for a person, short for CI.

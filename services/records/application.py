@@ -52,6 +52,7 @@ from services.records.domain import (
 from services.records.persistence import RecordsRecorder, records_factory
 from services.records.sealing import SealingMapper, header_of
 from services.shared.pupil_keys import (
+    Erasure,
     FileKeyProvider,
     InMemoryPupilKeys,
     PostgresPupilKeys,
@@ -174,10 +175,12 @@ class RecordsApplication(Application[UUID]):
         fresh = [(e, p) for e, p in batch if p.tracking.notification_id > done]
         if not fresh:
             return []
-        try:  # every key of the batch in one round trip; refuses an erased pupil's event
-            self.keys.prepare_for_writing(pupil_ref(pupil_id_for(e.upn)) for e, _ in fresh)
-        except PupilErased as erased:
-            raise PupilHistoryErased(erased) from None
+        # Every key of the batch in one round trip. An erased pupil's redelivered event
+        # adds nothing, as any redelivery; a new one is refused (records nothing more).
+        last = max((p for _, p in fresh), key=lambda p: p.offset)
+        erased = self.keys.prepare_for_writing(pupil_ref(pupil_id_for(e.upn)) for e, _ in fresh)
+        if erased:
+            fresh = [(e, p) for e, p in fresh if not self._already_erased(e, erased)]
         histories: dict[PupilId, PupilHistory] = {}
         new_events: list[SENHistoryEvent] = []
         for school_event, _ in fresh:
@@ -202,9 +205,20 @@ class RecordsApplication(Application[UUID]):
                                                  "recording its new events")
                 histories[state.id] = after
             new_events.extend(decided)
-        last = max((p for _, p in fresh), key=lambda p: p.offset)
         self.events.put(new_events, tracking=last.tracking)
         return new_events
+
+    def _already_erased(self, event: SchoolEventRecord, erased: Mapping[str, Erasure]) -> bool:
+        """True for a redelivery of an erased pupil's event; raises for a new one."""
+        pupil_id = pupil_id_for(event.upn)
+        erasure = erased.get(pupil_ref(pupil_id))
+        if erasure is None:
+            return False
+        ids = {h.event_id for s in self.recorder.select_events(pupil_id)
+               if (h := header_of(s)) is not None}
+        if event.event_id in ids:
+            return True
+        raise PupilHistoryErased(PupilErased(erasure))
 
     def history_events(self, upn: str) -> list[SENHistoryEvent]:
         """The pupil's whole history, in the order it was recorded."""

@@ -1,7 +1,7 @@
 """Stored history events sealed with the pupil's data key, their hashes left outside.
 
-A stored row's state is `SHE1\\n` + a JSON header (the event's own hash and the hash it
-links to) + `\\n` + the event's state sealed with the pupil's key
+A stored row's state is `SHE1\\n` + a JSON header (the event's own hash, the hash it
+links to and the school's event id) + `\\n` + the event's state sealed with the pupil's key
 (`services/shared/pupil_keys.py`), bound to the row's version and topic. While the key
 exists the row opens and its header must agree with what it seals; once the key is
 destroyed (erasure) the content is gone but the header still lets the chain's links and
@@ -27,6 +27,9 @@ ENVELOPE = b"SHE1\n"
 class SealedHeader:
     event_hash: str
     previous_hash: str
+    event_id: str = ""
+    """The school's event id (a random UUID, nothing about the pupil): after an erasure
+    it still tells a redelivered event from a new one."""
 
 
 class HeaderMismatch(ValueError):
@@ -44,7 +47,8 @@ def header_of(stored: StoredEvent) -> SealedHeader | None:
         return None
     try:
         header = json.loads(stored.state[len(ENVELOPE):].split(b"\n", 1)[0])
-        return SealedHeader(str(header["event_hash"]), str(header["previous_hash"]))
+        return SealedHeader(str(header["event_hash"]), str(header["previous_hash"]),
+                            str(header.get("event_id", "")))
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -59,7 +63,8 @@ class SealingMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         plain = super().to_stored_event(domain_event)
         header = json.dumps({"event_hash": getattr(domain_event, "event_hash", ""),
-                             "previous_hash": getattr(domain_event, "previous_hash", "")},
+                             "previous_hash": getattr(domain_event, "previous_hash", ""),
+                             "event_id": getattr(domain_event, "event_id", "")},
                             separators=(",", ":")).encode()
         sealed = self.keys.seal(pupil_ref(plain.originator_id), plain.state, _context(plain))
         return StoredEvent(originator_id=plain.originator_id,

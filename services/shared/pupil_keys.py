@@ -175,21 +175,24 @@ class PupilKeys(ABC):
     def erasures(self) -> list[Erasure]:
         """Every erasure, oldest first."""
 
-    def prepare_for_writing(self, refs: Iterable[str]) -> None:
-        """Fetch (making where missing) the keys of a batch in one round trip; raises
-        `PupilErased` for the first erased pupil among them."""
+    def prepare_for_writing(self, refs: Iterable[str]) -> dict[str, Erasure]:
+        """Fetch (making where missing) the keys of a batch in one round trip; returns
+        the erasures of the pupils among them that were erased (no key is made for them)."""
         wanted = sorted(set(refs))
         if not wanted:
-            return
+            return {}
         found = self._fetch(wanted, create=True)
         now = time.monotonic()
+        erased = {}
         with self._lock:
             for ref in wanted:
                 value = found[ref]
                 if isinstance(value, Erasure):
                     self._cache.pop(ref, None)
-                    raise PupilErased(value)
-                self._cache[ref] = (now, AESGCM(value))
+                    erased[ref] = value
+                else:
+                    self._cache[ref] = (now, AESGCM(value))
+        return erased
 
     def _key(self, ref: str, *, create: bool, fresh: bool) -> AESGCM:
         with self._lock:

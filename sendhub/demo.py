@@ -237,6 +237,7 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
         console.print(line)
     show_later(console, settings, store, later_packets, receipts_sent.positions[-1],
                known_before_later_events)
+    show_erasure(settings, console)
     show_local_authority(settings, console, log_dir)
     refused = show_refused_attempts(settings, console, scenario.impersonation())
     console.print("Try, as the demo's auditor: export SENDHUB_TOKEN_FILE="
@@ -250,6 +251,32 @@ def play_scenario(settings: HubSettings, console: Console, store: TransfersAppli
     if ok:
         demo_web.keep_serving(console)
     return 0 if ok else 1
+
+
+def show_erasure(settings: HubSettings, console: Console) -> None:
+    """Harry's parents objected; the trust's DPO authorised the erasure of the hub's copy
+    (as `sendhub erase` does it). On a second run it is already done, and says so."""
+    from sendhub.erasure import erase_pupils
+
+    harry = scenario.HARRY
+    console.print(Rule("An erasure: the hub's copy of Harry's record (sendhub erase)"))
+    records = build_application(settings)
+    held = len(records.history_events(harry.upn)) if records.erasure_of(harry.upn) is None else 0
+    (report,) = erase_pupils(settings, [harry.upn], reason=scenario.HARRY_ERASURE_REASON,
+                             authorised_by=scenario.HARRY_ERASURE_AUTHORISED_BY)
+    console.print(f"Harry ({harry.upn}): {report.erasure.describe()}"
+                  + (f"; {held} events held until now." if report.first_time
+                     else " (done on an earlier run)."))
+    console.print(f"His data key is destroyed; in the hub's tables he is now {report.pseudonym}; "
+                  f"{report.topics.total_removed} message(s) about him removed from Kafka, "
+                  f"{sum(report.topics.copied.values())} others' copied forward.")
+    checked, broken = build_application(settings).verify_pupil(harry.upn)
+    console.print(f"sendhub verify {harry.upn}: {checked} events, chain "
+                  + ("[green]intact[/green]" if broken is None else f"[red]{broken.problem}[/red]")
+                  + f"; {records.erasure_of(harry.upn)}.")
+    console.print("No packet about him was built, so no receiver holds a copy."
+                  if not report.receivers else
+                  f"Receivers to tell: {', '.join(r.receiver for r in report.receivers)}.")
 
 
 def show_local_authority(settings: HubSettings, console: Console, log_dir: Path) -> None:

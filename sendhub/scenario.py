@@ -5,7 +5,9 @@ planned and reviewed. Amira moves in-year, Ben moves primary to secondary, Chloe
 from secondary to a post-16 provider, Dylan moves with no SEN history at all, Grace
 leaves with no known destination (found weeks later); Ella and Farhan stay. Weeks later
 Oakfield records an assessment it had not entered before Amira left, and Riverside
-withdraws a concern about Ben it had recorded in error, after his packet went. One event
+withdraws a concern about Ben it had recorded in error, after his packet went. Harry
+stays at Oakfield; his parents object to the hub's copy of his record, and the trust's
+DPO authorises its erasure. One event
 is invalid: a plan review with `parent_carer_veiws` misspelt.
 All people and settings are fictional. Event ids are deterministic, so running the
 scenario twice changes nothing (the hub ignores an event it already holds).
@@ -67,7 +69,8 @@ DYLAN = ScenarioPupil(make_upn(4), "Dylan", "Hughes", "2015-07-09")
 ELLA = ScenarioPupil(make_upn(5), "Ella", "Smith", "2013-10-30")
 FARHAN = ScenarioPupil(make_upn(6), "Farhan", "Ali", "2019-04-11")
 GRACE = ScenarioPupil(make_upn(7), "Grace", "Nowak", "2017-08-02")
-PUPILS = (AMIRA, BEN, CHLOE, DYLAN, ELLA, FARHAN, GRACE)
+HARRY = ScenarioPupil(make_upn(8), "Harry", "Brennan", "2016-11-21")
+PUPILS = (AMIRA, BEN, CHLOE, DYLAN, ELLA, FARHAN, GRACE, HARRY)
 KINGSWESTON = {"urn": "137004", "name": "Kingsweston Academy", "system": "Arbor"}
 
 
@@ -102,7 +105,7 @@ SENCO_OAKFIELD, SENCO_RIVERSIDE, SENCO_HILLCREST = "Mrs J. Patel", "Mr D. Green"
 def scenario_events() -> list[dict[str, Any]]:
     """The scenario's school and LA events in the order the systems send them."""
     return (_amira() + _ben_la() + _ben() + _chloe() + _dylan() + _ella() + _ella_la()
-            + _farhan() + _grace() + [_invalid_review()])
+            + _farhan() + _grace() + _harry() + [_invalid_review()])
 
 
 BRISTOL = {"la": "801", "system": "Capita One"}
@@ -425,6 +428,30 @@ def _grace() -> list[dict[str, Any]]:
         _event(GRACE, 4, "pupil_moved", "2026-03-23T09:00:00+00:00", RIVERSIDE, "admissions officer",
                None, {"destination": {"kind": "unknown"}, "move_kind": "in_year",
                "effective_date": "2026-03-20"}),
+    ]
+
+
+HARRY_ERASURE_REASON = ("his parents' objection upheld (UK GDPR Articles 21 and 17(1)(c)): "
+                        "Oakfield keeps its own SEN file; the hub needs no copy while he stays")
+HARRY_ERASURE_AUTHORISED_BY = "Severn Vale Trust DPO, ref DP-2026-014"
+
+
+def _harry() -> list[dict[str, Any]]:
+    """A pupil who stays, whose hub record his parents objected to: erased in the demo."""
+    return [
+        _event(HARRY, 1, "concern_raised", "2025-03-04T10:00:00+00:00", OAKFIELD, "class teacher",
+               None, {"raised_by": "teacher", "areas_of_need": ["SEMH"],
+                      "summary": "Anxious at the start of the day; hides under the table."}),
+        _event(HARRY, 2, "plan_reviewed", "2025-06-16T15:30:00+01:00", OAKFIELD, "senco",
+               SENCO_OAKFIELD, {
+                   "plan_kind": "sen_support_plan",
+                   "targets": [{"description": "Joins the class within 10 minutes of arriving",
+                                "progress": "partly_met"}],
+                   "provision": [_provision("Soft start with a named adult", "in_class_support",
+                                            "daily", "2025-03-17")],
+                   "what_worked": "A calm job to do on arrival.",
+                   "parent_carer_views": "Mornings are easier at home too.",
+                   "decision": "continue", "next_review_due": "2025-10-13"}),
     ]
 
 

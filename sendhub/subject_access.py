@@ -25,9 +25,10 @@ answer: what was erased, when, by whom and why, and who had received packets bef
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -386,6 +387,8 @@ def _delivery_event(e: DeliveryEvent) -> dict[str, Any]:
 def receipts_of(access: SubjectAccess) -> list[dict[str, Any]]:
     """Every receipt a receiving setting sent for the pupil's packets, oldest first."""
     found = [{"packet_id": str(p.delivery.packet_id), "receiver": p.delivery.receiver,
+              "receiver_words": receiver_words(p.delivery.receiver, access.setting_names,
+                                               p.inbox),
               "status": e.state, "at": e.at.isoformat(), "reason": e.detail}
              for p in access.packets for e in p.delivery.events if e.state in RECEIPT_STATES]
     return sorted(found, key=lambda r: r["at"])
@@ -498,12 +501,17 @@ OTHER_COPIES = [
 
 # -- the readable page ----------------------------------------------------------------
 
+_CODE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)+")
+"""A code the contracts define (`parent_carer`, `sen_support`), shown as words."""
+
+
 _env = Environment(autoescape=select_autoescape(default=True), undefined=StrictUndefined,
                    trim_blocks=True, lstrip_blocks=True)
 _env.filters["day"] = lambda value: value.strftime("%-d %B %Y") if value else "not known"
-_env.filters["when"] = (lambda value: value.strftime("%-d %B %Y, %H:%M UTC")
+_env.filters["when"] = (lambda value: value.astimezone(UTC).strftime("%-d %B %Y, %H:%M UTC")
                         if value else "not known")
 _env.filters["words"] = lambda value: str(value).replace("_", " ")
+_env.tests["code"] = lambda value: isinstance(value, str) and _CODE.fullmatch(value) is not None
 
 
 def _at(value: str | None) -> datetime | None:

@@ -25,13 +25,13 @@ HTML_NAME = "subject-access.html"
 
 def _writable_folder(folder: Path) -> Path:
     """The output folder, made if missing, or a clear refusal (exit 2) before the read."""
+    if folder.exists() and not folder.is_dir():
+        raise fail(f"{folder} is not a folder. Give -o a folder you can write to.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise fail(f"Cannot create the folder {folder}: {exc.strerror}. Give -o a folder "
                    "you can write to.") from None
-    if not folder.is_dir():
-        raise fail(f"{folder} is not a folder. Give -o a folder you can write to.")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise fail(f"Cannot write to the folder {folder} (permission denied). Give -o a "
                    "folder you can write to.")

@@ -17,14 +17,14 @@ functions, so that encryption at rest changes the reads underneath and not this 
 The Kafka inbox topics hold the same packets as the hub sent them, and transfers keeps a
 copy of the history to build packets from; the document says so rather than repeat them.
 
-An erased pupil (issue 14's per-pupil keys: `sendhub erase` shreds the pupil's key, and
-reading the content then raises `services.shared.pupil_keys.PupilErased`) still gets an
-answer: what was erased, when, by whom and why, and who had received packets before.
+An erased pupil (`sendhub erase` destroys the pupil's data key, and reading what was
+sealed with it raises `services.shared.pupil_keys.PupilErased`) still gets an answer:
+what was erased, when, on whose authority, by whom and why, and who had received
+packets before.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +40,8 @@ from contracts.inbound import where_recorded
 from contracts.packet import TransferPacketV1
 from sendhub.access_log import Access, Reader
 from services.records.domain import pupil_id_for
+from services.shared.pupil_keys import Erasure as KeyErasure
+from services.shared.pupil_keys import PupilErased
 from services.shared.sen_record import STATUS_WORDS, HistoryEntry, describe_event
 from services.transfers.domain import DeliveryEvent, PacketDelivery
 
@@ -51,23 +53,8 @@ DEFAULT_REASON = "subject access request (UK GDPR Article 15)"
 ACTION = "subject-access"
 """The access log's name for this read."""
 
-ERASE_ACTIONS = frozenset({"erase", "erasure"})
-"""HOOK(pupil-keys): the access-log action `sendhub erase` writes (issue 14's design:
-the erasure is written to the access log). Either name is accepted until it is settled."""
-
-
-def erased_errors() -> tuple[type[Exception], ...]:
-    """HOOK(pupil-keys): the exception that reading an erased pupil's content raises.
-
-    `services.shared.pupil_keys` arrives with the per-pupil keys; until then no read can
-    find an erased pupil, and `except erased_errors()` (an empty tuple) catches nothing.
-    Looked up by name so this module needs nothing from a branch not yet merged."""
-    try:
-        module = importlib.import_module("services.shared.pupil_keys")
-    except ModuleNotFoundError:
-        return ()
-    erased = getattr(module, "PupilErased", None)
-    return (erased,) if isinstance(erased, type) and issubclass(erased, Exception) else ()
+ERASE_ACTION = "erase"
+"""The access log's name for `sendhub erase` (`sendhub.erasure`)."""
 
 
 # -- what was gathered ----------------------------------------------------------------
@@ -87,10 +74,11 @@ class PacketHeld:
 class Erasure:
     """The pupil's record was erased: when, by whom, on whose authority and why."""
 
-    erased_at: datetime | None
-    erased_by: str | None
-    authorised_by: str | None
-    reason: str | None
+    erased_at: datetime
+    authorised_by: str
+    reason: str
+    erased_by: str | None = None
+    """Who ran `sendhub erase` (the access log's actor)."""
     detail: str | None = None
 
 
@@ -133,47 +121,31 @@ class Holdings(Protocol):
         """`urn-<URN>` / `ukprn-<UKPRN>` to the settings registry's name."""
         ...
 
+    def erasure(self, upn: str) -> KeyErasure | None:
+        """The pupil's erasure, if their data key was destroyed."""
+        ...
 
-def erasure_in(entries: Sequence[Access], error: Exception | None) -> Erasure | None:
-    """HOOK(pupil-keys): the erasure as the access log recorded it (the newest `erase`
-    entry: who ran it, the reason, and its detail, which names who authorised it), or as
-    the `PupilErased` raised says (its `erased_at`, `erased_by`, `authorised_by`,
-    `reason` attributes, where it has them)."""
-    logged = [e for e in entries if e.action in ERASE_ACTIONS]
-    if not logged and error is None:
+
+def erasure_in(destroyed: KeyErasure | None, entries: Sequence[Access]) -> Erasure | None:
+    """The erasure as the pupil's destroyed key records it (when, on whose authority,
+    why), with who ran it and what it noted from the access log's `erase` entry."""
+    if destroyed is None:
         return None
-    entry = logged[-1] if logged else None
-    authorised = getattr(error, "authorised_by", None)
-    if authorised is None and entry is not None and entry.detail:
-        authorised = _authorised_by(entry.detail)
-    return Erasure(
-        erased_at=entry.at if entry else getattr(error, "erased_at", None),
-        erased_by=entry.actor if entry else getattr(error, "erased_by", None),
-        authorised_by=authorised,
-        reason=entry.reason if entry else getattr(error, "reason", None),
-        detail=entry.detail if entry else (str(error) if error else None))
-
-
-def _authorised_by(detail: str) -> str | None:
-    """`authorised by Mrs A. Khan (DPO)` or `authorised_by=...` in an entry's detail."""
-    lowered = detail.lower()
-    for marker in ("authorised by ", "authorised_by=", "authorised-by "):
-        at = lowered.find(marker)
-        if at >= 0:
-            return detail[at + len(marker):].split(";")[0].strip() or None
-    return None
+    entry = next((e for e in reversed(entries) if e.action == ERASE_ACTION), None)
+    return Erasure(erased_at=destroyed.erased_at, authorised_by=destroyed.authorised_by,
+                   reason=destroyed.reason, erased_by=entry.actor if entry else None,
+                   detail=entry.detail if entry else None)
 
 
 def gather(holdings: Holdings, upn: str, reader: Reader, now: datetime) -> SubjectAccess:
     """Read everything the hub holds about the pupil. The caller has written this read
     to the access log already, so the access log read here lists it too."""
-    erased = erased_errors()
-    failure: Exception | None = None
+    unreadable = False
     history: list[HistoryEntry] = []
     try:
         history = holdings.history(upn)
-    except erased as exc:  # HOOK(pupil-keys): the history cannot be decrypted
-        failure = exc
+    except PupilErased:  # the key is gone: the history cannot be read by anyone
+        unreadable = True
     packets = holdings.packets(upn)
     access = holdings.access_entries(upn)
     unread = None
@@ -181,19 +153,20 @@ def gather(holdings: Holdings, upn: str, reader: Reader, now: datetime) -> Subje
         letters = holdings.dead_letters(upn, [p.delivery.packet_id for p in packets])
     except Exception as exc:  # noqa: BLE001 - Kafka unreachable or not allowed: say so
         letters, unread = [], f"{type(exc).__name__}: {exc}"
-    erasure = erasure_in(access, failure)
     return SubjectAccess(upn=upn, generated_at=now, reader=reader, history=history,
                          packets=packets, access=access, dead_letters=letters,
-                         setting_names=holdings.setting_names(), erasure=erasure,
-                         dead_letters_unread=unread, history_unreadable=failure is not None)
+                         setting_names=holdings.setting_names(),
+                         erasure=erasure_in(holdings.erasure(upn), access),
+                         dead_letters_unread=unread, history_unreadable=unreadable)
 
 
 class HubHoldings:
     """The hub's own stores behind `Holdings`: records' history through the eventsourcing
     application, transfers' packets and delivery events through its application, the
-    access log, and the dead-letter topic. No SQL of its own: the stores' reading
-    functions decrypt what they hold once the per-pupil keys land, and raise
-    `PupilErased` where the key is gone."""
+    access log, the pupil's key record, and the dead-letter topic. No SQL of its own:
+    the stores' reading functions open what is sealed with the pupil's key, and raise
+    `PupilErased` where the key is gone. After an erasure the hub's tables name the
+    pupil by a pseudonym (`sendhub.erasure.pseudonym_of`), so both are looked up."""
 
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
@@ -205,17 +178,18 @@ class HubHoldings:
         return [to_history_entry(e) for e in records_app(self.settings).history_events(upn)]
 
     def packets(self, upn: str) -> list[PacketHeld]:
+        from sendhub.erasure import pseudonym_of
         from services.shared.access import inbox_of, packet_inbox
         from services.transfers.application import TransfersApplication
 
-        erased = erased_errors()
         store = TransfersApplication.on_postgres(self.settings.database_conninfo)
         try:
             held = []
-            for d in store.deliveries(upn=upn):
+            found = [d for ref in (upn, pseudonym_of(upn)) for d in store.deliveries(upn=ref)]
+            for d in sorted(found, key=lambda d: (d.built_at, str(d.packet_id))):
                 try:
                     body = store.packet(d.packet_id)
-                except erased:  # HOOK(pupil-keys): the content's key is gone
+                except PupilErased:  # the content's key is gone
                     body = None
                 inbox = packet_inbox(body) if body else inbox_of(d.receiver, None)
                 held.append(PacketHeld(d, body, inbox))
@@ -225,8 +199,11 @@ class HubHoldings:
 
     def access_entries(self, upn: str) -> list[Access]:
         from sendhub.access_log import AccessLog
+        from sendhub.erasure import pseudonym_of
 
-        return AccessLog(self.settings.database_conninfo).entries(upn)
+        log = AccessLog(self.settings.database_conninfo)
+        entries = [*log.entries(upn), *log.entries(pseudonym_of(upn))]
+        return sorted(entries, key=lambda e: e.at)
 
     def dead_letters(self, upn: str, packet_ids: Sequence[UUID]) -> list[DeadLetterV1]:
         """Refused messages keyed by the UPN or one of the pupil's packets (receipts), or
@@ -240,6 +217,15 @@ class HubHoldings:
             if letter.key in keys or upn.encode() in letter.original:
                 found.append(letter)
         return found
+
+    def erasure(self, upn: str) -> KeyErasure | None:
+        from services.shared.pupil_keys import pupil_keys_for, pupil_ref_for_upn
+
+        keys = pupil_keys_for(self.settings)
+        try:
+            return keys.erasure_of(pupil_ref_for_upn(upn))
+        finally:
+            keys.close()
 
     def setting_names(self) -> dict[str, str]:
         from services.transfers.application import TransfersApplication

@@ -56,14 +56,20 @@ def subject_access(
         "subject access request (UK GDPR Article 15)"),
 ) -> None:
     """Everything the hub holds about a pupil (UK GDPR Article 15), as JSON and HTML."""
+    from sendhub.erasure import pseudonym_of
     from sendhub.subject_access import ACTION, HubHoldings, document, gather, render_page
 
     settings = hub_settings(ctx)
     who = reader_for(settings, reason, may_read_history, "pupils' whole SEN records (auditors only)")
     folder = _writable_folder(output)
-    # Written before anything about the pupil is read, so the answer lists this read too.
-    access_log(settings).record(who, ACTION, upn=upn, detail=f"written to {folder.resolve()}")
-    answer = gather(HubHoldings(settings), upn, who, datetime.now(UTC))
+    holdings = HubHoldings(settings)
+    # Written before anything about the pupil is read, so the answer lists this read too;
+    # under the pseudonym once the pupil is erased, so no plain UPN comes back to the
+    # hub's tables (whether a key was destroyed is not the pupil's record).
+    logged_as = pseudonym_of(upn) if holdings.erasure(upn) else upn
+    access_log(settings).record(who, ACTION, upn=logged_as,
+                                detail=f"written to {folder.resolve()}")
+    answer = gather(holdings, upn, who, datetime.now(UTC))
     if not answer.holds_anything:
         errors.print(f"[red]The hub holds no SEN history and no packets for UPN {upn}: "
                      "nothing to write. (This look-up is recorded in the access log.)[/red]")

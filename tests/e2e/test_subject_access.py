@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 from lxml import html
 
@@ -157,3 +158,43 @@ def test_an_unknown_pupil_and_an_unwritable_folder_are_refused_clearly(
 
 def assert_in(item: str, found: list[str]) -> None:
     assert item in found, f"{item} not yet in {found}"
+
+
+def test_an_erased_pupils_answer_says_what_was_erased_and_who_had_received_packets(
+    services: RunningServices, settings: HubSettings, cli: CLI, tmp_path: Path,
+) -> None:
+    upn = random_upn()
+    who = pupil(upn, "Gwen")
+    send(settings, school_event(pupil=who, source=OAKFIELD),
+         school_event("pupil_moved", pupil=who, source=OAKFIELD, payload={
+             "destination": {"kind": "school", "urn": "131002"}, "move_kind": "in_year",
+             "effective_date": "2026-01-12"}))
+
+    def sent() -> None:
+        found = packets_for(settings, "urn-131002", upn)
+        assert len(found) == 1, "no packet yet"
+        assert_in("sent", states(settings, found[0].packet_id))
+
+    eventually(sent)
+    cli("history", upn, *AUDITOR)
+    cli("erase", upn, "--reason", "court order CO-2026-81", "--authorised-by", "J. Patel, DPO")
+
+    out = tmp_path / "erased"
+    result = cli("subject-access", upn, "-o", str(out))
+    assert "and the erasure" in result.stdout
+    doc = json.loads((out / "subject-access.json").read_text())
+    erasure = doc["erasure"]
+    assert erasure["authorised_by"] == "J. Patel, DPO"
+    assert erasure["reason"] == "court order CO-2026-81"
+    assert erasure["erased_by"].startswith("operator")
+    assert [r["receiver"] for r in erasure["received_before_erasure"]] == ["urn-131002"]
+    assert doc["history"] == []  # the key is gone: nobody can read it
+    assert len(doc["packets"]) == 1 and doc["packets"][0]["receiver"] == "urn-131002"
+    assert {"sent"} <= {e["state"] for e in doc["packets"][0]["delivery_events"]}
+    reads = [a["what"] for a in doc["access_log"]]  # found under the pseudonym
+    assert reads[:1] == ["history"] and "erase" in reads and reads[-1] == "subject-access"
+    page = (out / "subject-access.html").read_text()
+    assert "This record was erased" in page and "court order CO-2026-81" in page
+    with psycopg.connect(settings.database_conninfo) as sql:
+        plain = sql.execute("SELECT count(*) FROM access_log WHERE upn = %s", (upn,)).fetchone()
+    assert plain == (0,)  # this read was logged under the pseudonym, not the UPN

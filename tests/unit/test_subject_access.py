@@ -21,6 +21,8 @@ from contracts.dead_letter import DeadLetterV1, Problem
 from sendhub import subject_access as sar
 from sendhub.access_log import Access, Reader
 from sendhub.commands import subject_access as command
+from services.shared.pupil_keys import Erasure as KeyErasure
+from services.shared.pupil_keys import PupilErased, pupil_ref_for_upn
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import DeliveryEvent, PacketRecord, delivery_status
 from services.transfers.packets import build_transfer_packet
@@ -79,6 +81,7 @@ class FakeHoldings:
     letters: list[DeadLetterV1] = field(default_factory=list)
     history_error: Exception | None = None
     letters_error: Exception | None = None
+    destroyed: KeyErasure | None = None
 
     def history(self, upn: str) -> list[HistoryEntry]:
         if self.history_error:
@@ -98,6 +101,9 @@ class FakeHoldings:
 
     def setting_names(self) -> dict[str, str]:
         return {"urn-100001": "Oakfield Primary School", "urn-100002": "Riverside Academy"}
+
+    def erasure(self, upn: str) -> KeyErasure | None:
+        return self.destroyed
 
 
 def holdings() -> FakeHoldings:
@@ -207,34 +213,42 @@ def test_the_page_is_accessible_self_contained_and_escapes_what_schools_wrote() 
     assert "This record was erased" not in body
 
 
-class PupilErased(Exception):
-    """As `services.shared.pupil_keys.PupilErased` will be."""
-
-
-def test_an_erased_pupil_is_told_what_was_erased_when_by_whom_why_and_who_had_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(sar, "erased_errors", lambda: (PupilErased,))
+def test_an_erased_pupil_is_told_what_was_erased_when_by_whom_why_and_who_had_it() -> None:
+    destroyed = KeyErasure(pupil_ref_for_upn(UPN), at(25), "Mrs A. Shah (DPO)",
+                           "retention period ended")
     h = holdings()
-    h.history_error = PupilErased("the pupil's key was destroyed")
+    h.destroyed = destroyed
+    h.history_error = PupilErased(destroyed)
     h.held = [sar.PacketHeld(p.delivery, None, p.inbox) for p in h.held]
-    h.log.insert(2, Access(at(25), "operator", "retention period ended", "erase", None, None,
-                           "authorised by Mrs A. Shah (DPO); 3 events"))
+    h.log.insert(2, Access(at(25), "operator (hub)", "retention period ended", "erase",
+                           f"erased:{pupil_ref_for_upn(UPN)}", None,
+                           "erased on 2026-01-25 by Mrs A. Shah (DPO) because retention "
+                           "period ended; packets held by: urn-100002 (first, superseded)"))
     answer = sar.gather(h, UPN, READER, NOW)
-    assert answer.holds_anything and not answer.history
+    assert answer.holds_anything and not answer.history and answer.history_unreadable
     doc = sar.document(answer)
     erasure = doc["erasure"]
-    assert erasure["erased_at"] == at(25).isoformat() and erasure["erased_by"] == "operator"
+    assert erasure["erased_at"] == at(25).isoformat() and erasure["erased_by"] == "operator (hub)"
     assert erasure["authorised_by"] == "Mrs A. Shah (DPO)"
     assert erasure["reason"] == "retention period ended"
+    assert "packets held by: urn-100002" in erasure["detail"]
     assert erasure["received_before_erasure"][0]["receiver"] == "urn-100002"
     assert [p["content"] for p in doc["packets"]] == [None, None]
     assert [len(p["delivery_events"]) for p in doc["packets"]] == [4, 3]
     body = page_of(h).text_content()
     assert "This record was erased" in body
-    assert "by operator, authorised by Mrs A. Shah (DPO), because: \u201cretention period ended" in body
+    assert ("by operator (hub), authorised by Mrs A. Shah (DPO), because: \u201cretention "
+            "period ended") in body
     assert "The history can no longer be read: it was erased" in body
     assert "can no longer be read (erased)" in body
+
+
+def test_an_erasure_with_nothing_else_left_is_still_an_answer() -> None:
+    destroyed = KeyErasure(pupil_ref_for_upn(UPN), at(25), "DPO", "court order")
+    h = FakeHoldings(history_entries=[], destroyed=destroyed)
+    answer = sar.gather(h, UPN, READER, NOW)
+    assert answer.holds_anything
+    assert answer.erasure == sar.Erasure(at(25), "DPO", "court order")
 
 
 def test_nothing_held_is_said_and_an_unreadable_topic_is_named_not_fatal() -> None:

@@ -20,6 +20,7 @@ from sendhub.commands import (
     principals,
     receiving,
     school_calendar,
+    subject_access,
     webhooks,
 )
 from sendhub.commands.common import errors
@@ -30,7 +31,7 @@ from services.shared.settings import OWNER_ROLE, READER_ROLE, HubSettings
 # its service's own role. A group's reading subcommand (`calendar list`) picks the
 # reader itself, since the group's name is all this callback sees.
 READING_COMMANDS = frozenset({"history", "packet", "inbox", "transfers", "report", "verify",
-                              "access-log", "oversight"})
+                              "access-log", "oversight", "subject-access"})
 
 app = typer.Typer(help="SEN transfer hub: the services and the tools around them.",
                   no_args_is_help=True, add_completion=False)
@@ -53,6 +54,7 @@ app.command()(operations.transfers)
 app.command()(receiving.receipt)
 app.command()(auditing.verify)
 app.command("access-log")(auditing.access_log_command)
+app.command("subject-access")(subject_access.subject_access)
 app.command()(auditing.report)
 app.command()(oversight.oversight)
 app.command()(operations.rejected)

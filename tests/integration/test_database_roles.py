@@ -402,12 +402,13 @@ def test_transfers_the_gateway_and_the_reader_read_term_dates_and_only_the_owner
 @pytest.mark.parametrize(("command", "user"), [
     (["access-log", "9999999999999", "--reason", "b"], "sendhub_reader"),
     (["oversight", "--la", "801"], "sendhub_reader"),
+    (["subject-access", "9999999999999", "-o", "."], "sendhub_reader"),
     (["calendar", "list"], "sendhub_reader"),
     (["calendar", "import", "data/term-dates-sample.csv"], "sendhub"),
     (["db", "upgrade"], "sendhub"),
     (["serve", "records"], "sendhub_records"),
     (["serve", "transfers"], "sendhub_transfers"),
-], ids=["reading-command", "oversight", "calendar-list", "calendar-import", "db-upgrade",
+], ids=["reading-command", "oversight", "subject-access", "calendar-list", "calendar-import", "db-upgrade",
         "serve-records", "serve-transfers"])
 def test_the_cli_connects_as_the_role_of_what_runs(
         owner: HubSettings, tmp_path: Path, command: list[str], user: str) -> None:

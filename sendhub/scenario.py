@@ -431,8 +431,8 @@ def _grace() -> list[dict[str, Any]]:
     ]
 
 
-HARRY_ERASURE_REASON = ("his parents' objection upheld (UK GDPR Articles 21 and 17(1)(c)): "
-                        "Oakfield keeps its own SEN file; the hub needs no copy while he stays")
+HARRY_ERASURE_REASON = ("his parents' objection was upheld (UK GDPR Articles 21 and 17(1)(c)); "
+                        "Oakfield keeps its own SEN file and the hub needs no copy while he stays")
 HARRY_ERASURE_AUTHORISED_BY = "Severn Vale Trust DPO, ref DP-2026-014"
 
 

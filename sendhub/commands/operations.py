@@ -97,11 +97,13 @@ def transfers(
 ) -> None:
     """Packets by delivery state, for admissions and the local authority."""
     from sendhub.summaries import deliveries_table
+    from services.shared.pupil_keys import pupil_keys_for
     from services.shared.school_terms_store import load_calendar
     from services.transfers.application import TransfersApplication
 
     settings = hub_settings(ctx)
     store = TransfersApplication.on_postgres(settings.database_conninfo,
+                           keys=pupil_keys_for(settings),
                            resend_after_school_days=settings.resend_after_school_days,
                            calendar=load_calendar(settings.database_conninfo))
     try:
@@ -129,6 +131,7 @@ def settings_import(ctx: typer.Context,
                     file: Annotated[Path, typer.Argument(help="CSV in the DfE establishment "
                                                          "data layout")]) -> None:
     """Load schools and post-16 providers into the registry (new ones added, known updated)."""
+    from services.shared.pupil_keys import pupil_keys_for
     from services.transfers.application import TransfersApplication
     from services.transfers.registry import (
         RegistryFileError,
@@ -145,7 +148,9 @@ def settings_import(ctx: typer.Context,
         raise fail(str(exc)) from None
     for problem in problems:
         errors.print(f"[yellow]{skipped_message(str(file), problem)}[/yellow]")
-    store = TransfersApplication.on_postgres(hub_settings(ctx).database_conninfo)
+    settings = hub_settings(ctx)
+    store = TransfersApplication.on_postgres(settings.database_conninfo,
+                                             keys=pupil_keys_for(settings))
     try:
         count = store.import_settings(found)
     finally:
@@ -160,9 +165,12 @@ def settings_list(ctx: typer.Context) -> None:
     """The settings the registry knows."""
     from rich.table import Table
 
+    from services.shared.pupil_keys import pupil_keys_for
     from services.transfers.application import TransfersApplication
 
-    store = TransfersApplication.on_postgres(hub_settings(ctx).database_conninfo)
+    settings = hub_settings(ctx)
+    store = TransfersApplication.on_postgres(settings.database_conninfo,
+                                             keys=pupil_keys_for(settings))
     try:
         known = store.registered_settings()
     finally:

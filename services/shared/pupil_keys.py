@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -136,6 +136,21 @@ class SealedValueBroken(ValueError):
 def pupil_ref(pupil_id: UUID | str) -> str:
     """The key's name: the pupil's stream id (uuid5 of the UPN), never the UPN itself."""
     return str(pupil_id)
+
+
+_PUPIL_NAMESPACE = UUID("6f0f6c3e-2b7a-4c54-9a4f-5d1c0e9b1a10")
+"""Records' namespace for pupils' stream ids (`services.records.domain.pupil_id_for`):
+the same value, since services never import each other."""
+ERASED_UPN_PREFIX = "erased:"
+"""An erased pupil's UPN in the hub's tables becomes `erased:<stream id>` (migration 0007)."""
+
+
+def pupil_ref_for_upn(upn: str) -> str:
+    """The key's name of the pupil with this UPN (records' stream id, uuid5 of the UPN);
+    for a UPN already replaced by the erasure's pseudonym, the stream id it names."""
+    if upn.startswith(ERASED_UPN_PREFIX):
+        return upn[len(ERASED_UPN_PREFIX):]
+    return pupil_ref(uuid5(_PUPIL_NAMESPACE, upn))
 
 
 class PupilKeys(ABC):

@@ -309,7 +309,7 @@ def test_an_inbox_polled_with_since_gets_only_newer_packets(hub: Hub) -> None:
 
 
 def _register(hub: Hub, *schools: tuple[str, str]) -> None:
-    store = TransfersApplication.on_postgres(hub.settings.database_conninfo)
+    store = TransfersApplication.for_settings(hub.settings)
     try:
         store.import_settings([RegisteredSetting(urn=urn, name=f"School {urn}", phase="Primary",
                                                  la_code="801", establishment_number=number)
@@ -320,7 +320,7 @@ def _register(hub: Hub, *schools: tuple[str, str]) -> None:
 
 def test_an_la_reads_the_lost_pupils_of_its_own_area_only(hub: Hub) -> None:
     urn = f"{random.randint(100000, 999999)}"
-    store = TransfersApplication.on_postgres(hub.settings.database_conninfo)
+    store = TransfersApplication.for_settings(hub.settings)
     try:
         store.import_settings([RegisteredSetting(urn=urn, name="Leaving School",
                                                  phase="Primary", la_code="801")])
@@ -351,7 +351,7 @@ def test_an_la_reads_both_its_inboxes_and_answers_only_for_its_own_notices(hub: 
     old, old_token = hub.principal(Kind.la, old_code)
     new, new_token = hub.principal(Kind.la, new_code)
     leaving, arriving = (str(urn) for urn in random.sample(range(100000, 1000000), 2))
-    store = TransfersApplication.on_postgres(hub.settings.database_conninfo)
+    store = TransfersApplication.for_settings(hub.settings)
     try:
         store.import_settings([
             RegisteredSetting(urn=leaving, name="Leaving School", phase="Primary",

@@ -18,6 +18,7 @@ from sendhub.access_log import AccessLog
 from sendhub.gateway.store import GatewayStore
 from services.shared.access import Kind, Principal
 from services.shared.principals import PrincipalStore
+from services.shared.pupil_keys import pupil_keys_for
 from services.shared.settings import HubSettings
 from tests.gateway_support import GatewayProcess, issue_packet, records_on
 from tests.integration.test_web_sign_in import csrf_of, sign_in
@@ -51,7 +52,7 @@ def test_the_inbox_pages_back_by_position(scratch_db: HubSettings) -> None:
     school, _ = receiving(scratch_db)
     sent = [issue_packet(scratch_db, SENDER, {"kind": "school", "urn": school.identifier})
             for _ in range(3)]
-    store = GatewayStore(scratch_db.database_conninfo)
+    store = GatewayStore(scratch_db.database_conninfo, pupil_keys_for(scratch_db))
     try:
         inbox = [f"urn-{school.identifier}"]
         newest, more = store.inbox(inbox, since=None, limit=2)

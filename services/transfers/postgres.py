@@ -9,12 +9,15 @@ SQL sees only their plain routing columns, and the rest is opened here, in Pytho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
@@ -23,7 +26,12 @@ from psycopg_pool import ConnectionPool
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import Setting, TransferPacketV1
 from services.shared.access import inbox_of
-from services.shared.pupil_keys import PostgresPupilKeys, PupilErased, PupilKeys
+from services.shared.pupil_keys import (
+    SEALED_PREFIX,
+    PostgresPupilKeys,
+    PupilErased,
+    PupilKeys,
+)
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
     Addressee,
@@ -38,6 +46,8 @@ from services.transfers.sealed_rows import (
     open_history,
     open_packet,
     packet_json,
+    plain_history_event,
+    plain_packet_body,
     pupil_named,
     seal_history,
     seal_packet,
@@ -284,3 +294,74 @@ class PostgresTransfers:
         self.pool.close()
         if isinstance(self.keys, PostgresPupilKeys):
             self.keys.close()
+
+
+@dataclass(frozen=True)
+class SealedRows:
+    """What `seal_stored_rows` did: rows sealed, and erased pupils' rows whose plain
+    content it shredded (sealed with a key nobody holds, as their key now is)."""
+
+    sealed: int
+    shredded: int
+
+
+def plain_rows(conninfo: str) -> int:
+    """Rows stored before sealing existed (revision 0008), still plain."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM transfers_history WHERE sealed IS NULL) + "
+            "(SELECT count(*) FROM transfers_packets WHERE sealed IS NULL)").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _shredded() -> bytes:
+    """A sealed value of an erased pupil: random, as the content is to anyone now (their
+    key is destroyed, so it reads as erased, like every other copy of their data)."""
+    return SEALED_PREFIX + os.urandom(12 + 16)
+
+
+def seal_stored_rows(conninfo: str, keys: PupilKeys, batch: int = 500) -> SealedRows:
+    """Seal the rows stored before revision 0008 (the migration cannot: the keys are not
+    in SQL), as transfers stores new ones: the whole packet or message sealed, the plain
+    column cut to the routing fields. Run by the owner (`sendhub db seal-existing`),
+    in batches of one transaction each; safe to run again, and beside the services."""
+    sealed = shredded = 0
+    with psycopg.connect(conninfo, row_factory=dict_row) as conn:
+        while True:
+            with conn.transaction():
+                rows = conn.execute(
+                    "SELECT upn, version, event FROM transfers_history WHERE sealed IS NULL "
+                    "ORDER BY upn, version LIMIT %s FOR UPDATE SKIP LOCKED", (batch,)).fetchall()
+                for r in rows:
+                    message = PupilHistoryEventV1.model_validate(
+                        r["event"], extra="ignore", context={"trusted": True})
+                    try:
+                        event, seal = seal_history(keys, message)
+                        sealed += 1
+                    except PupilErased:
+                        event, seal = plain_history_event(message), _shredded()
+                        shredded += 1
+                    conn.execute("UPDATE transfers_history SET event = %s, sealed = %s "
+                                 "WHERE upn = %s AND version = %s",
+                                 (Jsonb(event), seal, r["upn"], r["version"]))
+            if not rows:
+                break
+        while True:
+            with conn.transaction():
+                rows = conn.execute(
+                    "SELECT packet_id, body FROM transfers_packets WHERE sealed IS NULL "
+                    "ORDER BY built_at, packet_id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (batch,)).fetchall()
+                for r in rows:
+                    packet = TransferPacketV1.model_validate(r["body"])
+                    try:
+                        body, seal = seal_packet(keys, packet)
+                        sealed += 1
+                    except PupilErased:
+                        body, seal = plain_packet_body(packet), _shredded()
+                        shredded += 1
+                    conn.execute("UPDATE transfers_packets SET body = %s, sealed = %s "
+                                 "WHERE packet_id = %s", (Jsonb(body), seal, r["packet_id"]))
+            if not rows:
+                break
+    return SealedRows(sealed, shredded)

@@ -10,7 +10,7 @@ value copied to another row or pupil no longer opens (`services/shared/pupil_key
 
 A row stored before sealing existed (migration 0008 cannot seal: the keys are not in
 SQL) has its whole packet or message in the plain column and no `sealed`; it reads as
-before, and `sendhub keys seal-existing` seals it. Reading an erased pupil's row raises
+before, and `sendhub db seal-existing` seals it. Reading an erased pupil's row raises
 `PupilErased`; `read_packet` gives an `ErasedPacket` instead, for lists.
 """
 
@@ -56,11 +56,17 @@ def _plain(document: Json, keep: tuple[str, ...]) -> Json:
 
 # -- packets ----------------------------------------------------------------------------
 
-def seal_packet(keys: PupilKeys, packet: TransferPacketV1) -> tuple[Json, bytes]:
-    """The row's plain `body` and its `sealed` packet. Raises `PupilErased`."""
+def plain_packet_body(packet: TransferPacketV1) -> Json:
+    """What a packet row keeps plain (`PACKET_PLAIN`, the move's `MOVE_PLAIN`)."""
     whole = packet.model_dump(mode="json")
     body = _plain(whole, PACKET_PLAIN)
     body["move"] = _plain(whole["move"], MOVE_PLAIN)
+    return body
+
+
+def seal_packet(keys: PupilKeys, packet: TransferPacketV1) -> tuple[Json, bytes]:
+    """The row's plain `body` and its `sealed` packet. Raises `PupilErased`."""
+    body = plain_packet_body(packet)
     sealed = keys.seal(pupil_ref_for_upn(packet.pupil.upn), packet.model_dump_json().encode(),
                        packet_context(packet.packet_id))
     return body, sealed
@@ -142,11 +148,17 @@ def pupil_named(keys: PupilKeys, upn: str, packet_id: UUID | str, body: Json,
 
 # -- histories --------------------------------------------------------------------------
 
-def seal_history(keys: PupilKeys, message: PupilHistoryEventV1) -> tuple[Json, bytes]:
-    """The row's plain `event` and its `sealed` message. Raises `PupilErased`."""
+def plain_history_event(message: PupilHistoryEventV1) -> Json:
+    """What a history row keeps plain (`HISTORY_PLAIN`, the event's `EVENT_PLAIN`)."""
     whole = message.model_dump(mode="json")
     event = _plain(whole, HISTORY_PLAIN)
     event["event"] = _plain(whole["event"], EVENT_PLAIN)
+    return event
+
+
+def seal_history(keys: PupilKeys, message: PupilHistoryEventV1) -> tuple[Json, bytes]:
+    """The row's plain `event` and its `sealed` message. Raises `PupilErased`."""
+    event = plain_history_event(message)
     sealed = keys.seal(pupil_ref_for_upn(message.upn), message.model_dump_json().encode(),
                        history_context(message.version))
     return event, sealed

@@ -310,6 +310,8 @@ def test_transfers_cannot_touch_histories_registry_or_packet_bodies(
                       "INSERT INTO settings_registry (urn, name, phase, imported_at) "
                       "VALUES ('1', 'x', 'primary', now())",
                       "UPDATE transfers_packets SET body = '{}'",
+                      "UPDATE transfers_packets SET sealed = NULL",  # a seal is written once
+                      "UPDATE transfers_history SET sealed = NULL",
                       "DELETE FROM transfers_packets",
                       "DELETE FROM transfers_delivery",
                       "SELECT count(*) FROM credentials"):
@@ -346,6 +348,7 @@ def test_the_gateway_authenticates_reads_and_cannot_write_packets(
     for statement in ("INSERT INTO transfers_packets (packet_id, upn, receiver, move_version, "
                       "body, built_at) VALUES (gen_random_uuid(), 'u', 'r', 1, '{}', now())",
                       "UPDATE transfers_packets SET published_at = now()",
+                      "UPDATE transfers_packets SET sealed = NULL",
                       "DELETE FROM transfers_packets",
                       "INSERT INTO transfers_delivery (packet_id, state, at) "
                       "VALUES (gen_random_uuid(), 'sent', now())",

@@ -40,7 +40,7 @@ from services.shared.school_terms_store import load_calendar
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import DeliveryEvent, PacketRecord
 from services.transfers.registry import RegisteredSetting
-from services.transfers.sealed_rows import open_history, pupil_named
+from services.transfers.sealed_rows import open_history, prepare, pupil_named
 
 _REGISTRY = ("SELECT urn, name, phase, la_code, la_name, establishment_number, ukprn, trust "
              "FROM settings_registry ORDER BY la_code, urn")
@@ -92,6 +92,7 @@ class OversightStore:
         erased: set[str] = set()
         with self._connect() as conn:
             rows = conn.execute(_PUPILS, {"urns": list(urns), "la": la_code}).fetchall()
+        prepare(self.keys, {str(r["upn"]) for r in rows})
         for r in rows:
             upn = str(r["upn"])
             if upn in erased:
@@ -109,6 +110,7 @@ class OversightStore:
         """Every packet built for a move out of one of `urns`, with its delivery events."""
         with self._connect() as conn:
             rows = conn.execute(_PACKETS, {"urns": list(urns)}).fetchall()
+        prepare(self.keys, {str(r["upn"]) for r in rows})
         return [MovedPacket(
             record=PacketRecord(
                 packet_id=r["packet_id"], upn=str(r["upn"]),

@@ -100,6 +100,16 @@ def is_for(principal: Principal, packet: TransferPacketV1 | ErasedPacket) -> boo
     return may_receive_for(principal, inbox)
 
 
+def gone(hub: Gateway, principal: Principal, packet_id: UUID, erased: PupilErased) -> Problem:
+    """410 with the erasure for the packet's addressee; 403 for anyone else, who is told
+    nothing of it."""
+    addressee = hub.transfers.addressee_of(packet_id)
+    if addressee is None or not may_receive_for(principal, addressee.inbox):
+        return forbidden(f"packet {packet_id} is not addressed to {principal.name}")
+    return Problem(GONE, f"packet {packet_id} is gone: its pupil's data was "
+                   f"{erased.erasure.describe()}", erased=erased.erasure.describe())
+
+
 def erased_line(packet: ErasedPacket) -> dict[str, str]:
     """What an inbox says of a packet whose pupil was erased."""
     return {"packet_id": str(packet.packet_id), "erased": packet.describe()}
@@ -142,11 +152,7 @@ def packet_for(hub: Gateway, principal: Principal, packet_id: UUID) -> TransferP
     try:
         packet = hub.transfers.packet(packet_id)
     except PupilErased as erased:
-        addressee = hub.transfers.addressee_of(packet_id)
-        if addressee is None or not may_receive_for(principal, addressee.inbox):
-            raise forbidden(f"packet {packet_id} is not addressed to {principal.name}") from None
-        raise Problem(GONE, f"packet {packet_id} is gone: its pupil's data was "
-                      f"{erased.erasure.describe()}", erased=erased.erasure.describe()) from None
+        raise gone(hub, principal, packet_id, erased) from None
     if packet is None:
         raise not_found(f"no packet {packet_id}")
     if not is_for(principal, packet):

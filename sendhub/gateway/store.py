@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from contracts.packet import TransferPacketV1
 from services.shared.pupil_keys import PostgresPupilKeys, PupilKeys
-from services.transfers.sealed_rows import ErasedPacket, read_packet
+from services.transfers.sealed_rows import ErasedPacket, prepare, read_packet
 
 LOST_PUPILS_PREFIX = "lost-pupils.la-"
 _SENT = ("JOIN LATERAL (SELECT min(d.id) AS position, min(d.at) AS sent_at "
@@ -139,6 +139,7 @@ class GatewayStore:
             query += " AND s.position > %s ORDER BY s.position LIMIT %s"
             rows = self._all(query, [*params, since, limit + 1])
             more, rows = len(rows) > limit, rows[:limit][::-1]
+        prepare(self.keys, (str(r["upn"]) for r in rows))
         return [InboxPacket(int(r["position"]), self._read(r)) for r in rows], more
 
     def packets_touching(self, urns: Sequence[str]) -> list[Ends]:
@@ -188,6 +189,7 @@ class GatewayStore:
             f"WHERE {where} AND s.sent_at >= w.created_at AND (last.attempt IS NULL OR "
             "(NOT last.delivered AND last.next_attempt_at <= now())) "
             "ORDER BY s.position LIMIT %s", [webhook.id, *params, limit])
+        prepare(self.keys, (str(r["upn"]) for r in rows))
         found = []
         for r in rows:
             packet, attempt = self._read(r), int(r["attempt"] or 0) + 1

@@ -197,6 +197,23 @@ class PupilKeys(ABC):
                     raise PupilErased(value)
                 self._cache[ref] = (now, AESGCM(value))
 
+    def prepare_for_reading(self, refs: Iterable[str]) -> None:
+        """Fetch in one round trip the keys of many pupils about to be read (an inbox, a
+        list of packets) that are not cached; an erased or unknown pupil is left for
+        `open` to report."""
+        now = time.monotonic()
+        with self._lock:
+            wanted = sorted({ref for ref in refs if ref not in self._cache
+                             or now - self._cache[ref][0] >= self.cache_seconds})
+        if not wanted:
+            return
+        found = self._fetch(wanted, create=False)
+        now = time.monotonic()
+        with self._lock:
+            for ref, value in found.items():
+                if isinstance(value, bytes):
+                    self._cache[ref] = (now, AESGCM(value))
+
     def _key(self, ref: str, *, create: bool, fresh: bool) -> AESGCM:
         with self._lock:
             cached = self._cache.get(ref)

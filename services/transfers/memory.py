@@ -37,6 +37,7 @@ from services.transfers.sealed_rows import (
     open_history,
     open_packet,
     packet_json,
+    prepare,
     pupil_named,
     seal_history,
     seal_packet,
@@ -148,7 +149,9 @@ class InMemoryRepository(TransfersRepository):
         return sorted(self.state.packets.values(), key=lambda s: (s.built_at, s.packet_id))
 
     def packets_for(self, receiver: str) -> list[TransferPacketV1]:
-        return [self._packet(s) for s in self._in_order() if s.receiver == receiver]
+        mine = [s for s in self._in_order() if s.receiver == receiver]
+        prepare(self.keys, (s.upn for s in mine))
+        return [self._packet(s) for s in mine]
 
     def append_delivery(self, step: DeliveryStep) -> bool:
         if step.receipt_key and any(s.receipt_key == step.receipt_key
@@ -189,10 +192,11 @@ class InMemoryRepository(TransfersRepository):
     def packet_records(self, *, receiver: str | None = None, upn: str | None = None,
                        unacknowledged_only: bool = False) -> list[PacketRecord]:
         found = []
-        for s in self._in_order():
+        listed = [s for s in self._in_order() if (not receiver or s.receiver == receiver)
+                  and (not upn or s.upn == upn)]
+        prepare(self.keys, (s.upn for s in listed))  # as PostgreSQL's: one round trip
+        for s in listed:
             events = tuple(self.delivery_events(s.packet_id))
-            if (receiver and s.receiver != receiver) or (upn and s.upn != upn):
-                continue
             if unacknowledged_only and (s.published_at is None
                                         or any(e.state in _ACKNOWLEDGED for e in events)):
                 continue

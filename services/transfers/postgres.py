@@ -48,6 +48,7 @@ from services.transfers.sealed_rows import (
     packet_json,
     plain_history_event,
     plain_packet_body,
+    prepare,
     pupil_named,
     seal_history,
     seal_packet,
@@ -163,6 +164,7 @@ class PostgresRepository(TransfersRepository):
     def packets_for(self, receiver: str) -> list[TransferPacketV1]:
         rows = self._all("SELECT packet_id, upn, body, sealed FROM transfers_packets "
                          "WHERE receiver = %s ORDER BY built_at, packet_id", (receiver,))
+        prepare(self.keys, (str(r["upn"]) for r in rows))
         return [self._packet(r) for r in rows]
 
     def append_delivery(self, step: DeliveryStep) -> bool:
@@ -218,6 +220,7 @@ class PostgresRepository(TransfersRepository):
         if unacknowledged_only:
             query += _UNACKNOWLEDGED
         rows = self._all(query + " ORDER BY p.built_at, p.packet_id", params)
+        prepare(self.keys, (str(r["upn"]) for r in rows))
         return [PacketRecord(
             packet_id=r["packet_id"], upn=r["upn"], receiver=r["receiver"],
             pupil=pupil_named(self.keys, str(r["upn"]), r["packet_id"], r["body"], r["sealed"]),

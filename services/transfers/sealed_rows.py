@@ -17,6 +17,7 @@ before, and `sendhub db seal-existing` seals it. Reading an erased pupil's row r
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,12 +139,18 @@ def read_packet(keys: PupilKeys, upn: str, receiver: str, body: Json, sealed: by
 
 def pupil_named(keys: PupilKeys, upn: str, packet_id: UUID | str, body: Json,
                 sealed: bytes | None) -> str:
-    """The pupil's name as a list shows it, or the erasure's sentence."""
+    """The pupil's name as a list shows it, or the erasure's sentence (the packet is
+    opened, not validated: a list of many packets needs only the names)."""
     try:
-        pupil = open_packet(keys, upn, packet_id, body, sealed).pupil
+        pupil = json.loads(packet_json(keys, upn, packet_id, body, sealed))["pupil"]
     except PupilErased as erased:
         return erased.erasure.describe()
-    return f"{pupil.given_name} {pupil.family_name}"
+    return f"{pupil['given_name']} {pupil['family_name']}"
+
+
+def prepare(keys: PupilKeys, upns: Iterable[str]) -> None:
+    """The keys of the rows about to be opened, fetched in one round trip."""
+    keys.prepare_for_reading(pupil_ref_for_upn(upn) for upn in upns)
 
 
 # -- histories --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from sendhub.web.inbox_view import PACKET, flagged_rows
 from services.records.domain import pupil_id_for
 from services.shared.pupil_keys import (
     ERASED_UPN_PREFIX,
+    Erasure,
     InMemoryPupilKeys,
     PupilErased,
     SealedValueBroken,
@@ -126,3 +127,25 @@ def test_an_inbox_lists_an_erased_pupils_packet_as_erased(
     [shown] = flagged_rows([InboxPacket(3, erased)], set(), {})
     assert shown.erased == erased.describe() and shown.erased.startswith("erased on ")
     assert (shown.kind, shown.unread, shown.open_items) == (PACKET, False, [])
+
+
+class CountingKeys(InMemoryPupilKeys):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fetches: list[list[str]] = []
+
+    def _fetch(self, refs: list[str], *, create: bool) -> dict[str, bytes | Erasure]:
+        self.fetches.append(refs)
+        return super()._fetch(refs, create=create)
+
+
+def test_a_list_of_many_pupils_packets_fetches_their_keys_at_once() -> None:
+    keys = CountingKeys()
+    app = TransfersApplication(InMemoryTransfers(keys), clock=Clock())
+    upns = [random_upn() for _ in range(3)]
+    for upn in upns:
+        _moved(app, upn)
+    keys._cache.clear()  # as in a process that has read none of them yet
+    keys.fetches.clear()
+    assert sorted(d.pupil for d in app.deliveries()) == ["Amira Khan"] * 3
+    assert keys.fetches == [sorted(pupil_ref_for_upn(u) for u in upns)]

@@ -45,6 +45,7 @@ from services.shared.binding import WrongCluster, bind
 from services.shared.database import upgrade
 from services.shared.kafka import client_options
 from services.shared.principals import PrincipalStore
+from services.shared.pupil_keys import pupil_keys_for
 from services.shared.school_days import parse_term_dates_csv
 from services.shared.school_terms_store import import_terms
 from services.shared.settings import HubSettings
@@ -159,7 +160,8 @@ def prepare_database(settings: HubSettings, console: Console, fresh: bool
                       "To run it on an empty database instead: sendhub demo --fresh")
         return None
     store = TransfersApplication.on_postgres(
-        settings.database_conninfo, resend_after_school_days=settings.resend_after_school_days)
+        settings.database_conninfo, keys=pupil_keys_for(settings),
+        resend_after_school_days=settings.resend_after_school_days)
     registry, problems = parse_registry_csv((ROOT / REGISTRY_SAMPLE).read_text())
     store.import_settings(registry)
     console.print(f"Settings registry: {len(registry)} schools and colleges from "
@@ -293,11 +295,16 @@ def show_local_authority(settings: HubSettings, console: Console, log_dir: Path)
     console.print(Rule("The local authority: Bristol (LA 801)"))
     window = Window(date(2024, 9, 1), date(2026, 8, 31))
     bristol = PrincipalStore(settings.database_conninfo).active(BRISTOL.name) or BRISTOL
-    result = gather_oversight(
-        settings.database_conninfo, bristol, la="801", window=window,
-        today=datetime.now(UTC).date(),
-        policy=LocalPolicy(concern_open_weeks=settings.policy_concern_open_weeks),
-        reader=Reader.of(BRISTOL.name, "demo: Bristol's SEND team reviews its statutory clocks"))
+    keys = pupil_keys_for(settings)
+    try:
+        result = gather_oversight(
+            settings.database_conninfo, bristol, keys=keys, la="801", window=window,
+            today=datetime.now(UTC).date(),
+            policy=LocalPolicy(concern_open_weeks=settings.policy_concern_open_weeks),
+            reader=Reader.of(BRISTOL.name,
+                             "demo: Bristol's SEND team reviews its statutory clocks"))
+    finally:
+        keys.close()
     print_oversight(console, result)
     console.print("The files were sent today for moves the scenario replays from 2024 to "
                   "2026, so none was within 15 school days of the pupil leaving: a hub "

@@ -7,7 +7,10 @@ shown behind a figure is recorded.
 Adapter: all of oversight's SQL is here, rows are read by column name, and what comes
 out is the shared read model (`HistoryEntry`, as `services.transfers.postgres` makes it)
 and `sendhub.oversight.MovedPacket`; `gather_oversight` hands them to the pure
-`sendhub.oversight`.
+`sendhub.oversight`. Histories and packets are sealed with their pupils' data keys
+(`services.transfers.sealed_rows`): SQL selects by their plain columns and they are
+opened here. An erased pupil's history is left out of the figures (nothing of it can be
+read); their packets still count, named by the erasure instead of the pupil.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from datetime import date, datetime
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
-from contracts.history import PupilHistoryEventV1
 from sendhub.access_log import AccessLog, Reader
 from sendhub.oversight import (
     MovedPacket,
@@ -33,22 +35,24 @@ from sendhub.oversight import (
 )
 from services.shared.access import Principal, may_see_pupils, slug
 from services.shared.clocks import LocalPolicy
+from services.shared.pupil_keys import PupilErased, PupilKeys
 from services.shared.school_terms_store import load_calendar
 from services.shared.sen_record import HistoryEntry, as_corrected
 from services.transfers.domain import DeliveryEvent, PacketRecord
 from services.transfers.registry import RegisteredSetting
+from services.transfers.sealed_rows import open_history, prepare, pupil_named
 
 _REGISTRY = ("SELECT urn, name, phase, la_code, la_name, establishment_number, ukprn, trust "
              "FROM settings_registry ORDER BY la_code, urn")
 _PUPILS = (
-    "SELECT upn, event FROM transfers_history WHERE upn IN ("
+    "SELECT upn, version, event, sealed FROM transfers_history WHERE upn IN ("
     " SELECT DISTINCT upn FROM transfers_history"
     " WHERE event->'event'->'source'->>'urn' = ANY(%(urns)s)"
     " OR event->'event'->'source'->>'la' = %(la)s)"
     " ORDER BY upn, version")
 _PACKETS = (
     "SELECT p.packet_id, p.upn, p.receiver, p.kind, p.built_at, p.supersedes, p.move_version, "
-    "p.body->'pupil'->>'given_name' || ' ' || (p.body->'pupil'->>'family_name') AS pupil, "
+    "p.body, p.sealed, "
     "p.body->'to_setting'->>'name' AS receiver_name, "
     "p.body->'to_setting'->>'la_code' AS receiver_la_code, "
     "p.body->'from_setting'->>'urn' AS from_urn, "
@@ -60,8 +64,18 @@ _PACKETS = (
 
 
 class OversightStore:
-    def __init__(self, conninfo: str) -> None:
+    """`keys` open the pupils' histories and packets; the registry needs none."""
+
+    def __init__(self, conninfo: str, keys: PupilKeys | None = None) -> None:
         self.conninfo = conninfo
+        self._keys = keys
+
+    @property
+    def keys(self) -> PupilKeys:
+        if self._keys is None:
+            raise RuntimeError("this OversightStore was built without the pupils' data keys, "
+                               "so it reads no history or packet")
+        return self._keys
 
     def _connect(self) -> psycopg.Connection[DictRow]:
         return psycopg.connect(self.conninfo, row_factory=dict_row)
@@ -75,11 +89,21 @@ class OversightStore:
         """The whole history of every pupil with an event recorded at one of `urns` (or by
         the LA `la_code`), by UPN, each in version order, as corrected (`as_corrected`)."""
         found: dict[str, list[HistoryEntry]] = {}
+        erased: set[str] = set()
         with self._connect() as conn:
-            for r in conn.execute(_PUPILS, {"urns": list(urns), "la": la_code}):
-                message = PupilHistoryEventV1.model_validate(
-                    r["event"], extra="ignore", context={"trusted": True})
-                found.setdefault(str(r["upn"]), []).append(HistoryEntry.from_contract(message))
+            rows = conn.execute(_PUPILS, {"urns": list(urns), "la": la_code}).fetchall()
+        prepare(self.keys, {str(r["upn"]) for r in rows})
+        for r in rows:
+            upn = str(r["upn"])
+            if upn in erased:
+                continue
+            try:
+                message = open_history(self.keys, upn, int(r["version"]), r["event"], r["sealed"])
+            except PupilErased:
+                erased.add(upn)
+                found.pop(upn, None)
+                continue
+            found.setdefault(upn, []).append(HistoryEntry.from_contract(message))
         # The figures count what settings stand by: withdrawn entries are left out.
         return {upn: shown for upn, history in found.items() if (shown := as_corrected(history))}
 
@@ -87,9 +111,11 @@ class OversightStore:
         """Every packet built for a move out of one of `urns`, with its delivery events."""
         with self._connect() as conn:
             rows = conn.execute(_PACKETS, {"urns": list(urns)}).fetchall()
+        prepare(self.keys, {str(r["upn"]) for r in rows})
         return [MovedPacket(
             record=PacketRecord(
-                packet_id=r["packet_id"], upn=str(r["upn"]), pupil=str(r["pupil"]),
+                packet_id=r["packet_id"], upn=str(r["upn"]),
+                pupil=pupil_named(self.keys, str(r["upn"]), r["packet_id"], r["body"], r["sealed"]),
                 receiver=str(r["receiver"]), receiver_name=r["receiver_name"],
                 receiver_la_code=r["receiver_la_code"],
                 kind=str(r["kind"]), built_at=r["built_at"], supersedes=r["supersedes"],
@@ -127,7 +153,8 @@ def schools_in_scope(conninfo: str, *, la: str | None = None, trust: str | None 
     return scope_of(OversightStore(conninfo).registry(), la=la, trust=trust)
 
 
-def gather_oversight(conninfo: str, principal: Principal, *, la: str | None = None,
+def gather_oversight(conninfo: str, principal: Principal, *, keys: PupilKeys,
+                     la: str | None = None,
                      trust: str | None = None, window: Window, today: date,
                      policy: LocalPolicy, reader: Reader | None,
                      schools: Collection[str] | None = None) -> Oversight:
@@ -135,8 +162,8 @@ def gather_oversight(conninfo: str, principal: Principal, *, la: str | None = No
     may oversee the scope): with a `reader` (a reason given), the pupils behind each
     figure where `may_see_pupils` holds, each recorded in the access log; without, the
     figures alone. `schools` (URNs) narrows the scope to those of its schools."""
-    result = figures_with_pupils(conninfo, principal, la=la, trust=trust, window=window,
-                                 today=today, policy=policy, schools=schools)
+    result = figures_with_pupils(conninfo, principal, keys=keys, la=la, trust=trust,
+                                 window=window, today=today, policy=policy, schools=schools)
     if reader is None:
         return withhold_pupils(result)
     shown = sorted({p.upn for p in result.pupils_shown()})
@@ -147,14 +174,15 @@ def gather_oversight(conninfo: str, principal: Principal, *, la: str | None = No
     return result
 
 
-def figures_with_pupils(conninfo: str, principal: Principal, *, la: str | None = None,
+def figures_with_pupils(conninfo: str, principal: Principal, *, keys: PupilKeys,
+                        la: str | None = None,
                         trust: str | None = None, window: Window, today: date,
                         policy: LocalPolicy, schools: Collection[str] | None = None
                         ) -> Oversight:
     """The figures with the pupils behind them where `may_see_pupils` holds, recorded
     nowhere: the caller records in the access log every pupil it shows (the web's list
     behind one figure of one school shows, and records, only those)."""
-    store = OversightStore(conninfo)
+    store = OversightStore(conninfo, keys)
     registry = store.registry()
     scope, chosen = scope_of(registry, la=la, trust=trust)
     if schools is not None:

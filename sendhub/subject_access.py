@@ -182,7 +182,7 @@ class HubHoldings:
         from services.shared.access import inbox_of, packet_inbox
         from services.transfers.application import TransfersApplication
 
-        store = TransfersApplication.on_postgres(self.settings.database_conninfo)
+        store = TransfersApplication.for_settings(self.settings)
         try:
             held = []
             found = [d for ref in (upn, pseudonym_of(upn)) for d in store.deliveries(upn=ref)]
@@ -230,7 +230,7 @@ class HubHoldings:
     def setting_names(self) -> dict[str, str]:
         from services.transfers.application import TransfersApplication
 
-        store = TransfersApplication.on_postgres(self.settings.database_conninfo)
+        store = TransfersApplication.for_settings(self.settings)
         try:
             known = store.registered_settings()
         finally:

@@ -124,7 +124,7 @@ def issue_packets(settings: HubSettings, from_urn: str, to: dict[str, str],
                                   for n, e in enumerate(events)])
     messages = [to_history_contract(e, n) for n, e in enumerate(records.history_events(upn), 1)]
     records.close()
-    transfers = TransfersApplication.on_postgres(settings.database_conninfo)
+    transfers = TransfersApplication.for_settings(settings)
     try:
         packet_ids = transfers.record_history(
             [(m, HistoryPosition(topic, 0, i)) for i, m in enumerate(messages)])

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from services.shared.pupil_keys import pupil_keys_for
 from services.shared.settings import HubSettings
 from services.transfers.postgres import PostgresTransfers
 from services.transfers.repository import Transfers
@@ -19,9 +20,10 @@ class OnPostgres:
     @pytest.fixture(autouse=True)
     def _database(self, scratch_db: HubSettings) -> None:
         self.conninfo = scratch_db.database_conninfo
+        self.settings = scratch_db
 
     def transfers(self) -> Iterator[Transfers]:
-        store = PostgresTransfers(self.conninfo)
+        store = PostgresTransfers(self.conninfo, pupil_keys_for(self.settings))
         with psycopg.connect(self.conninfo) as conn:
             conn.execute("ALTER TABLE transfers_delivery DISABLE TRIGGER USER")
             conn.execute("TRUNCATE transfers_history, transfers_positions, settings_registry, "

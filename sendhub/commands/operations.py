@@ -20,7 +20,8 @@ from sendhub.commands.common import console, errors, fail, hub_settings
 
 settings_app = typer.Typer(help="The settings registry: schools and post-16 providers.",
                            no_args_is_help=True)
-db_app = typer.Typer(help="The hub's database: its schema.", no_args_is_help=True)
+db_app = typer.Typer(help="The hub's database: its schema, and sealing rows stored before "
+                      "sealing existed.", no_args_is_help=True)
 
 
 class ServiceName(StrEnum):
@@ -97,11 +98,13 @@ def transfers(
 ) -> None:
     """Packets by delivery state, for admissions and the local authority."""
     from sendhub.summaries import deliveries_table
+    from services.shared.pupil_keys import pupil_keys_for
     from services.shared.school_terms_store import load_calendar
     from services.transfers.application import TransfersApplication
 
     settings = hub_settings(ctx)
     store = TransfersApplication.on_postgres(settings.database_conninfo,
+                           keys=pupil_keys_for(settings),
                            resend_after_school_days=settings.resend_after_school_days,
                            calendar=load_calendar(settings.database_conninfo))
     try:
@@ -129,6 +132,7 @@ def settings_import(ctx: typer.Context,
                     file: Annotated[Path, typer.Argument(help="CSV in the DfE establishment "
                                                          "data layout")]) -> None:
     """Load schools and post-16 providers into the registry (new ones added, known updated)."""
+    from services.shared.pupil_keys import pupil_keys_for
     from services.transfers.application import TransfersApplication
     from services.transfers.registry import (
         RegistryFileError,
@@ -145,7 +149,9 @@ def settings_import(ctx: typer.Context,
         raise fail(str(exc)) from None
     for problem in problems:
         errors.print(f"[yellow]{skipped_message(str(file), problem)}[/yellow]")
-    store = TransfersApplication.on_postgres(hub_settings(ctx).database_conninfo)
+    settings = hub_settings(ctx)
+    store = TransfersApplication.on_postgres(settings.database_conninfo,
+                                             keys=pupil_keys_for(settings))
     try:
         count = store.import_settings(found)
     finally:
@@ -160,9 +166,12 @@ def settings_list(ctx: typer.Context) -> None:
     """The settings the registry knows."""
     from rich.table import Table
 
+    from services.shared.pupil_keys import pupil_keys_for
     from services.transfers.application import TransfersApplication
 
-    store = TransfersApplication.on_postgres(hub_settings(ctx).database_conninfo)
+    settings = hub_settings(ctx)
+    store = TransfersApplication.on_postgres(settings.database_conninfo,
+                                             keys=pupil_keys_for(settings))
     try:
         known = store.registered_settings()
     finally:
@@ -218,8 +227,32 @@ def db_upgrade(ctx: typer.Context) -> None:
     # services.shared.database arrives with the migrations branch; until it is merged
     # here, mypy cannot see it and this command cannot run.
     from services.shared.database import upgrade
+    from services.transfers.postgres import plain_rows
 
     settings = hub_settings(ctx)
     revision = upgrade(settings)
     name = (settings.database_url.path or "").lstrip("/")
     console.print(f"Database {name} is at revision {revision}")
+    left = plain_rows(settings.database_conninfo)
+    if left:  # revision 0008 cannot seal them: the pupils' keys are not in SQL
+        console.print(f"{left} transfers row(s) stored before sealing are still plain: "
+                      "seal them with `sendhub db seal-existing`")
+
+
+@db_app.command("seal-existing")
+def db_seal_existing(ctx: typer.Context) -> None:
+    """Seal with each pupil's data key the transfers rows (histories, packets) stored
+    before revision 0008, which `db upgrade` leaves plain; an erased pupil's rows lose
+    their plain content. As the database owner, with the master key; safe to run again."""
+    from services.shared.pupil_keys import pupil_keys_for
+    from services.transfers.postgres import seal_stored_rows
+
+    settings = hub_settings(ctx)
+    keys = pupil_keys_for(settings)
+    try:
+        done = seal_stored_rows(settings.database_conninfo, keys)
+    finally:
+        keys.close()
+    console.print(f"Sealed {done.sealed} transfers row(s) stored before sealing"
+                  + (f"; {done.shredded} of erased pupils shredded" if done.shredded else "")
+                  + ".")

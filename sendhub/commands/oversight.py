@@ -132,17 +132,22 @@ def _gather(settings: HubSettings, principal: Principal, la: str | None, trust: 
     from sendhub.access_log import AccessRefused, Reader
     from sendhub.oversight_store import NoSchoolsInScope, gather_oversight
     from services.shared.clocks import LocalPolicy
+    from services.shared.pupil_keys import pupil_keys_for
 
     try:
         reader = None if reason is None else Reader.of(principal.name, reason)
     except AccessRefused as exc:
         raise fail(str(exc)) from None
+    keys = pupil_keys_for(settings)
     try:
-        return gather_oversight(settings.database_conninfo, principal, la=la, trust=trust,
-                                window=window, today=today, reader=reader, policy=LocalPolicy(
+        return gather_oversight(settings.database_conninfo, principal, keys=keys, la=la,
+                                trust=trust, window=window, today=today, reader=reader,
+                                policy=LocalPolicy(
                                     concern_open_weeks=settings.policy_concern_open_weeks))
     except NoSchoolsInScope as exc:
         raise fail(str(exc), 1) from None
+    finally:
+        keys.close()
 
 
 def print_oversight(console: Console, result: Oversight) -> None:

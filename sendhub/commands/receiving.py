@@ -29,6 +29,7 @@ from sendhub.commands.common import (
     records_app,
 )
 from services.shared.access import may_read_history, may_receive_for, packet_inbox, receivers_of
+from services.shared.pupil_keys import PupilErased, pupil_keys_for
 
 if TYPE_CHECKING:
     from contracts.packet import TransferPacketV1
@@ -64,11 +65,15 @@ def packet(
 
     settings = hub_settings(ctx)
     principal_of(settings)  # who asks is known before anything about the packet is said
-    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    store = TransfersApplication.on_postgres(settings.database_conninfo,
+                                             keys=pupil_keys_for(settings))
     try:
         sent = store.packet(packet_id)
         superseded = store.packet(sent.supersedes) if sent and sent.supersedes else None
         known = store.registered_settings() if sent and form is PacketForm.ctf else []
+    except PupilErased as erased:
+        raise fail(f"Packet {packet_id} cannot be read: its pupil's data was "
+                   f"{erased.erasure.describe()}.", 1) from None
     finally:
         store.close()
     if sent is None:
@@ -207,7 +212,8 @@ def _inbox_ctf(settings: HubSettings, packets: list[TransferPacketV1], output: P
     from services.transfers.application import TransfersApplication
     from services.transfers.forms import ctf_files, with_current_registry
 
-    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    store = TransfersApplication.on_postgres(settings.database_conninfo,
+                                             keys=pupil_keys_for(settings))
     try:
         packets = with_current_registry(packets, store.registered_settings())
     finally:

@@ -34,6 +34,7 @@ from sendhub.web.app import install_web
 from sendhub.web.pages import error_page, is_page, problem_page
 from sendhub.web.routes import gateway_pages
 from services.shared.principals import PrincipalStore
+from services.shared.pupil_keys import pupil_keys_for
 from services.shared.school_terms_store import StoredCalendar
 from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
@@ -66,15 +67,17 @@ def hub_tls(settings: HubSettings) -> ssl.SSLContext:
 
 def build_gateway(settings: HubSettings) -> Gateway:
     principals = PrincipalStore(settings.database_conninfo)
+    keys = pupil_keys_for(settings)  # one for the process: transfers' reads and the store's
     return Gateway(
         settings=settings,
         authenticator=Authenticator(principals, OIDC.from_settings(settings), hub_tls(settings)),
         limiter=RateLimiter(settings.gateway_rate_limit_per_minute),
         publisher=Publisher(settings),
         transfers=TransfersApplication.on_postgres(
-            settings.database_conninfo, resend_after_school_days=settings.resend_after_school_days,
+            settings.database_conninfo, keys=keys,
+            resend_after_school_days=settings.resend_after_school_days,
             calendar=StoredCalendar(settings.database_conninfo)),
-        store=GatewayStore(settings.database_conninfo),
+        store=GatewayStore(settings.database_conninfo, keys),
         access_log=AccessLog(settings.database_conninfo),
     )
 

@@ -16,8 +16,9 @@ TYPE_BASE = "https://sendhub.example/problems/"
 # A short, stable type slug per status the gateway answers with.
 SLUGS = {
     400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
-    406: "not-acceptable", 409: "conflict", 413: "too-large", 415: "unsupported-media-type",
-    422: "invalid", 429: "rate-limited", 500: "internal-error", 503: "unavailable",
+    406: "not-acceptable", 409: "conflict", 410: "gone", 413: "too-large",
+    415: "unsupported-media-type", 422: "invalid", 429: "rate-limited",
+    500: "internal-error", 503: "unavailable",
 }
 
 

@@ -5,7 +5,8 @@ Edge adapter; who may read what is `services.shared.access` alone. Every packet 
 history handed out is written to the access log first (actor: the authenticated
 principal; route `https`; reason: the `X-Reason` header, which auditors must send and
 receivers may). Forms by `Accept`: `application/json` (default), `application/xml`
-(CTF, schools only) and `text/html`.
+(CTF, schools only) and `text/html`. A packet whose pupil was erased is 410 Gone, with
+the erasure ("erased on D by X because Y"), and an inbox lists it only as erased.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from services.shared.access import (
     packet_inbox,
     receivers_of,
 )
+from services.shared.pupil_keys import PupilErased
 from services.transfers import wording
 from services.transfers.forms import CTFRefused, ctf_files, render, with_current_registry
+from services.transfers.sealed_rows import ErasedPacket
 
 router = APIRouter(prefix="/v1", tags=["reading"])
 Hub = Annotated[Gateway, Depends(gateway)]
@@ -88,8 +91,28 @@ def decode_cursor(since: str) -> int:
     raise Problem(400, "since is not a cursor this hub gave (use next_since as it came)")
 
 
-def is_for(principal: Principal, packet: TransferPacketV1) -> bool:
-    return may_receive_for(principal, packet_inbox(packet))
+GONE = 410
+"""A packet whose pupil's data was erased (UK GDPR Article 17): it existed, and is gone."""
+
+
+def is_for(principal: Principal, packet: TransferPacketV1 | ErasedPacket) -> bool:
+    inbox = packet.inbox if isinstance(packet, ErasedPacket) else packet_inbox(packet)
+    return may_receive_for(principal, inbox)
+
+
+def gone(hub: Gateway, principal: Principal, packet_id: UUID, erased: PupilErased) -> Problem:
+    """410 with the erasure for the packet's addressee; 403 for anyone else, who is told
+    nothing of it."""
+    addressee = hub.transfers.addressee_of(packet_id)
+    if addressee is None or not may_receive_for(principal, addressee.inbox):
+        return forbidden(f"packet {packet_id} is not addressed to {principal.name}")
+    return Problem(GONE, f"packet {packet_id} is gone: its pupil's data was "
+                   f"{erased.erasure.describe()}", erased=erased.erasure.describe())
+
+
+def erased_line(packet: ErasedPacket) -> dict[str, str]:
+    """What an inbox says of a packet whose pupil was erased."""
+    return {"packet_id": str(packet.packet_id), "erased": packet.describe()}
 
 
 # -- what a caller may read: one set of functions for the API and the web pages ---------
@@ -104,12 +127,14 @@ def inboxes_of(principal: Principal) -> tuple[str, ...]:
 
 
 def inbox_page(hub: Gateway, principal: Principal, *, since: int | None, limit: int
-               ) -> tuple[list[TransferPacketV1], int | None, bool]:
-    """The caller's packets, newest first: (packets, the newest position or `since`,
-    whether more wait)."""
+               ) -> tuple[list[TransferPacketV1], list[ErasedPacket], int | None, bool]:
+    """The caller's packets, newest first: (packets, those whose pupil was erased, the
+    newest position or `since`, whether more wait)."""
     page, more = hub.store.inbox(inboxes_of(principal), since=since, limit=limit)
-    packets = [p.packet for p in page if is_for(principal, p.packet)]
-    return packets, page[0].position if page else since, more
+    mine = [p.packet for p in page if is_for(principal, p.packet)]
+    return ([p for p in mine if isinstance(p, TransferPacketV1)],
+            [p for p in mine if isinstance(p, ErasedPacket)],
+            page[0].position if page else since, more)
 
 
 def inbox_rows(hub: Gateway, principal: Principal, *, before: int | None, limit: int
@@ -123,8 +148,11 @@ def inbox_rows(hub: Gateway, principal: Principal, *, before: int | None, limit:
 
 def packet_for(hub: Gateway, principal: Principal, packet_id: UUID) -> TransferPacketV1:
     """A packet addressed to the caller: 404 when there is none, 403 when it went to
-    someone else."""
-    packet = hub.transfers.packet(packet_id)
+    someone else, 410 (to its addressee only) when its pupil's data was erased."""
+    try:
+        packet = hub.transfers.packet(packet_id)
+    except PupilErased as erased:
+        raise gone(hub, principal, packet_id, erased) from None
     if packet is None:
         raise not_found(f"no packet {packet_id}")
     if not is_for(principal, packet):
@@ -151,7 +179,12 @@ def _log_reads(hub: Gateway, reader: Reader, action: str, packets: list[Transfer
                               detail=packet_inbox(packet) if inbox else None, route="https")
 
 
-def inbox_html(receiver: str, packets: list[TransferPacketV1]) -> bytes:
+def inbox_html(receiver: str, packets: list[TransferPacketV1],
+               erased: list[ErasedPacket] | None = None) -> bytes:
+    gone = "".join(f"<li>Packet {p.packet_id} from "
+                   f"{html.escape(p.from_setting.name or str(p.from_setting.urn))} "
+                   f"({p.generated_at:%Y-%m-%d}): {html.escape(p.describe())}</li>"
+                   for p in erased or [])
     items = "".join(
         f'<li><a href="/v1/packets/{p.packet_id}">{html.escape(p.pupil.given_name)} '
         f"{html.escape(p.pupil.family_name)}</a> from "
@@ -161,7 +194,7 @@ def inbox_html(receiver: str, packets: list[TransferPacketV1]) -> bytes:
            if p.la_notice else "") + "</li>" for p in packets)
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Inbox of "
             f"{html.escape(receiver)}</title></head><body><h1>Inbox of {html.escape(receiver)}"
-            f"</h1><ul>{items}</ul></body></html>").encode()
+            f"</h1><ul>{items}{gone}</ul></body></html>").encode()
 
 
 @router.get("/inbox", summary="The caller's transfer packets, newest first")
@@ -180,7 +213,7 @@ async def get_inbox(
     receiver = inboxes[0]  # an LA's first is its lost pupils, as before it had two
     form = negotiate(accept, principal)
     cursor = decode_cursor(since) if since else None
-    packets, newest, more = await anyio.to_thread.run_sync(
+    packets, erased, newest, more = await anyio.to_thread.run_sync(
         lambda: inbox_page(hub, principal, since=cursor, limit=limit))
     next_since = encode_cursor(newest) if newest is not None else None
     reader = Reader(principal.name, (reason or "").strip() or RECEIVING)
@@ -189,13 +222,14 @@ async def get_inbox(
     if form == "json":
         return JSONResponse({"receiver": receiver, "inboxes": list(inboxes),
                              "packets": [p.model_dump(mode="json") for p in packets],
+                             "erased": [erased_line(p) for p in erased],
                              "next_since": next_since, "more": more}, headers=headers)
     if form == "ctf":
         body = await anyio.to_thread.run_sync(inbox_ctf, hub, packets, from_urn)
         if body is None:
             return Response(status_code=204, headers=headers)
         return Response(body, media_type=MEDIA["ctf"], headers=headers)
-    return Response(inbox_html(" and ".join(inboxes), packets), media_type=MEDIA["html"],
+    return Response(inbox_html(" and ".join(inboxes), packets, erased), media_type=MEDIA["html"],
                     headers=headers)
 
 

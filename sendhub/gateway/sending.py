@@ -36,6 +36,7 @@ from sendhub.gateway.problems import Problem, forbidden, not_found, too_large
 from services.ingest.application import screen_school_event
 from services.shared.access import Principal, may_receive_for, may_send_events_for, packet_inbox
 from services.shared.errors import MessageRefused
+from services.shared.pupil_keys import PupilErased
 
 router = APIRouter(prefix="/v1", tags=["sending"])
 Hub = Annotated[Gateway, Depends(gateway)]
@@ -95,8 +96,14 @@ async def admit(hub: Gateway, principal: Principal, lines: list[tuple[int, bytes
 def receipt_for(hub: Gateway, principal: Principal, receipt: PacketReceiptV1
                 ) -> TransferPacketV1:
     """The packet a receipt is for, once the caller may send it (the API and the web
-    pages both ask this): 404, 403, or 422 when the receipt names another receiver."""
-    packet = hub.transfers.packet(receipt.packet_id)
+    pages both ask this): 404, 403, or 422 when the receipt names another receiver; 410
+    when the packet's pupil was erased."""
+    from sendhub.gateway.reading import gone
+
+    try:
+        packet = hub.transfers.packet(receipt.packet_id)
+    except PupilErased as erased:
+        raise gone(hub, principal, receipt.packet_id, erased) from None
     if packet is None:
         raise not_found(f"no packet {receipt.packet_id}")
     if not may_receive_for(principal, packet_inbox(packet)):

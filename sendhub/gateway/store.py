@@ -6,7 +6,9 @@ transfers' tables (`transfers_packets`, `transfers_delivery`) without changing t
 `webhooks` and `webhook_deliveries` are the gateway's (migration 0002). A packet is in
 an inbox once transfers has sent it (its first `sent` delivery step), and that step's
 id is the inbox's order and cursor, so a packet built early but sent late is not
-skipped by a client polling with `since`.
+skipped by a client polling with `since`. Packets are sealed with their pupil's data key
+(`services.transfers.sealed_rows`): SQL selects by their plain routing columns, and each
+packet is opened here; one whose pupil was erased comes back as an `ErasedPacket`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from contracts.packet import TransferPacketV1
+from services.shared.pupil_keys import PostgresPupilKeys, PupilKeys
+from services.transfers.sealed_rows import ErasedPacket, prepare, read_packet
 
 LOST_PUPILS_PREFIX = "lost-pupils.la-"
 _SENT = ("JOIN LATERAL (SELECT min(d.id) AS position, min(d.at) AS sent_at "
@@ -53,7 +57,7 @@ def inboxes_filter(inboxes: Sequence[str]) -> tuple[str, list[Any]]:
 @dataclass(frozen=True)
 class InboxPacket:
     position: int
-    packet: TransferPacketV1
+    packet: TransferPacketV1 | ErasedPacket
 
 
 @dataclass(frozen=True)
@@ -84,13 +88,30 @@ class DueDelivery:
 
 
 class GatewayStore:
-    def __init__(self, conninfo: str) -> None:
+    """`keys` (`pupil_keys_for(settings)`, closed with the store) open the packets; a
+    store for webhooks alone (the admin console, `sendhub webhooks`) needs none."""
+
+    def __init__(self, conninfo: str, keys: PupilKeys | None = None) -> None:
+        self._keys = keys
         self.pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
             conninfo, min_size=1, max_size=8, open=True,
             kwargs={"row_factory": dict_row, "autocommit": True})
 
+    @property
+    def keys(self) -> PupilKeys:
+        if self._keys is None:
+            raise RuntimeError("this GatewayStore was built without the pupils' data keys, "
+                               "so it reads no packet: give it pupil_keys_for(settings)")
+        return self._keys
+
     def close(self) -> None:
         self.pool.close()
+        if isinstance(self._keys, PostgresPupilKeys):
+            self._keys.close()
+
+    def _read(self, row: DictRow) -> TransferPacketV1 | ErasedPacket:
+        return read_packet(self.keys, str(row["upn"]), str(row["receiver"]), row["body"],
+                           row["sealed"])
 
     def _all(self, query: str, params: Sequence[Any]) -> list[DictRow]:
         with self.pool.connection() as conn:
@@ -105,7 +126,8 @@ class GatewayStore:
         packets"); with it, the oldest `limit` sent after it. True when more are waiting
         after (or, with `before`, before) these."""
         where, params = inboxes_filter(inboxes)
-        query = f"SELECT s.position, p.body FROM transfers_packets p {_SENT} WHERE ({where})"
+        query = ("SELECT s.position, p.upn, p.receiver, p.body, p.sealed "
+                 f"FROM transfers_packets p {_SENT} WHERE ({where})")
         if since is None:
             if before is not None:
                 query += " AND s.position < %s"
@@ -117,8 +139,8 @@ class GatewayStore:
             query += " AND s.position > %s ORDER BY s.position LIMIT %s"
             rows = self._all(query, [*params, since, limit + 1])
             more, rows = len(rows) > limit, rows[:limit][::-1]
-        return [InboxPacket(int(r["position"]), TransferPacketV1.model_validate(r["body"]))
-                for r in rows], more
+        prepare(self.keys, (str(r["upn"]) for r in rows))
+        return [InboxPacket(int(r["position"]), self._read(r)) for r in rows], more
 
     def packets_touching(self, urns: Sequence[str]) -> list[Ends]:
         """Packets sent from or to any of these URNs."""
@@ -153,10 +175,13 @@ class GatewayStore:
 
     def due(self, webhook: Webhook, inbox: str, limit: int) -> list[DueDelivery]:
         """Packets sent to the webhook's inbox since it was registered that were never
-        pushed, or whose last failed attempt's retry time has come."""
+        pushed, or whose last failed attempt's retry time has come. A packet whose pupil
+        was erased is never pushed: its attempt is recorded as failed, with the erasure,
+        and no retry."""
         where, params = inbox_filter(inbox)
         rows = self._all(
-            f"SELECT p.body, w.secret, last.attempt FROM transfers_packets p {_SENT} "
+            "SELECT p.upn, p.receiver, p.body, p.sealed, w.secret, last.attempt "
+            f"FROM transfers_packets p {_SENT} "
             "JOIN webhooks w ON w.id = %s "
             "LEFT JOIN LATERAL (SELECT wd.attempt, wd.delivered, wd.next_attempt_at "
             "  FROM webhook_deliveries wd WHERE wd.webhook_id = w.id "
@@ -164,8 +189,19 @@ class GatewayStore:
             f"WHERE {where} AND s.sent_at >= w.created_at AND (last.attempt IS NULL OR "
             "(NOT last.delivered AND last.next_attempt_at <= now())) "
             "ORDER BY s.position LIMIT %s", [webhook.id, *params, limit])
-        return [DueDelivery(webhook, r["secret"], TransferPacketV1.model_validate(r["body"]),
-                            int(r["attempt"] or 0) + 1) for r in rows]
+        prepare(self.keys, (str(r["upn"]) for r in rows))
+        found = []
+        for r in rows:
+            packet, attempt = self._read(r), int(r["attempt"] or 0) + 1
+            if isinstance(packet, ErasedPacket):
+                self._all(
+                    "INSERT INTO webhook_deliveries (webhook_id, packet_id, attempt, status, "
+                    "error, delivered, next_attempt_at) VALUES (%s, %s, %s, NULL, %s, false, "
+                    "NULL) RETURNING id", [webhook.id, packet.packet_id, attempt,
+                                           f"not pushed: the pupil's data was {packet.describe()}"])
+                continue
+            found.append(DueDelivery(webhook, r["secret"], packet, attempt))
+        return found
 
     def record_attempt(self, due: DueDelivery, *, status: int | None, error: str | None,
                        delivered: bool, retry_in: float | None) -> None:

@@ -12,6 +12,8 @@ from starlette.datastructures import UploadFile
 from sendhub.web.admin import Hub, Operator, recorded, shown_lines
 from sendhub.web.pages import page
 from sendhub.web.security import checked_form
+from services.shared.pupil_keys import pupil_keys_for
+from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.registry import (
     RegistryFileError,
@@ -30,9 +32,10 @@ def upload_page(request: Request, seen_by: Operator, error: str | None = None) -
                 error=error, status=422 if error else 200)
 
 
-def import_lines(conninfo: str, lines: list[RegistryLine]) -> int:
+def import_lines(settings: HubSettings, lines: list[RegistryLine]) -> int:
     """The good lines into the registry (new settings added, known ones updated)."""
-    store = TransfersApplication.on_postgres(conninfo)
+    store = TransfersApplication.on_postgres(settings.database_conninfo,
+                                             keys=pupil_keys_for(settings))
     try:
         return store.import_settings([line.setting for line in lines if line.setting])
     finally:
@@ -58,7 +61,7 @@ async def import_registry(request: Request, seen_by: Operator, hub: Hub) -> Resp
                            "UTF-8 and upload it again")
     except RegistryFileError as exc:
         return upload_page(request, seen_by, f"{source}: {exc}")
-    count = await anyio.to_thread.run_sync(import_lines, hub.settings.database_conninfo, lines)
+    count = await anyio.to_thread.run_sync(import_lines, hub.settings, lines)
     refused = [RowProblem(line.line, line.problem) for line in lines if line.problem]
     recorded("registry_imported", seen_by, "-", imported=count, skipped=len(refused))
     shown, left_out = shown_lines(lines)

@@ -65,11 +65,12 @@ def _record(hub: Gateway, principal: Principal, action: str, packets: list[Trans
 
 
 def _inbox(hub: Gateway, principal: Principal, before: int | None) -> dict[str, Any]:
-    """The page's rows, each packet listed in the access log before it is shown."""
+    """The page's rows, each packet listed in the access log before it is shown (one
+    whose pupil was erased shows nothing of the pupil, and is not)."""
     entries, more = inbox_rows(hub, principal, before=before, limit=PAGE_SIZE)
-    packets = [e.packet for e in entries]
+    packets = [e.packet for e in entries if isinstance(e.packet, TransferPacketV1)]
     opened = inbox_store.opened_by(hub.store, principal.name, packets)
-    events = inbox_store.delivery_events(hub.store, [p.packet_id for p in packets])
+    events = inbox_store.delivery_events(hub.store, [e.packet.packet_id for e in entries])
     _record(hub, principal, "inbox-web", packets, inbox=True)
     return {"rows": flagged_rows(entries, opened, events),
             "older": entries[-1].position if more and entries else None}

@@ -22,6 +22,7 @@ from contracts.receipts import PacketReceiptV1, ReceiptStatus
 from sendhub.gateway.store import InboxPacket
 from services.shared.access import packet_inbox
 from services.transfers.domain import DeliveryEvent, delivery_of
+from services.transfers.sealed_rows import ErasedPacket
 
 PACKET, AMENDMENT, REROUTED, LA_NOTICE = "Packet", "Amendment", "Re-routed packet", "LA notice"
 RECEIPTS: tuple[ReceiptStatus, ...] = get_args(ReceiptStatus)
@@ -32,7 +33,7 @@ OPENED_ACTIONS = "packet-"
 (`inbox-*`) shows a packet's line, not the packet: it leaves it unread."""
 
 
-def kind_of(packet: TransferPacketV1) -> str:
+def kind_of(packet: TransferPacketV1 | ErasedPacket) -> str:
     if packet.la_notice:
         return LA_NOTICE
     if packet.supersedes and packet.rerouted_from_lost_pupils:
@@ -119,13 +120,15 @@ def inbox_label(inbox: str) -> str:
 
 @dataclass(frozen=True)
 class InboxRow:
-    packet: TransferPacketV1
+    packet: TransferPacketV1 | ErasedPacket
     position: int
     kind: str
     unread: bool
     open_items: list[str]
     delivery: Delivered
     inbox: str
+    erased: str | None = None
+    """"erased on D by X because Y": the pupil's data was erased, the row says only that."""
 
     @property
     def sent_at(self) -> datetime:
@@ -134,10 +137,17 @@ class InboxRow:
 
 def flagged_rows(entries: Sequence[InboxPacket], opened: set[UUID],
                events: Mapping[UUID, Sequence[DeliveryEvent]]) -> list[InboxRow]:
-    return [InboxRow(e.packet, e.position, kind_of(e.packet), e.packet.packet_id not in opened,
-                     open_flags(e.packet), delivered(events.get(e.packet.packet_id, ())),
-                     inbox_label(packet_inbox(e.packet)))
+    return [_row(e.packet, e.position, opened, events.get(e.packet.packet_id, ()))
             for e in entries]
+
+
+def _row(packet: TransferPacketV1 | ErasedPacket, position: int, opened: set[UUID],
+         events: Sequence[DeliveryEvent]) -> InboxRow:
+    if isinstance(packet, ErasedPacket):
+        return InboxRow(packet, position, kind_of(packet), False, [], delivered(events),
+                        inbox_label(packet.inbox), packet.describe())
+    return InboxRow(packet, position, kind_of(packet), packet.packet_id not in opened,
+                    open_flags(packet), delivered(events), inbox_label(packet_inbox(packet)))
 
 
 # -- the receipt form -------------------------------------------------------------------

@@ -111,7 +111,7 @@ def _figures(hub: Gateway, principal: Principal, asked: Asked) -> Oversight:
     """The figures alone (no pupil), of the scope or of the one school filtered."""
     try:
         return gather_oversight(
-            hub.settings.database_conninfo, principal, la=asked.scope.la,
+            hub.settings.database_conninfo, principal, keys=hub.store.keys, la=asked.scope.la,
             trust=asked.scope.trust, window=asked.filters.window,
             today=_today(), policy=_policy(hub), reader=None,
             schools=[asked.filters.school] if asked.filters.school else None)
@@ -197,7 +197,7 @@ def _pupils_behind(hub: Gateway, principal: Principal, chosen: Asked, setting: R
     written to the access log before the page shows them."""
     try:
         result = figures_with_pupils(
-            hub.settings.database_conninfo, principal, la=chosen.scope.la,
+            hub.settings.database_conninfo, principal, keys=hub.store.keys, la=chosen.scope.la,
             trust=chosen.scope.trust, window=chosen.filters.window,
             today=_today(), policy=_policy(hub), schools=[setting.urn])
     except NoSchoolsInScope as missing:

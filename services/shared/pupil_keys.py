@@ -139,11 +139,17 @@ def pupil_ref(pupil_id: UUID | str) -> str:
 
 
 _PUPIL_NAMESPACE = UUID("6f0f6c3e-2b7a-4c54-9a4f-5d1c0e9b1a10")
-"""records' stream-id namespace (`services.records.domain.pupil_id_for`); a unit test
-holds the two equal, since services share no code but `services.shared`."""
+"""Records' namespace for pupils' stream ids (`services.records.domain.pupil_id_for`):
+the same value, since services never import each other."""
+ERASED_UPN_PREFIX = "erased:"
+"""An erased pupil's UPN in the hub's tables becomes `erased:<stream id>` (migration 0007)."""
 
 
 def pupil_ref_for_upn(upn: str) -> str:
+    """The key's name of the pupil with this UPN (records' stream id, uuid5 of the UPN);
+    for a UPN already replaced by the erasure's pseudonym, the stream id it names."""
+    if upn.startswith(ERASED_UPN_PREFIX):
+        return upn[len(ERASED_UPN_PREFIX):]
     return pupil_ref(uuid5(_PUPIL_NAMESPACE, upn))
 
 
@@ -193,6 +199,23 @@ class PupilKeys(ABC):
                 else:
                     self._cache[ref] = (now, AESGCM(value))
         return erased
+
+    def prepare_for_reading(self, refs: Iterable[str]) -> None:
+        """Fetch in one round trip the keys of many pupils about to be read (an inbox, a
+        list of packets) that are not cached; an erased or unknown pupil is left for
+        `open` to report."""
+        now = time.monotonic()
+        with self._lock:
+            wanted = sorted({ref for ref in refs if ref not in self._cache
+                             or now - self._cache[ref][0] >= self.cache_seconds})
+        if not wanted:
+            return
+        found = self._fetch(wanted, create=False)
+        now = time.monotonic()
+        with self._lock:
+            for ref, value in found.items():
+                if isinstance(value, bytes):
+                    self._cache[ref] = (now, AESGCM(value))
 
     def _key(self, ref: str, *, create: bool, fresh: bool) -> AESGCM:
         with self._lock:

@@ -15,16 +15,19 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import TransferPacketV1
 from contracts.school_events import CORRECTION_TYPES
+from services.shared.pupil_keys import PupilErased, PupilKeys, pupil_keys_for
 from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar
 from services.shared.sen_record import HistoryEntry
+from services.shared.settings import HubSettings
 from services.transfers.domain import (
     MAX_PACKET_BYTES,
+    Addressee,
     DeliveryEvent,
     DeliveryStep,
     Issue,
@@ -135,16 +138,24 @@ class TransfersApplication:
         return source if isinstance(source, SchoolCalendar) else source()
 
     @classmethod
-    def on_postgres(cls, conninfo: str, *, clock: Callable[[], datetime] | None = None,
+    def on_postgres(cls, conninfo: str, *, keys: PupilKeys,
+                    clock: Callable[[], datetime] | None = None,
                     resend_after_school_days: int = 15,
                     max_packet_bytes: int = MAX_PACKET_BYTES,
                     calendar: CalendarSource = BANK_HOLIDAYS_ONLY,
                     post16: Post16Rules = DEFAULT_RULES) -> TransfersApplication:
         from services.transfers.postgres import PostgresTransfers
 
-        return cls(PostgresTransfers(conninfo), clock=clock,
+        return cls(PostgresTransfers(conninfo, keys), clock=clock,
                    resend_after_school_days=resend_after_school_days,
                    max_packet_bytes=max_packet_bytes, calendar=calendar, post16=post16)
+
+    @classmethod
+    def for_settings(cls, settings: HubSettings, **options: Any) -> TransfersApplication:
+        """On the settings' database, with the pupils' keys their master key opens
+        (`pupil_keys_for`), closed with the application."""
+        return cls.on_postgres(settings.database_conninfo, keys=pupil_keys_for(settings),
+                               **options)
 
     def close(self) -> None:
         self.transfers.close()
@@ -159,7 +170,10 @@ class TransfersApplication:
 
         A packet is only built from a complete history (versions 1..n all held): when one
         is missing (transfers set a message aside), the move waits, and the packet goes
-        out when the missing event is delivered again."""
+        out when the missing event is delivered again.
+
+        An event for a pupil whose data was erased is not kept and builds nothing (records
+        refuses such events already: this is a guard)."""
         if not batch:
             return []
         issued: list[UUID] = []
@@ -168,8 +182,14 @@ class TransfersApplication:
             late: set[str] = set()
             due: set[str] = set()
             behind_a_move: set[str] = set()
+            erased: set[str] = set()
             for message, _ in fresh:
-                if not repo.add_history(message):
+                try:
+                    if not repo.add_history(message):
+                        continue
+                except PupilErased:
+                    erased.add(message.upn)
+                    log.warning("history.pupil_erased", extra={"version": message.version})
                     continue
                 entry = HistoryEntry.from_contract(message)
                 highest, held = repo.history_extent(entry.upn)
@@ -179,14 +199,23 @@ class TransfersApplication:
                     behind_a_move.add(entry.upn)
                 elif held == highest and self._is_late(repo, entry):
                     late.add(entry.upn)
-            for upn in sorted(due):
-                issued += self._when_pupil_moved(repo, upn)
+            for upn in sorted(due - erased):
+                try:
+                    issued += self._when_pupil_moved(repo, upn)
+                except PupilErased:  # erased while this batch was being stored
+                    log.warning("packet.pupil_erased", extra={"move": True})
+                    late.discard(upn)
+                    continue
                 # Entries behind the move in this same batch were checked before its packet
                 # existed: a late one (the LA's plan decided before arrival) amends it now.
                 if upn in behind_a_move and self._late_behind_packet(repo, upn):
                     late.add(upn)
-            for upn in sorted(late):
-                amendment = self._when_late_entry(repo, upn)
+            for upn in sorted(late - erased):
+                try:
+                    amendment = self._when_late_entry(repo, upn)
+                except PupilErased:
+                    log.warning("packet.pupil_erased", extra={"late": True})
+                    continue
                 if amendment:
                     issued.append(amendment)
             if fresh:
@@ -311,8 +340,16 @@ class TransfersApplication:
     # -- sending ----------------------------------------------------------------------
 
     def pending_packets(self, limit: int = 100) -> list[PendingPacket]:
+        """Packets to publish; one whose pupil was erased before it went out is kept as
+        undeliverable, with the erasure, and never published."""
+        now = self.clock()
         with self.transfers.transaction() as repo:
-            return repo.unpublished(limit)
+            pending = repo.unpublished(limit)
+            for p in pending:
+                if p.erased is not None:
+                    repo.append_delivery(DeliveryStep(p.packet_id, DeliveryEvent(
+                        "undeliverable", now, f"the pupil's data was {p.erased}")))
+        return [p for p in pending if p.erased is None]
 
     def mark_published(self, packets: Sequence[PendingPacket]) -> None:
         """After the broker acknowledged: published now, one `sent` step per attempt."""
@@ -374,6 +411,11 @@ class TransfersApplication:
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None:
         with self.transfers.transaction() as repo:
             return repo.packet(packet_id)
+
+    def addressee_of(self, packet_id: UUID) -> Addressee | None:
+        """Whom a packet went to, from its plain columns (also for an erased pupil's)."""
+        with self.transfers.transaction() as repo:
+            return repo.addressee_of(packet_id)
 
     def packets_for(self, receiver: str) -> list[TransferPacketV1]:
         with self.transfers.transaction() as repo:

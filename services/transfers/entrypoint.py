@@ -46,6 +46,7 @@ from services.shared.kafka import (
 )
 from services.shared.lease import OutboxLease
 from services.shared.observing import StoreGauges, run_beside
+from services.shared.pupil_keys import pupil_keys_for
 from services.shared.school_terms_store import StoredCalendar
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
@@ -229,7 +230,7 @@ def build_app(settings: HubSettings, clock: Callable[[], datetime] | None = None
     ensure_topics(settings, [topics.pupil_history, topics.rejected, topics.packet_receipts],
                   rejected_topic_config(settings), service=SERVICE)
     transfers = TransfersApplication.on_postgres(
-        settings.database_conninfo, clock=clock,
+        settings.database_conninfo, keys=pupil_keys_for(settings), clock=clock,
         resend_after_school_days=settings.resend_after_school_days,
         max_packet_bytes=settings.max_packet_bytes,
         calendar=StoredCalendar(settings.database_conninfo),  # term dates, reloaded

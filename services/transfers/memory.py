@@ -2,7 +2,9 @@
 
 For unit tests of every transfers use case (one test body runs on both, see
 tests/transfers_cases.py). A transaction works on a copy of the state and keeps it only
-when the block ends without an exception, as PostgreSQL's would.
+when the block ends without an exception, as PostgreSQL's would. Rows are kept as
+PostgreSQL keeps them: plain routing columns beside the pupil's data sealed with the
+pupil's key (`sealed_rows`, with `InMemoryPupilKeys` unless given other keys).
 """
 
 from __future__ import annotations
@@ -17,39 +19,70 @@ from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import Setting, TransferPacketV1
-from services.shared.access import packet_inbox
+from services.shared.access import inbox_of
+from services.shared.pupil_keys import InMemoryPupilKeys, PupilErased, PupilKeys
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
     Addressee,
     DeliveryEvent,
     DeliveryStep,
     IssuedPacket,
+    PacketKind,
     PacketRecord,
 )
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import PendingPacket, StateSequence, TransfersRepository
+from services.transfers.sealed_rows import (
+    Json,
+    open_history,
+    open_packet,
+    packet_json,
+    prepare,
+    pupil_named,
+    seal_history,
+    seal_packet,
+)
 
 _ACKNOWLEDGED = {"received", "accepted", "rejected", "superseded", "rerouted"}
 
 
 @dataclass
 class _Stored:
-    issued: IssuedPacket
+    """A `transfers_packets` row."""
+
+    packet_id: UUID
+    upn: str
+    receiver: str
+    kind: PacketKind
+    move_version: int
+    built_at: datetime
+    supersedes: UUID | None
+    body: Json
+    sealed: bytes
     published_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _HistoryRow:
+    upn: str
+    version: int
+    event: Json
+    sealed: bytes
 
 
 @dataclass
 class _State:
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
-    history: dict[tuple[str, int], PupilHistoryEventV1] = field(default_factory=dict)
+    history: dict[tuple[str, int], _HistoryRow] = field(default_factory=dict)
     packets: dict[UUID, _Stored] = field(default_factory=dict)
     delivery: list[DeliveryStep] = field(default_factory=list)
     registry: dict[str, RegisteredSetting] = field(default_factory=dict)
 
 
 class InMemoryRepository(TransfersRepository):
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, keys: PupilKeys) -> None:
         self.state = state
+        self.keys = keys
 
     def next_offset(self, topic: str, partition: int) -> int:
         return self.state.positions.get((topic, partition), 0)
@@ -58,52 +91,67 @@ class InMemoryRepository(TransfersRepository):
         self.state.positions[(topic, partition)] = next_offset
 
     def add_history(self, message: PupilHistoryEventV1) -> bool:
+        event, sealed = seal_history(self.keys, message)  # as PostgreSQL's: PupilErased first
         key = (message.upn, message.version)
         if key in self.state.history:
             return False
-        self.state.history[key] = message
+        self.state.history[key] = _HistoryRow(message.upn, message.version, event, sealed)
         return True
 
+    def _entry(self, row: _HistoryRow) -> HistoryEntry:
+        return HistoryEntry.from_contract(
+            open_history(self.keys, row.upn, row.version, row.event, row.sealed))
+
     def history(self, upn: str, up_to_version: int | None = None) -> list[HistoryEntry]:
-        return [HistoryEntry.from_contract(m) for (u, v), m in sorted(self.state.history.items())
+        return [self._entry(row) for (u, v), row in sorted(self.state.history.items())
                 if u == upn and (up_to_version is None or v <= up_to_version)]
 
     def entry(self, upn: str, version: int) -> HistoryEntry | None:
-        message = self.state.history.get((upn, version))
-        return None if message is None else HistoryEntry.from_contract(message)
+        row = self.state.history.get((upn, version))
+        return None if row is None else self._entry(row)
 
     def history_extent(self, upn: str) -> tuple[int, int]:
         versions = [v for u, v in self.state.history if u == upn]
         return max(versions, default=0), len(versions)
 
+    def _packet(self, s: _Stored) -> TransferPacketV1:
+        return open_packet(self.keys, s.upn, s.packet_id, s.body, s.sealed)
+
     def latest_packet(self, upn: str) -> IssuedPacket | None:
-        mine = [s.issued for s in self.state.packets.values()
-                if s.issued.packet.pupil.upn == upn and s.issued.kind != "la_notice"]
-        return max(mine, key=lambda i: (i.move_version, i.packet.history_version), default=None)
+        mine = [s for s in self.state.packets.values() if s.upn == upn and s.kind != "la_notice"]
+        latest = max(mine, key=lambda s: (s.move_version, int(s.body["history_version"])),
+                     default=None)
+        return None if latest is None else IssuedPacket(
+            self._packet(latest), latest.move_version, latest.kind)
 
     def add_packet(self, issued: IssuedPacket) -> bool:
-        if issued.packet.packet_id in self.state.packets:
+        packet = issued.packet
+        body, sealed = seal_packet(self.keys, packet)
+        if packet.packet_id in self.state.packets:
             return False
-        self.state.packets[issued.packet.packet_id] = _Stored(issued)
+        self.state.packets[packet.packet_id] = _Stored(
+            packet.packet_id, packet.pupil.upn, packet.receiver, issued.kind,
+            issued.move_version, packet.generated_at, packet.supersedes, body, sealed)
         return True
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None:
         stored = self.state.packets.get(packet_id)
-        return None if stored is None else stored.issued.packet
+        return None if stored is None else self._packet(stored)
 
     def addressee_of(self, packet_id: UUID) -> Addressee | None:
-        packet = self.packet(packet_id)
-        if packet is None:
+        stored = self.state.packets.get(packet_id)
+        if stored is None:
             return None
-        return Addressee(packet.receiver, packet_inbox(packet))
+        return Addressee(stored.receiver, inbox_of(stored.receiver, _la_of(stored)))
 
     def _in_order(self) -> list[_Stored]:
         # As PostgreSQL orders them: by build time, then packet id.
-        return sorted(self.state.packets.values(),
-                      key=lambda s: (s.issued.packet.generated_at, s.issued.packet.packet_id))
+        return sorted(self.state.packets.values(), key=lambda s: (s.built_at, s.packet_id))
 
     def packets_for(self, receiver: str) -> list[TransferPacketV1]:
-        return [s.issued.packet for s in self._in_order() if s.issued.packet.receiver == receiver]
+        mine = [s for s in self._in_order() if s.receiver == receiver]
+        prepare(self.keys, (s.upn for s in mine))
+        return [self._packet(s) for s in mine]
 
     def append_delivery(self, step: DeliveryStep) -> bool:
         if step.receipt_key and any(s.receipt_key == step.receipt_key
@@ -117,15 +165,19 @@ class InMemoryRepository(TransfersRepository):
 
     def unpublished(self, limit: int) -> list[PendingPacket]:
         waiting = [s for s in self._in_order() if s.published_at is None and not any(
-            e.state == "undeliverable" for e in self.delivery_events(s.issued.packet.packet_id))
+            e.state == "undeliverable" for e in self.delivery_events(s.packet_id))
         ][:limit]
-        return [PendingPacket(
-            s.issued.packet.packet_id, s.issued.packet.receiver,
-            s.issued.packet.model_dump_json(),
-            1 + sum(1 for e in self.delivery_events(s.issued.packet.packet_id)
-                    if e.state == "sent"),
-            packet_inbox(s.issued.packet))
-            for s in waiting]
+        pending = []
+        for s in waiting:
+            try:
+                body, erased = packet_json(self.keys, s.upn, s.packet_id, s.body, s.sealed), None
+            except PupilErased as gone:
+                body, erased = "", gone.erasure.describe()
+            pending.append(PendingPacket(
+                s.packet_id, s.receiver, body,
+                1 + sum(1 for e in self.delivery_events(s.packet_id) if e.state == "sent"),
+                inbox_of(s.receiver, _la_of(s)), erased))
+        return pending
 
     def mark_published(self, packet_ids: Sequence[UUID], at: datetime) -> None:
         for packet_id in packet_ids:
@@ -140,22 +192,23 @@ class InMemoryRepository(TransfersRepository):
     def packet_records(self, *, receiver: str | None = None, upn: str | None = None,
                        unacknowledged_only: bool = False) -> list[PacketRecord]:
         found = []
-        for s in self._in_order():
-            p = s.issued.packet
-            events = tuple(self.delivery_events(p.packet_id))
-            if (receiver and p.receiver != receiver) or (upn and p.pupil.upn != upn):
-                continue
+        listed = [s for s in self._in_order() if (not receiver or s.receiver == receiver)
+                  and (not upn or s.upn == upn)]
+        prepare(self.keys, (s.upn for s in listed))  # as PostgreSQL's: one round trip
+        for s in listed:
+            events = tuple(self.delivery_events(s.packet_id))
             if unacknowledged_only and (s.published_at is None
                                         or any(e.state in _ACKNOWLEDGED for e in events)):
                 continue
+            to = s.body["to_setting"]
             found.append(PacketRecord(
-                packet_id=p.packet_id, upn=p.pupil.upn,
-                pupil=f"{p.pupil.given_name} {p.pupil.family_name}",
-                receiver=p.receiver,
-                receiver_name=None if s.issued.kind == "la_notice" else p.to_setting.name,
-                receiver_la_code=(p.receiver[3:] if p.receiver.startswith("la-")
-                                  else p.to_setting.la_code),
-                kind=s.issued.kind, built_at=p.generated_at, supersedes=p.supersedes,
+                packet_id=s.packet_id, upn=s.upn,
+                pupil=pupil_named(self.keys, s.upn, s.packet_id, s.body, s.sealed),
+                receiver=s.receiver,
+                receiver_name=None if s.kind == "la_notice" else to.get("name"),
+                receiver_la_code=(s.receiver[3:] if s.receiver.startswith("la-")
+                                  else to.get("la_code")),
+                kind=s.kind, built_at=s.built_at, supersedes=s.supersedes,
                 events=events))
         return found
 
@@ -186,14 +239,20 @@ class InMemoryRepository(TransfersRepository):
         return sum(1 for s in self.state.packets.values() if s.published_at is None)
 
 
+def _la_of(s: _Stored) -> str | None:
+    la: str | None = s.body["from_setting"].get("la_code")
+    return la
+
+
 class InMemoryTransfers:
-    def __init__(self) -> None:
+    def __init__(self, keys: PupilKeys | None = None) -> None:
         self.state = _State()
+        self.keys = keys or InMemoryPupilKeys()
 
     @contextmanager
     def transaction(self) -> Iterator[TransfersRepository]:
         working = copy.deepcopy(self.state)
-        yield InMemoryRepository(working)
+        yield InMemoryRepository(working, self.keys)
         self.state = working
 
     def close(self) -> None:

@@ -3,16 +3,21 @@
 Adapter layer: SQL lives here and nowhere else in the service; rows are read by column
 name. The tables come from the hub's migrations (`sendhub db upgrade`). Delivery events
 are appended only: a trigger refuses updates and deletes of `transfers_delivery`.
+Pupils' histories and packets are sealed with each pupil's data key (`sealed_rows`):
+SQL sees only their plain routing columns, and the rest is opened here, in Python.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
@@ -21,6 +26,12 @@ from psycopg_pool import ConnectionPool
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import Setting, TransferPacketV1
 from services.shared.access import inbox_of
+from services.shared.pupil_keys import (
+    SEALED_PREFIX,
+    PostgresPupilKeys,
+    PupilErased,
+    PupilKeys,
+)
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
     Addressee,
@@ -31,10 +42,21 @@ from services.transfers.domain import (
 )
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import PendingPacket, StateSequence, TransfersRepository
+from services.transfers.sealed_rows import (
+    open_history,
+    open_packet,
+    packet_json,
+    plain_history_event,
+    plain_packet_body,
+    prepare,
+    pupil_named,
+    seal_history,
+    seal_packet,
+)
 
 _PACKET_ROWS = (
-    "SELECT p.packet_id, p.upn, p.receiver, p.kind, p.built_at, p.supersedes, "
-    "p.body->'pupil'->>'given_name' || ' ' || (p.body->'pupil'->>'family_name') AS pupil, "
+    "SELECT p.packet_id, p.upn, p.receiver, p.kind, p.built_at, p.supersedes, p.body, "
+    "p.sealed, "
     "CASE WHEN p.kind = 'la_notice' THEN NULL ELSE p.body->'to_setting'->>'name' END "
     "AS receiver_name, "
     "CASE WHEN starts_with(p.receiver, 'la-') THEN substr(p.receiver, 4) "
@@ -52,8 +74,9 @@ _REGISTRY_COLUMNS = "urn, name, phase, la_code, la_name, establishment_number, u
 class PostgresRepository(TransfersRepository):
     """The repository inside one open transaction on one connection."""
 
-    def __init__(self, conn: Connection[DictRow]) -> None:
+    def __init__(self, conn: Connection[DictRow], keys: PupilKeys) -> None:
         self.conn = conn
+        self.keys = keys
 
     def _one(self, query: str, params: Sequence[Any] = ()) -> DictRow | None:
         return self.conn.execute(query, params).fetchone()
@@ -73,25 +96,27 @@ class PostgresRepository(TransfersRepository):
             (topic, partition, next_offset))
 
     def add_history(self, message: PupilHistoryEventV1) -> bool:
+        event, sealed = seal_history(self.keys, message)  # before any SQL: PupilErased
         return self._one(
-            "INSERT INTO transfers_history (upn, version, notification_id, event) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING version",
-            (message.upn, message.version, message.notification_id,
-             Jsonb(message.model_dump(mode="json")))) is not None
+            "INSERT INTO transfers_history (upn, version, notification_id, event, sealed) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING version",
+            (message.upn, message.version, message.notification_id, Jsonb(event),
+             sealed)) is not None
+
+    def _entry(self, row: DictRow) -> HistoryEntry:
+        return HistoryEntry.from_contract(open_history(
+            self.keys, str(row["upn"]), int(row["version"]), row["event"], row["sealed"]))
 
     def history(self, upn: str, up_to_version: int | None = None) -> list[HistoryEntry]:
-        rows = self._all("SELECT event FROM transfers_history WHERE upn = %s AND "
-                         "(%s::integer IS NULL OR version <= %s) ORDER BY version",
-                         (upn, up_to_version, up_to_version))
-        return [HistoryEntry.from_contract(PupilHistoryEventV1.model_validate(
-            r["event"], extra="ignore", context={"trusted": True})) for r in rows]
+        rows = self._all("SELECT upn, version, event, sealed FROM transfers_history "
+                         "WHERE upn = %s AND (%s::integer IS NULL OR version <= %s) "
+                         "ORDER BY version", (upn, up_to_version, up_to_version))
+        return [self._entry(r) for r in rows]
 
     def entry(self, upn: str, version: int) -> HistoryEntry | None:
-        row = self._one("SELECT event FROM transfers_history WHERE upn = %s AND version = %s",
-                        (upn, version))
-        return None if row is None else HistoryEntry.from_contract(
-            PupilHistoryEventV1.model_validate(row["event"], extra="ignore",
-                                               context={"trusted": True}))
+        row = self._one("SELECT upn, version, event, sealed FROM transfers_history "
+                        "WHERE upn = %s AND version = %s", (upn, version))
+        return None if row is None else self._entry(row)
 
     def history_extent(self, upn: str) -> tuple[int, int]:
         row = self._one("SELECT coalesce(max(version), 0) AS highest, count(*) AS held "
@@ -100,27 +125,34 @@ class PostgresRepository(TransfersRepository):
 
     def latest_packet(self, upn: str) -> IssuedPacket | None:
         row = self._one(
-            "SELECT body, move_version, kind FROM transfers_packets WHERE upn = %s "
+            "SELECT packet_id, upn, body, sealed, move_version, kind FROM transfers_packets "
+            "WHERE upn = %s "
             "AND kind <> 'la_notice' "
             "ORDER BY move_version DESC, coalesce(history_version, move_version) DESC LIMIT 1",
             (upn,))
         return None if row is None else IssuedPacket(
-            TransferPacketV1.model_validate(row["body"]), int(row["move_version"]), row["kind"])
+            self._packet(row), int(row["move_version"]), row["kind"])
+
+    def _packet(self, row: DictRow) -> TransferPacketV1:
+        return open_packet(self.keys, str(row["upn"]), row["packet_id"], row["body"],
+                           row["sealed"])
 
     def add_packet(self, issued: IssuedPacket) -> bool:
         packet = issued.packet
+        body, sealed = seal_packet(self.keys, packet)  # before any SQL: PupilErased
         return self._one(
             "INSERT INTO transfers_packets (packet_id, upn, receiver, move_version, body, "
-            "built_at, history_version, kind, supersedes) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
+            "sealed, built_at, history_version, kind, supersedes) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
             "RETURNING packet_id",
             (packet.packet_id, packet.pupil.upn, packet.receiver,
-             issued.move_version, Jsonb(packet.model_dump(mode="json")), packet.generated_at,
+             issued.move_version, Jsonb(body), sealed, packet.generated_at,
              packet.history_version, issued.kind, packet.supersedes)) is not None
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None:
-        row = self._one("SELECT body FROM transfers_packets WHERE packet_id = %s", (packet_id,))
-        return None if row is None else TransferPacketV1.model_validate(row["body"])
+        row = self._one("SELECT packet_id, upn, body, sealed FROM transfers_packets "
+                        "WHERE packet_id = %s", (packet_id,))
+        return None if row is None else self._packet(row)
 
     def addressee_of(self, packet_id: UUID) -> Addressee | None:
         row = self._one("SELECT receiver, body->'from_setting'->>'la_code' AS la "
@@ -130,9 +162,10 @@ class PostgresRepository(TransfersRepository):
         return Addressee(str(row["receiver"]), inbox_of(str(row["receiver"]), row["la"]))
 
     def packets_for(self, receiver: str) -> list[TransferPacketV1]:
-        rows = self._all("SELECT body FROM transfers_packets WHERE receiver = %s "
-                         "ORDER BY built_at, packet_id", (receiver,))
-        return [TransferPacketV1.model_validate(r["body"]) for r in rows]
+        rows = self._all("SELECT packet_id, upn, body, sealed FROM transfers_packets "
+                         "WHERE receiver = %s ORDER BY built_at, packet_id", (receiver,))
+        prepare(self.keys, (str(r["upn"]) for r in rows))
+        return [self._packet(r) for r in rows]
 
     def append_delivery(self, step: DeliveryStep) -> bool:
         return self._one(
@@ -148,15 +181,24 @@ class PostgresRepository(TransfersRepository):
 
     def unpublished(self, limit: int) -> list[PendingPacket]:
         rows = self._all(
-            "SELECT p.packet_id, p.receiver, p.body::text AS body, "
+            "SELECT p.packet_id, p.upn, p.receiver, p.body, p.sealed, "
             "p.body->'from_setting'->>'la_code' AS la, "
             "(SELECT count(*) FROM transfers_delivery d "
             " WHERE d.packet_id = p.packet_id AND d.state = 'sent') + 1 AS attempt "
             "FROM transfers_packets p WHERE p.published_at IS NULL AND NOT EXISTS (SELECT 1 "
             "FROM transfers_delivery d WHERE d.packet_id = p.packet_id "
             "AND d.state = 'undeliverable') ORDER BY p.built_at, p.packet_id LIMIT %s", (limit,))
-        return [PendingPacket(r["packet_id"], r["receiver"], r["body"], int(r["attempt"]),
-                              inbox_of(r["receiver"], r["la"])) for r in rows]
+        pending = []
+        for r in rows:
+            try:
+                body, erased = packet_json(self.keys, str(r["upn"]), r["packet_id"], r["body"],
+                                           r["sealed"]), None
+            except PupilErased as gone:
+                body, erased = "", gone.erasure.describe()
+            pending.append(PendingPacket(r["packet_id"], r["receiver"], body,
+                                         int(r["attempt"]), inbox_of(r["receiver"], r["la"]),
+                                         erased))
+        return pending
 
     def mark_published(self, packet_ids: Sequence[UUID], at: datetime) -> None:
         self.conn.execute("UPDATE transfers_packets SET published_at = %s "
@@ -178,8 +220,10 @@ class PostgresRepository(TransfersRepository):
         if unacknowledged_only:
             query += _UNACKNOWLEDGED
         rows = self._all(query + " ORDER BY p.built_at, p.packet_id", params)
+        prepare(self.keys, (str(r["upn"]) for r in rows))
         return [PacketRecord(
-            packet_id=r["packet_id"], upn=r["upn"], pupil=r["pupil"], receiver=r["receiver"],
+            packet_id=r["packet_id"], upn=r["upn"], receiver=r["receiver"],
+            pupil=pupil_named(self.keys, str(r["upn"]), r["packet_id"], r["body"], r["sealed"]),
             receiver_name=r["receiver_name"], receiver_la_code=r["receiver_la_code"],
             kind=r["kind"], built_at=r["built_at"],
             supersedes=r["supersedes"],
@@ -235,9 +279,11 @@ class PostgresRepository(TransfersRepository):
 
 
 class PostgresTransfers:
-    """Transactions on a pool of connections to the hub's database."""
+    """Transactions on a pool of connections to the hub's database; `keys` (the pupils'
+    data keys, `pupil_keys_for(settings)`) are closed with it."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, keys: PupilKeys) -> None:
+        self.keys = keys
         self.pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
             conninfo, min_size=1, max_size=4, open=True,
             kwargs={"autocommit": False, "row_factory": dict_row})
@@ -245,7 +291,80 @@ class PostgresTransfers:
     @contextmanager
     def transaction(self) -> Iterator[TransfersRepository]:
         with self.pool.connection() as conn, conn.transaction():
-            yield PostgresRepository(conn)
+            yield PostgresRepository(conn, self.keys)
 
     def close(self) -> None:
         self.pool.close()
+        if isinstance(self.keys, PostgresPupilKeys):
+            self.keys.close()
+
+
+@dataclass(frozen=True)
+class SealedRows:
+    """What `seal_stored_rows` did: rows sealed, and erased pupils' rows whose plain
+    content it shredded (sealed with a key nobody holds, as their key now is)."""
+
+    sealed: int
+    shredded: int
+
+
+def plain_rows(conninfo: str) -> int:
+    """Rows stored before sealing existed (revision 0008), still plain."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM transfers_history WHERE sealed IS NULL) + "
+            "(SELECT count(*) FROM transfers_packets WHERE sealed IS NULL)").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _shredded() -> bytes:
+    """A sealed value of an erased pupil: random, as the content is to anyone now (their
+    key is destroyed, so it reads as erased, like every other copy of their data)."""
+    return SEALED_PREFIX + os.urandom(12 + 16)
+
+
+def seal_stored_rows(conninfo: str, keys: PupilKeys, batch: int = 500) -> SealedRows:
+    """Seal the rows stored before revision 0008 (the migration cannot: the keys are not
+    in SQL), as transfers stores new ones: the whole packet or message sealed, the plain
+    column cut to the routing fields. Run by the owner (`sendhub db seal-existing`),
+    in batches of one transaction each; safe to run again, and beside the services."""
+    sealed = shredded = 0
+    with psycopg.connect(conninfo, row_factory=dict_row) as conn:
+        while True:
+            with conn.transaction():
+                rows = conn.execute(
+                    "SELECT upn, version, event FROM transfers_history WHERE sealed IS NULL "
+                    "ORDER BY upn, version LIMIT %s FOR UPDATE SKIP LOCKED", (batch,)).fetchall()
+                for r in rows:
+                    message = PupilHistoryEventV1.model_validate(
+                        r["event"], extra="ignore", context={"trusted": True})
+                    try:
+                        event, seal = seal_history(keys, message)
+                        sealed += 1
+                    except PupilErased:
+                        event, seal = plain_history_event(message), _shredded()
+                        shredded += 1
+                    conn.execute("UPDATE transfers_history SET event = %s, sealed = %s "
+                                 "WHERE upn = %s AND version = %s",
+                                 (Jsonb(event), seal, r["upn"], r["version"]))
+            if not rows:
+                break
+        while True:
+            with conn.transaction():
+                rows = conn.execute(
+                    "SELECT packet_id, body FROM transfers_packets WHERE sealed IS NULL "
+                    "ORDER BY built_at, packet_id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (batch,)).fetchall()
+                for r in rows:
+                    packet = TransferPacketV1.model_validate(r["body"])
+                    try:
+                        body, seal = seal_packet(keys, packet)
+                        sealed += 1
+                    except PupilErased:
+                        body, seal = plain_packet_body(packet), _shredded()
+                        shredded += 1
+                    conn.execute("UPDATE transfers_packets SET body = %s, sealed = %s "
+                                 "WHERE packet_id = %s", (Jsonb(body), seal, r["packet_id"]))
+            if not rows:
+                break
+    return SealedRows(sealed, shredded)

@@ -47,6 +47,9 @@ class PendingPacket:
     body: str
     attempt: int
     inbox: str = ""  # the topic's receiver name: see services.shared.access.inbox_of
+    erased: str | None = None
+    """Set (the erasure's sentence, `body` empty) when the pupil was erased before the
+    packet was published: it can no longer be, and is kept as undeliverable."""
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def test_a_school_on_https_sends_a_history_and_the_next_school_receives_and_answ
     assert kingsweston.post("/v1/receipts", json=receipt).status_code == 202
 
     def accepted() -> None:
-        store = TransfersApplication.on_postgres(settings.database_conninfo)
+        store = TransfersApplication.for_settings(settings)
         try:
             states = [d.delivery.state for d in store.deliveries(upn=upn)]
         finally:

@@ -206,7 +206,7 @@ def test_a_school_reads_only_its_own_inbox_and_answers_only_for_its_own_packets(
     def recorded() -> None:
         from services.transfers.application import TransfersApplication
 
-        store = TransfersApplication.on_postgres(settings.database_conninfo)
+        store = TransfersApplication.for_settings(settings)
         try:
             states = [d.delivery.state for d in store.deliveries(upn=upn)]
         finally:

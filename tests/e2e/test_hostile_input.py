@@ -100,7 +100,7 @@ def test_a_poison_receipt_does_not_stop_the_receipts_that_follow(
     def received() -> None:
         from services.transfers.application import TransfersApplication
 
-        store = TransfersApplication.on_postgres(settings.database_conninfo)
+        store = TransfersApplication.for_settings(settings)
         try:
             states = [e.state for e in store.delivery_events(packet.packet_id)]
         finally:

@@ -98,7 +98,7 @@ def school_sends(settings: HubSettings, *events: dict[str, Any]) -> None:
 def projected(settings: HubSettings, upn: str, count: int) -> None:
     """Transfers holds `count` history events of the pupil (the LA's topic and the
     schools' are read independently, so the move waits until the plan is in)."""
-    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    store = TransfersApplication.for_settings(settings)
     try:
         assert len(store.history_of(upn)) == count, "not all projected yet"
     finally:
@@ -107,7 +107,7 @@ def projected(settings: HubSettings, upn: str, count: int) -> None:
 
 def stored_packets(settings: HubSettings, upn: str) -> list[tuple[str, str]]:
     """(receiver, kind) of every packet transfers built for the pupil."""
-    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    store = TransfersApplication.for_settings(settings)
     try:
         return sorted((d.receiver, d.kind) for d in store.deliveries(upn=upn))
     finally:
@@ -230,7 +230,7 @@ def test_a_plan_follows_the_pupil_into_another_la_and_both_las_have_the_notice(
             [(str(into.packet_id).encode(), receipt.model_dump_json().encode())])
 
     def received() -> None:
-        store = TransfersApplication.on_postgres(settings.database_conninfo)
+        store = TransfersApplication.for_settings(settings)
         try:
             states = {d.receiver: d.delivery.state for d in store.deliveries(upn=upn)}
         finally:

@@ -233,7 +233,7 @@ def test_receipts_move_the_delivery_state_and_bad_receipts_are_kept_with_a_reaso
 
     rows = eventually(states)
     assert rows[str(to_kingsweston.packet_id)]["reason"] == "Not on our roll"
-    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    store = TransfersApplication.for_settings(settings)
     try:
         kept = [e.state for e in store.delivery_events(to_hillcrest.packet_id)]
     finally:
@@ -273,7 +273,7 @@ def test_a_packet_with_no_receipt_is_published_again_after_15_school_days(
     # running transfers service publishes it within its delivery interval.
     now = datetime.now(UTC)
     later = now + (BANK_HOLIDAYS_ONLY.add_school_days(now.date(), 15) - now.date())
-    store = TransfersApplication.on_postgres(settings.database_conninfo, clock=lambda: later)
+    store = TransfersApplication.for_settings(settings, clock=lambda: later)
     try:
         (overdue,) = [d for d in store.deliveries(receiver="urn-139007", overdue_only=True)
                       if d.packet_id == packet.packet_id]
@@ -299,7 +299,7 @@ def _attempts(store: TransfersApplication, packet_id: Any) -> int:
 
 
 def _stored_versions(settings: HubSettings, upn: str, count: int) -> None:
-    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    store = TransfersApplication.for_settings(settings)
     try:
         assert len(store.history_of(upn)) == count, "not all projected yet"
     finally:

@@ -34,6 +34,7 @@ from services.shared.binding import check_binding
 from services.shared.database import require_current
 from services.shared.lease import OutboxLease
 from services.shared.principals import PrincipalStore
+from services.shared.pupil_keys import pupil_keys_for
 from services.shared.school_days import TermPeriod
 from services.shared.school_terms_store import import_terms, load_calendar
 from services.shared.settings import READER_ROLE, HubSettings, service_role
@@ -261,7 +262,8 @@ class TestTransfersAsItsRole(TransfersCases):
 
     @pytest.fixture(autouse=True)
     def _database(self, owner: HubSettings, roles: dict[str, HubSettings]) -> None:
-        self.owner, self.conninfo = owner, roles["sendhub_transfers"].database_conninfo
+        self.owner, self.role = owner, roles["sendhub_transfers"]
+        self.conninfo = self.role.database_conninfo
 
     def transfers(self) -> Iterator[Transfers]:
         with psycopg.connect(self.owner.database_conninfo) as conn:
@@ -269,11 +271,11 @@ class TestTransfersAsItsRole(TransfersCases):
             conn.execute("TRUNCATE transfers_history, transfers_positions, settings_registry, "
                          "transfers_delivery, transfers_packets")
             conn.execute("ALTER TABLE transfers_delivery ENABLE TRIGGER USER")
-        yield PostgresTransfers(self.conninfo)
+        yield PostgresTransfers(self.conninfo, pupil_keys_for(self.role))
 
     def import_registry(self, app: TransfersApplication,
                         settings: list[RegisteredSetting]) -> None:
-        operator = TransfersApplication.on_postgres(self.owner.database_conninfo)
+        operator = TransfersApplication.for_settings(self.owner)
         try:
             operator.import_settings(settings)
         finally:
@@ -287,7 +289,7 @@ class TestTransfersAsItsRole(TransfersCases):
                                 la_code="801", establishment_number="2001")
         with pytest.raises(errors.InsufficientPrivilege):
             app.import_settings([oak])
-        operator = TransfersApplication.on_postgres(self.owner.database_conninfo)
+        operator = TransfersApplication.for_settings(self.owner)
         try:
             assert operator.import_settings([oak]) == 1
         finally:
@@ -308,6 +310,8 @@ def test_transfers_cannot_touch_histories_registry_or_packet_bodies(
                       "INSERT INTO settings_registry (urn, name, phase, imported_at) "
                       "VALUES ('1', 'x', 'primary', now())",
                       "UPDATE transfers_packets SET body = '{}'",
+                      "UPDATE transfers_packets SET sealed = NULL",  # a seal is written once
+                      "UPDATE transfers_history SET sealed = NULL",
                       "DELETE FROM transfers_packets",
                       "DELETE FROM transfers_delivery",
                       "SELECT count(*) FROM credentials"):
@@ -344,6 +348,7 @@ def test_the_gateway_authenticates_reads_and_cannot_write_packets(
     for statement in ("INSERT INTO transfers_packets (packet_id, upn, receiver, move_version, "
                       "body, built_at) VALUES (gen_random_uuid(), 'u', 'r', 1, '{}', now())",
                       "UPDATE transfers_packets SET published_at = now()",
+                      "UPDATE transfers_packets SET sealed = NULL",
                       "DELETE FROM transfers_packets",
                       "INSERT INTO transfers_delivery (packet_id, state, at) "
                       "VALUES (gen_random_uuid(), 'sent', now())",
@@ -363,12 +368,12 @@ def test_the_reader_only_reads_and_adds_to_the_access_log(
     log = AccessLog(reader.database_conninfo)
     log.record(Reader("auditor", "roles test"), "history", upn=upn)
     assert [e.actor for e in log.entries(upn)] == ["auditor"]
-    store = TransfersApplication.on_postgres(reader.database_conninfo)
+    store = TransfersApplication.for_settings(reader)
     try:
         store.deliveries()
     finally:
         store.close()
-    oversight = OversightStore(reader.database_conninfo)  # sendhub oversight's reads
+    oversight = OversightStore(reader.database_conninfo, pupil_keys_for(reader))  # its reads
     assert isinstance(oversight.histories(["100001"], "801"), dict)
     oversight.packets_from(["100001"])
     oversight.registry()

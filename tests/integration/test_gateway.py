@@ -24,6 +24,7 @@ from contracts.topics import PRINCIPAL_HEADER
 from sendhub.gateway.signing import SIGNATURE_HEADER, verify
 from services.shared.access import Kind, Principal
 from services.shared.principals import PrincipalStore
+from services.shared.pupil_keys import pupil_keys_for, pupil_ref_for_upn
 from services.shared.settings import HubSettings
 from services.transfers.application import TransfersApplication
 from services.transfers.registry import RegisteredSetting
@@ -309,7 +310,7 @@ def test_an_inbox_polled_with_since_gets_only_newer_packets(hub: Hub) -> None:
 
 
 def _register(hub: Hub, *schools: tuple[str, str]) -> None:
-    store = TransfersApplication.on_postgres(hub.settings.database_conninfo)
+    store = TransfersApplication.for_settings(hub.settings)
     try:
         store.import_settings([RegisteredSetting(urn=urn, name=f"School {urn}", phase="Primary",
                                                  la_code="801", establishment_number=number)
@@ -320,7 +321,7 @@ def _register(hub: Hub, *schools: tuple[str, str]) -> None:
 
 def test_an_la_reads_the_lost_pupils_of_its_own_area_only(hub: Hub) -> None:
     urn = f"{random.randint(100000, 999999)}"
-    store = TransfersApplication.on_postgres(hub.settings.database_conninfo)
+    store = TransfersApplication.for_settings(hub.settings)
     try:
         store.import_settings([RegisteredSetting(urn=urn, name="Leaving School",
                                                  phase="Primary", la_code="801")])
@@ -351,7 +352,7 @@ def test_an_la_reads_both_its_inboxes_and_answers_only_for_its_own_notices(hub: 
     old, old_token = hub.principal(Kind.la, old_code)
     new, new_token = hub.principal(Kind.la, new_code)
     leaving, arriving = (str(urn) for urn in random.sample(range(100000, 1000000), 2))
-    store = TransfersApplication.on_postgres(hub.settings.database_conninfo)
+    store = TransfersApplication.for_settings(hub.settings)
     try:
         store.import_settings([
             RegisteredSetting(urn=leaving, name="Leaving School", phase="Primary",
@@ -493,6 +494,44 @@ def test_the_operator_adds_a_webhook_and_sees_its_secret_only_once(hub: Hub, cli
     assert school.name in listed and secret not in listed
     refused = cli("webhooks", "add", school.name, "http://mis.example/x", check=False, **here)
     assert refused.returncode != 0
+
+
+def test_a_packet_reads_whole_until_its_pupil_is_erased_then_is_gone(hub: Hub, cli: CLI) -> None:
+    """Packets are stored sealed (tests/integration/test_sealed_transfers.py): the API and
+    the CLI still give them whole; once the pupil's key is destroyed, 410 with the
+    erasure, and the inbox lists the packet as erased. (The erased pupil's packet is not
+    read before: a gateway may read with a key it fetched within SENDHUB_KEY_CACHE_SECONDS.)"""
+    school, token = hub.principal(Kind.school)
+    _, other_token = hub.principal(Kind.school)
+    kept = issue_packet(hub.settings, "100050", {"kind": "school", "urn": school.identifier})
+    gone = issue_packet(hub.settings, "100050", {"kind": "school", "urn": school.identifier})
+    keys = pupil_keys_for(hub.settings)
+    try:
+        erasure = keys.erase(pupil_ref_for_upn(gone.pupil.upn), "DPO of School 100050",
+                             "the parent's request under UK GDPR Article 17")
+    finally:
+        keys.close()
+    assert erasure is not None
+    sentence = erasure.describe()
+    with hub.client(token) as client:
+        whole = client.get(f"/v1/packets/{kept.packet_id}")
+        erased = client.get(f"/v1/packets/{gone.packet_id}")
+        page = client.get(f"/v1/packets/{gone.packet_id}", headers={"Accept": "text/html"})
+        inbox = client.get("/v1/inbox")
+    with hub.client(other_token) as client:
+        not_theirs = client.get(f"/v1/packets/{gone.packet_id}")
+    assert TransferPacketV1.model_validate(whole.json()) == kept
+    assert erased.status_code == 410 and erased.json()["erased"] == sentence
+    assert sentence in erased.json()["detail"] and gone.pupil.family_name not in erased.text
+    assert page.status_code == 410
+    assert not_theirs.status_code == 403  # an erasure is told only to the packet's addressee
+    assert [p["packet_id"] for p in inbox.json()["packets"]] == [str(kept.packet_id)]
+    assert inbox.json()["erased"] == [{"packet_id": str(gone.packet_id), "erased": sentence}]
+    here = {"SENDHUB_DATABASE_URL": str(hub.settings.database_url), "SENDHUB_TOKEN": token}
+    shown = cli("packet", str(kept.packet_id), "--reason", "admission", **here)
+    assert TransferPacketV1.model_validate_json(shown.stdout) == kept
+    refused = cli("packet", str(gone.packet_id), "--reason", "admission", check=False, **here)
+    assert refused.returncode == 1 and "its pupil's data was erased on" in refused.stderr
 
 
 def test_no_token_or_secret_appears_in_the_gateway_log(hub: Hub) -> None:

@@ -168,6 +168,9 @@ def test_an_empty_database_gets_every_table_and_the_services_can_use_it(
     triggers = {name for name, _ in schema_of(empty_database)["triggers"]}
     assert triggers == {"transfers_delivery_append_only", "access_log_append_only",
                         "pupil_keys_only_erased"}
+    sealed = {(table, kind) for table, column, kind, *_ in schema_of(empty_database)["columns"]
+              if column == "sealed"}  # transfers' copies, sealed with the pupil's key (0008)
+    assert sealed == {("transfers_history", "bytea"), ("transfers_packets", "bytea")}
     require_current(empty_database)
     records = RecordsApplication(env=empty_database.eventsourcing_env())  # CREATE_TABLE off
     assert records.relayed_up_to() == 0

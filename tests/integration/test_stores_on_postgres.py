@@ -29,7 +29,7 @@ def records(scratch_db: HubSettings) -> RecordsApplication:
 
 @pytest.fixture
 def store(scratch_db: HubSettings) -> Iterator[TransfersApplication]:
-    s = TransfersApplication.on_postgres(scratch_db.database_conninfo)
+    s = TransfersApplication.for_settings(scratch_db)
     yield s
     s.close()
 

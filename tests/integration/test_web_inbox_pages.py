@@ -18,6 +18,7 @@ from sendhub.access_log import AccessLog
 from sendhub.gateway.store import GatewayStore
 from services.shared.access import Kind, Principal
 from services.shared.principals import PrincipalStore
+from services.shared.pupil_keys import pupil_keys_for, pupil_ref_for_upn
 from services.shared.settings import HubSettings
 from tests.gateway_support import GatewayProcess, issue_packet, records_on
 from tests.integration.test_web_sign_in import csrf_of, sign_in
@@ -51,7 +52,7 @@ def test_the_inbox_pages_back_by_position(scratch_db: HubSettings) -> None:
     school, _ = receiving(scratch_db)
     sent = [issue_packet(scratch_db, SENDER, {"kind": "school", "urn": school.identifier})
             for _ in range(3)]
-    store = GatewayStore(scratch_db.database_conninfo)
+    store = GatewayStore(scratch_db.database_conninfo, pupil_keys_for(scratch_db))
     try:
         inbox = [f"urn-{school.identifier}"]
         newest, more = store.inbox(inbox, since=None, limit=2)
@@ -142,3 +143,28 @@ def test_the_inbox_needs_a_signed_in_receiver(gateway: GatewayProcess,
         sign_in(browser, token)
         refused = browser.get("/inbox")
     assert refused.status_code == 403 and "has no inbox" in refused.text
+
+
+def test_an_erased_pupils_packet_is_listed_as_erased_and_its_page_is_gone(
+        gateway: GatewayProcess, scratch_db: HubSettings) -> None:
+    school, token = receiving(scratch_db)
+    kept = issue_packet(scratch_db, SENDER, {"kind": "school", "urn": school.identifier})
+    gone = issue_packet(scratch_db, SENDER, {"kind": "school", "urn": school.identifier})
+    keys = pupil_keys_for(scratch_db)
+    try:
+        erasure = keys.erase(pupil_ref_for_upn(gone.pupil.upn), "DPO of School 100050",
+                             "the parent's request under UK GDPR Article 17")
+    finally:
+        keys.close()
+    assert erasure is not None
+    with gateway.client() as browser:
+        sign_in(browser, token)
+        inbox = browser.get("/inbox")
+        page = browser.get(f"/packets/{gone.packet_id}")
+        download = browser.get(f"/packets/{gone.packet_id}/download?form=json")
+    assert inbox.status_code == 200
+    assert f"Pupil's data {erasure.describe()}" in inbox.text.replace("&#39;", "'")
+    assert f'href="/packets/{kept.packet_id}"' in inbox.text
+    assert f'href="/packets/{gone.packet_id}"' not in inbox.text
+    assert page.status_code == 410 and download.status_code == 410
+    assert "<h1>Gone</h1>" in page.text and "erased on" in page.text

@@ -5,7 +5,8 @@ Article 5(1)(e) for retention), done without breaking the audit chain:
 1. the receivers of the pupil's packets are listed first (their copies are theirs: the
    operator tells them), while the packet rows still name the pupil;
 2. the pupil's data key is destroyed (`pupil_keys`): the history in `records_events` and
-   transfers' sealed copies can no longer be opened, wherever they are;
+   transfers' sealed copies can no longer be opened, wherever they are (transfers' rows
+   from before sealing existed, revision 0008, are shredded: `seal_stored_rows`);
 3. the plain UPN kept to find the pupil's rows (transfers' tables, the access log) is
    replaced by the pseudonym `erased:<stream id>`;
 4. the erasure is added to the access log (under the pseudonym);
@@ -33,6 +34,7 @@ from services.shared.pupil_keys import (
     pupil_ref_for_upn,
 )
 from services.shared.settings import HubSettings
+from services.transfers.postgres import seal_stored_rows
 
 VACUUMED = ("pupil_keys", "transfers_packets", "transfers_history", "access_log")
 
@@ -119,6 +121,8 @@ def erase_pupils(settings: HubSettings, upns: Sequence[str], *, reason: str,
                 keys.prepare_for_writing([ref])
                 erasure = keys.erase(ref, authorised_by, reason)
             assert erasure is not None
+            step("shredding transfers' rows stored before sealing existed")
+            seal_stored_rows(conninfo, keys)  # nothing to do once `db seal-existing` ran
             step("replacing the UPN in the hub's tables by the pseudonym")
             with psycopg.connect(conninfo) as conn:
                 row = conn.execute("SELECT sendhub_pseudonymise_pupil(%s, %s)",

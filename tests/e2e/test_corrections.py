@@ -42,7 +42,7 @@ def stored(settings: HubSettings, upn: str, count: int) -> list[Any]:
 
 
 def held_by_transfers(settings: HubSettings, upn: str, count: int) -> None:
-    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    store = TransfersApplication.for_settings(settings)
     try:
         assert len(store.history_of(upn)) == count, "transfers has not caught up"
     finally:

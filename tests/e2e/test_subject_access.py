@@ -35,7 +35,7 @@ def send(settings: HubSettings, *events: dict[str, Any]) -> None:
 
 
 def states(settings: HubSettings, packet_id: UUID) -> list[str]:
-    store = TransfersApplication.on_postgres(settings.database_conninfo)
+    store = TransfersApplication.for_settings(settings)
     try:
         return [e.state for e in store.delivery_events(packet_id)]
     finally:

@@ -18,6 +18,7 @@ Every step can be run again: an erasure that stopped half-way is finished by rep
 from __future__ import annotations
 
 import getpass
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,8 @@ class ErasureReport:
     receivers: list[ReceivedCopy] = field(default_factory=list)
     rows_pseudonymised: int = 0
     topics: PurgeReport = field(default_factory=PurgeReport)
+    chain: str = ""
+    """The pupil's hash chain as checked just before the key was destroyed."""
 
 
 def pseudonym_of(upn: str) -> str:
@@ -78,6 +81,31 @@ def received_copies(conninfo: str, upn: str) -> list[ReceivedCopy]:
             "FROM transfers_packets p WHERE p.upn = ANY(%s) ORDER BY p.built_at",
             ([upn, pseudonym_of(upn)],)).fetchall()
     return [ReceivedCopy(str(r[0]), str(r[1]), r[2], str(r[3])) for r in rows]
+
+
+def _erasure_logged(conninfo: str, pseudonym: str) -> bool:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute("SELECT 1 FROM access_log WHERE upn = %s AND action = 'erase'",
+                            (pseudonym,)).fetchone() is not None
+
+
+def _chain_before_erasure(settings: HubSettings, keys: PupilKeys, upn: str) -> str:
+    """The chain as checked while its content can still be read, kept with the erasure:
+    afterwards only the links between the kept hashes can be checked, so a forgery
+    made before the erasure would otherwise hide behind it."""
+    from services.records.application import RecordsApplication
+
+    records = RecordsApplication(env=settings.eventsourcing_env(), keys=keys)
+    try:
+        checked, broken = records.verify_pupil(upn)
+        head = records.stored_head(upn)
+    finally:
+        records.close()
+    if broken is not None:
+        return (f"its hash chain was already broken at erasure (version {broken.version}: "
+                f"{broken.problem})")
+    return (f"its hash chain was intact at erasure ({checked} events, head {head[:16]})"
+            if head and checked else "no history was stored")
 
 
 def _holds_anything(conninfo: str, upn: str) -> bool:
@@ -114,6 +142,8 @@ def erase_pupils(settings: HubSettings, upns: Sequence[str], *, reason: str,
             ref = pupil_ref_for_upn(upn)
             step(f"listing who received {upn}'s packets")
             receivers = received_copies(conninfo, upn)
+            step("checking the pupil's hash chain before its content goes")
+            chain = _chain_before_erasure(settings, keys, upn)
             step("destroying the pupil's data key")
             already = keys.erasure_of(ref)
             erasure = keys.erase(ref, authorised_by, reason)
@@ -127,14 +157,24 @@ def erase_pupils(settings: HubSettings, upns: Sequence[str], *, reason: str,
             with psycopg.connect(conninfo) as conn:
                 row = conn.execute("SELECT sendhub_pseudonymise_pupil(%s, %s)",
                                    (upn, pseudonym_of(upn))).fetchone()
-            if already is None:
+            if not _erasure_logged(conninfo, pseudonym_of(upn)):  # also after a crash here
                 held = ", ".join(f"{r.receiver} ({r.kind}, {r.state})" for r in receivers)
                 log.record(operator, "erase", upn=pseudonym_of(upn), detail=(
-                    f"{erasure.describe()}; packets held by: {held or 'nobody'}"))
+                    f"{erasure.describe()}; {chain}; packets held by: {held or 'nobody'}"))
             reports.append(ErasureReport(pseudonym_of(upn), erasure, already is None,
-                                         receivers, int(row[0]) if row else 0))
+                                         receivers, int(row[0]) if row else 0, chain=chain))
         step("removing the pupils' messages from the hub's Kafka topics")
         topics = purge(settings, list(upns), on_topic=lambda t: step(f"scanning {t}"))
+        # A running service may still read with the key for SENDHUB_KEY_CACHE_SECONDS and
+        # publish what it had in hand (a packet, a relayed event): a second pass after that.
+        step(f"waiting {settings.key_cache_seconds:g} s for every process to drop the key")
+        time.sleep(settings.key_cache_seconds + 1)
+        again = purge(settings, list(upns), on_topic=lambda t: step(f"scanning {t} again"))
+        for topic, n in again.removed.items():
+            topics.removed[topic] = topics.removed.get(topic, 0) + n
+        for topic, n in again.copied.items():
+            topics.copied[topic] = topics.copied.get(topic, 0) + n
+        topics.scanned += again.scanned
         for report in reports:
             report.topics = topics
         step("vacuuming the tables that changed")

@@ -33,7 +33,7 @@ from kafka.errors import TopicAlreadyExistsError
 from sendhub.local_deploy import secret_file
 from sendhub.principal_rules import refuse_built_in
 from services.shared.access import SERVICES, Principal, service
-from services.shared.kafka import client_options, retention_ms
+from services.shared.kafka import client_options, retention_configs
 from services.shared.kafka_grants import Grant, grants, topics_to_create
 from services.shared.principals import IssuedToken, PrincipalStore, StoredPrincipal
 from services.shared.settings import HubSettings
@@ -134,7 +134,7 @@ class KafkaAccess:
     def _create_topics(self, names: list[str], report: SyncReport) -> None:
         existing = set(self.admin.list_topics())
         missing = [NewTopic(name, self.settings.topic_partitions, 1,
-                            topic_configs={"retention.ms": retention_ms(self.settings, name)})
+                            topic_configs=retention_configs(self.settings, name))
                    for name in names if name not in existing]
         if missing:
             try:

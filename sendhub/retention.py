@@ -30,7 +30,7 @@ from sendhub.erasure import ErasureReport, erase_pupils
 from sendhub.topic_purge import hub_topics
 from services.records.application import RecordsApplication
 from services.records.domain import SENHistoryEvent
-from services.shared.kafka import client_options, retention_ms
+from services.shared.kafka import client_options, retention_configs
 from services.shared.settings import HubSettings
 
 SEN_RECORD_SOURCE = ("IRMS Information Management Toolkit for Schools (2019): SEN files, "
@@ -81,12 +81,14 @@ def readable_histories(records: RecordsApplication) -> Iterable[list[SENHistoryE
 @dataclass(frozen=True)
 class TopicRetention:
     topic: str
+    config: str
     now: str | None
     wanted: str
 
 
 def topic_retention(settings: HubSettings, *, apply: bool) -> list[TopicRetention]:
-    """The hub's topics whose `retention.ms` is not what the schedule says (set if `apply`)."""
+    """The hub's topics whose `retention.ms` or `segment.ms` is not what the schedule
+    says (set if `apply`)."""
     admin = KafkaAdminClient(**client_options(settings), client_id="sendhub-retention")
     try:
         topics = [*hub_topics(settings, admin), settings.topics.audit_anchors]
@@ -94,14 +96,17 @@ def topic_retention(settings: HubSettings, *, apply: bool) -> list[TopicRetentio
             [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])["topic"]
         changes = []
         for topic in topics:
-            current = described.get(topic, {}).get("retention.ms", {}).get("value")
-            wanted = retention_ms(settings, topic)
-            if current != wanted and topic in described:
-                changes.append(TopicRetention(topic, current, wanted))
+            if topic not in described:
+                continue
+            for config, wanted in retention_configs(settings, topic).items():
+                current = described[topic].get(config, {}).get("value")
+                if current != wanted:
+                    changes.append(TopicRetention(topic, config, current, wanted))
         if apply and changes:
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, c.topic,
-                                                configs={"retention.ms": c.wanted})
-                                 for c in changes], incremental=True, raise_on_unknown=False)
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={
+                c.config: c.wanted for c in changes if c.topic == topic})
+                for topic in sorted({c.topic for c in changes})],
+                incremental=True, raise_on_unknown=False)
         return changes
     finally:
         admin.close()

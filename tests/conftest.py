@@ -123,6 +123,8 @@ def hub_env(base_settings: HubSettings, kafka: str, database_url: str,
         "SENDHUB_DELIVERY_INTERVAL_SECONDS": "0.5",
         "SENDHUB_HTTP_PORT": "0",  # any free port: several services and sessions on one host
         "SENDHUB_METRICS_INTERVAL_SECONDS": "0.5",
+        # An erasure's second pass over the topics waits for every process's key cache.
+        "SENDHUB_KEY_CACHE_SECONDS": "1",
     }
     session = HubSettings(kafka_bootstrap=kafka, database_url=database_url,
                           topic_namespace=namespace,
@@ -180,6 +182,7 @@ def settings(hub_env: dict[str, str]) -> HubSettings:
         topic_namespace=hub_env["SENDHUB_TOPIC_NAMESPACE"],
         kafka_security_protocol=hub_env["SENDHUB_KAFKA_SECURITY_PROTOCOL"],
         relay_interval_seconds=0.1,
+        key_cache_seconds=1,
     )
 
 

@@ -96,7 +96,7 @@ def retention_run(
     else:
         console.print(f"No pupil is past retention on {today}.")
     for t in run.topics:
-        console.print(f"{t.topic}: retention.ms {t.now or 'unset'} -> {t.wanted}"
+        console.print(f"{t.topic}: {t.config} {t.now or 'unset'} -> {t.wanted}"
                       + (" (would be set)" if dry_run else " (set)"))
     if not dry_run and run.erased:
         receivers = sorted({r.receiver for e in run.erased for r in e.receivers})

@@ -107,7 +107,8 @@ def gone(hub: Gateway, principal: Principal, packet_id: UUID, erased: PupilErase
     if addressee is None or not may_receive_for(principal, addressee.inbox):
         return forbidden(f"packet {packet_id} is not addressed to {principal.name}")
     return Problem(GONE, f"packet {packet_id} is gone: its pupil's data was "
-                   f"{erased.erasure.describe()}", erased=erased.erasure.describe())
+                   f"{erased.erasure.describe_for_receivers()}",
+                   erased=erased.erasure.describe_for_receivers())
 
 
 def erased_line(packet: ErasedPacket) -> dict[str, str]:

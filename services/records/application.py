@@ -269,6 +269,12 @@ class RecordsApplication(Application[UUID]):
         items = self._stored_items(pupil_id)
         return len(items), first_break(pupil_id, items)
 
+    def stored_head(self, upn: str) -> str | None:
+        """The hash the pupil's newest stored event claims (erased or not); None: none."""
+        items = self._stored_items(pupil_id_for(upn))
+        newest = items[-1][1] if items else None
+        return None if newest is None or isinstance(newest, str) else newest.event_hash
+
     def verify_pupil_against_anchors(self, upn: str, anchored: dict[int, tuple[str, str]]
                                      ) -> tuple[int, ChainBreak | None]:
         """One pupil's stored rows against the heads anchored for them ({version: (head,

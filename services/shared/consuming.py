@@ -37,12 +37,19 @@ class Publisher(Protocol):
 
 
 def dead_letter_for(record: Record, refusal: MessageRefused, service: str) -> DeadLetterV1:
-    """Wrap a consumed message that cannot be used, keeping its bytes and position."""
-    return DeadLetterV1.of(
-        record.value if record.value is not None else b"",
+    """Wrap a consumed message that cannot be used, keeping its bytes and position.
+
+    One exception: a new event about an erased pupil (`pupil_erased`) keeps neither its
+    bytes nor its key (the UPN), only its size and position: the hub must hold nothing
+    more about that pupil (UK GDPR Article 17), and the sender still has what it sent."""
+    original = record.value if record.value is not None else b""
+    erased = refusal.reason == "pupil_erased"
+    letter = DeadLetterV1.of(
+        b"" if erased else original,
         reason=refusal.reason, problems=refusal.problems, service=service,
         source_topic=record.topic, partition=record.partition, offset=record.offset,
-        key=record.key, failed_at=datetime.now(UTC))
+        key=None if erased else record.key, failed_at=datetime.now(UTC))
+    return letter.model_copy(update={"original_size": len(original)}) if erased else letter
 
 
 class ConsumerPolicy:

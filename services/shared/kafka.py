@@ -99,7 +99,7 @@ def ensure_topics(
                 name=name,
                 num_partitions=settings.topic_partitions,
                 replication_factor=1,
-                topic_configs={"retention.ms": retention_ms(settings, name),
+                topic_configs={**retention_configs(settings, name),
                                **(configs or {}).get(name, {})},
             )
             for name in names
@@ -131,6 +131,21 @@ def retention_ms(settings: HubSettings, topic: str) -> str:
     if topic == t.rejected:
         return str(int(settings.retention_dead_letter_days * DAY_MS))
     return str(int(settings.retention_transit_days * DAY_MS))
+
+
+ERASED_BYTES_GONE_MS = DAY_MS
+"""`segment.ms` of the topics that carry pupils' data: DeleteRecords (an erasure) makes
+records unreadable at once, but their bytes leave the disk only with their segment; a
+segment rolled daily is deleted within a day or so of the erasure."""
+
+
+def retention_configs(settings: HubSettings, topic: str) -> dict[str, str]:
+    """The retention configs the hub gives a topic it creates (and `sendhub retention
+    run` gives one made before)."""
+    configs = {"retention.ms": retention_ms(settings, topic)}
+    if topic != settings.topics.audit_anchors:
+        configs["segment.ms"] = str(ERASED_BYTES_GONE_MS)
+    return configs
 
 
 def rejected_topic_config(settings: HubSettings) -> dict[str, dict[str, str]]:

@@ -22,3 +22,6 @@ RECORDS_ANCHORS = 727013
 TRANSFERS_OUTBOX = 727012
 # The gateway's webhook deliveries: one round at a time across gateway processes.
 GATEWAY_WEBHOOKS = 727021
+
+# One erasure (or retention run) rewrites the hub's topics at a time.
+TOPIC_PURGE = 727031

@@ -68,14 +68,7 @@ class FileKeyProvider:
     def __init__(self, path: Path, *, create: bool = False) -> None:
         self.path = path
         if create and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another process made it first
-            else:
-                with os.fdopen(fd, "w") as out:
-                    out.write(base64.b64encode(AESGCM.generate_key(bit_length=256)).decode())
+            _make_master_key(path)
         try:
             master = base64.b64decode(path.read_text().strip(), validate=True)
         except FileNotFoundError:
@@ -107,6 +100,26 @@ class FileKeyProvider:
                                  "a tampered key row") from None
 
 
+def _make_master_key(path: Path) -> None:
+    """Written whole to a temporary file, flushed to disk, then linked into place: a
+    process starting at the same moment sees no file or the whole key, never half, and
+    the first link wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(base64.b64encode(AESGCM.generate_key(bit_length=256)).decode())
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, path)  # fails if another process linked its key first
+        except FileExistsError:
+            pass
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class Erasure:
     """When a pupil's key was destroyed, by whose authority, and why."""
@@ -119,6 +132,11 @@ class Erasure:
     def describe(self) -> str:
         return (f"erased on {self.erased_at.date().isoformat()} by {self.authorised_by} "
                 f"because {self.reason}")
+
+    def describe_for_receivers(self) -> str:
+        """What receivers and lists are told: the date only. Who authorised it and why
+        (a court order, a parent's objection) stay with the hub's operator and auditors."""
+        return f"erased on {self.erased_at.date().isoformat()}"
 
 
 class PupilErased(Exception):
@@ -323,15 +341,20 @@ class PostgresPupilKeys(PupilKeys):
                         "VALUES (%s, %s, %s) ON CONFLICT (pupil_ref) DO NOTHING",
                         [(ref, wrapped, self.provider.key_id) for ref, wrapped in fresh])
             rows = conn.execute(
-                "SELECT pupil_ref, wrapped_key, erased_at, erased_by, erasure_reason "
-                "FROM pupil_keys WHERE pupil_ref = ANY(%s)", (refs,)).fetchall()
+                "SELECT pupil_ref, wrapped_key, master_key_id, erased_at, erased_by, "
+                "erasure_reason FROM pupil_keys WHERE pupil_ref = ANY(%s)", (refs,)).fetchall()
         found: dict[str, bytes | Erasure] = {}
         for row in rows:
             ref = str(row["pupil_ref"])
             if row["wrapped_key"] is None:
                 found[ref] = _erasure(row)
-            else:
-                found[ref] = self.provider.unwrap(bytes(row["wrapped_key"]), ref)
+                continue
+            if row["master_key_id"] != self.provider.key_id:
+                raise MasterKeyError(
+                    f"pupil {ref}'s data key was wrapped by master key {row['master_key_id']}, "
+                    f"but this process has {self.provider.key_id}: SENDHUB_MASTER_KEY_FILE "
+                    "names another key than the one this database's keys were made with")
+            found[ref] = self.provider.unwrap(bytes(row["wrapped_key"]), ref)
         return found
 
     def _destroy(self, ref: str, authorised_by: str, reason: str) -> Erasure | None:

@@ -172,7 +172,7 @@ class InMemoryRepository(TransfersRepository):
             try:
                 body, erased = packet_json(self.keys, s.upn, s.packet_id, s.body, s.sealed), None
             except PupilErased as gone:
-                body, erased = "", gone.erasure.describe()
+                body, erased = "", gone.erasure.describe_for_receivers()
             pending.append(PendingPacket(
                 s.packet_id, s.receiver, body,
                 1 + sum(1 for e in self.delivery_events(s.packet_id) if e.state == "sent"),

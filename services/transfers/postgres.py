@@ -194,7 +194,7 @@ class PostgresRepository(TransfersRepository):
                 body, erased = packet_json(self.keys, str(r["upn"]), r["packet_id"], r["body"],
                                            r["sealed"]), None
             except PupilErased as gone:
-                body, erased = "", gone.erasure.describe()
+                body, erased = "", gone.erasure.describe_for_receivers()
             pending.append(PendingPacket(r["packet_id"], r["receiver"], body,
                                          int(r["attempt"]), inbox_of(r["receiver"], r["la"]),
                                          erased))

@@ -110,8 +110,8 @@ class ErasedPacket:
         return inbox_of(self.receiver, self.from_setting.la_code)
 
     def describe(self) -> str:
-        """"erased on D by X because Y", what a list shows instead of the pupil's name."""
-        return self.erasure.describe()
+        """"erased on D", what a list shows instead of the pupil's name."""
+        return self.erasure.describe_for_receivers()
 
 
 def erased_packet(receiver: str, body: Json, erasure: Erasure) -> ErasedPacket:
@@ -144,7 +144,7 @@ def pupil_named(keys: PupilKeys, upn: str, packet_id: UUID | str, body: Json,
     try:
         pupil = json.loads(packet_json(keys, upn, packet_id, body, sealed))["pupil"]
     except PupilErased as erased:
-        return erased.erasure.describe()
+        return erased.erasure.describe_for_receivers()
     return f"{pupil['given_name']} {pupil['family_name']}"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from contracts.dead_letter import DeadLetterV1
 from sendhub.publishing import publish_lines
 from sendhub.topics_reader import read_topic
 from services.shared.pupil_keys import pupil_ref_for_upn
@@ -47,6 +48,10 @@ def in_dump(database: bytes, needles: list[bytes]) -> list[str]:
     return sorted(found)
 
 
+def erased_letters(settings: HubSettings) -> list[DeadLetterV1]:
+    return [d for d in dead_letters(settings) if d.reason == "pupil_erased"]
+
+
 def on_topics(settings: HubSettings, needles: list[bytes]) -> list[str]:
     """Where any of `needles` appears in a record of this session's topics."""
     from kafka import KafkaAdminClient
@@ -74,16 +79,16 @@ def test_an_erased_pupil_leaves_no_plain_trace_and_the_chain_still_verifies(
     family = f"Quillfeather{uuid.uuid4().hex[:8]}"
     sen_text = f"Needs a quiet room for phonics {uuid.uuid4().hex[:8]}."
     who = {"upn": upn, "given_name": "Zephyrine", "family_name": family,
-           "date_of_birth": "2014-02-03"}
-    send(settings, school_event(pupil=who, source=OAKFIELD,
-                                payload={"raised_by": "teacher", "areas_of_need": ["SPLD"],
-                                         "summary": sen_text}),
+           "date_of_birth": "2011-09-17"}
+    concern = school_event(pupil=who, source=OAKFIELD, payload={
+        "raised_by": "teacher", "areas_of_need": ["SPLD"], "summary": sen_text})
+    send(settings, concern,
          school_event("pupil_moved", pupil=who, source=OAKFIELD, payload={
              "destination": {"kind": "school", "urn": "131002"}, "move_kind": "in_year",
              "effective_date": "2026-01-12"}))
     eventually(lambda: len(packets_for(settings, "urn-131002", upn)) == 1 or None)
     cli("history", upn, *AUDITOR)  # an auditor's read, in the access log under the UPN
-    needles = [upn.encode(), family.encode(), sen_text.encode()]
+    needles = [upn.encode(), b"Zephyrine", family.encode(), b"2011-09-17", sen_text.encode()]
     assert upn.encode() in dump(settings)  # the UPN is kept plain to find the pupil's rows
     eventually(lambda: "all match the store" in cli("verify", upn, "--against-anchors").stdout
                or None)  # anchored before the erasure
@@ -108,16 +113,21 @@ def test_an_erased_pupil_leaves_no_plain_trace_and_the_chain_still_verifies(
                            (f"erased:{pupil_ref_for_upn(upn)}",)).fetchall()
     assert [action for action, _ in log] == ["history", "erase"]
     assert "court order CO-2026-77" in log[-1][1] and "urn-131002" in log[-1][1]
+    assert "hash chain was intact at erasure (2 events" in log[-1][1]
 
     gone = cli("history", upn, *AUDITOR, check=False)
     assert gone.returncode == 1 and "erased on" in gone.stderr
 
-    # The hub records nothing more about the pupil: a new event is dead-lettered.
+    # A redelivery adds nothing; the hub records nothing more about the pupil: a new
+    # event is dead-lettered.
+    before = len(erased_letters(settings))
     late = school_event(pupil=who, source=OAKFIELD)
-    send(settings, late)
-    letter = eventually(lambda: next(d for d in dead_letters(settings)
-                                     if late["event_id"].encode() in d.original))
-    assert letter.reason == "pupil_erased"
+    send(settings, concern, late)
+    # One dead letter: the redelivered concern (same key, so consumed before the new
+    # event) added nothing. It keeps neither the event nor its key (the UPN).
+    eventually(lambda: len(erased_letters(settings)) == before + 1 or None)
+    letter = erased_letters(settings)[-1]
+    assert letter.original == b"" and letter.key is None and letter.original_size > 0
     again = cli("erase", upn, "--reason", "court order CO-2026-77", "--authorised-by", "x")
     assert "already" in again.stdout
     assert in_dump(dump(settings), needles) == []

@@ -61,9 +61,10 @@ STATEMENTS = [
         IF TG_OP = 'UPDATE' AND OLD.upn IS NOT NULL
            AND current_setting('sendhub.erasing', true) = OLD.upn
            AND NEW.upn = current_setting('sendhub.pseudonym', true)
-           AND (NEW.id, NEW.at, NEW.actor, NEW.reason, NEW.action, NEW.packet_id, NEW.route)
+           AND (NEW.id, NEW.at, NEW.actor, NEW.reason, NEW.action, NEW.packet_id, NEW.route,
+                NEW.detail)
                IS NOT DISTINCT FROM (OLD.id, OLD.at, OLD.actor, OLD.reason, OLD.action,
-                                     OLD.packet_id, OLD.route) THEN
+                                     OLD.packet_id, OLD.route, OLD.detail) THEN
             RETURN NEW;
         END IF;
         RAISE EXCEPTION 'access_log is append-only';
@@ -75,7 +76,11 @@ STATEMENTS = [
     BEGIN
         PERFORM set_config('sendhub.erasing', plain_upn, true);
         PERFORM set_config('sendhub.pseudonym', pseudonym, true);
-        UPDATE transfers_history SET upn = pseudonym WHERE upn = plain_upn;
+        -- What is left plain of each history event (its kind, date and source) goes too:
+        -- with a derivable pseudonym it would still say what happened to the pupil, when.
+        UPDATE transfers_history SET upn = pseudonym,
+            event = jsonb_build_object('version', version, 'erased', true)
+            WHERE upn = plain_upn;
         GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
         UPDATE transfers_packets SET upn = pseudonym WHERE upn = plain_upn;
         GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;

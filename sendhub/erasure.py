@@ -68,7 +68,9 @@ class ErasureReport:
 
 def pseudonym_of(upn: str) -> str:
     """What replaces the UPN in the hub's tables: the pupil's stream id, which the
-    anchors and the erasure record name too (a UPN cannot be read back from it)."""
+    anchors and the erasure record name too. It is a pseudonym, not anonymous: whoever
+    holds a candidate UPN can compute it (uuid5), so it confirms a guess but yields no
+    content (docs/dpia.md, residual risk 2)."""
     return f"erased:{pupil_ref_for_upn(upn)}"
 
 

@@ -32,6 +32,8 @@ NAME = "Zebedee"  # the pupil's given name: plain in an old row, nowhere once se
 class PlainRecords(RecordsApplication):
     """Records as it stored histories before sealing (as bench/encryption.py's baseline)."""
 
+    name = "records"  # records' own tables
+
     def construct_mapper(self) -> Mapper[UUID]:
         self._keys = InMemoryPupilKeys()  # asked for by record_school_events, never used
         return Mapper(transcoder=self.construct_transcoder())

@@ -5,7 +5,9 @@ links to and the school's event id) + `\\n` + the event's state sealed with the 
 (`services/shared/pupil_keys.py`), bound to the row's version and topic. While the key
 exists the row opens and its header must agree with what it seals; once the key is
 destroyed (erasure) the content is gone but the header still lets the chain's links and
-the anchors be checked. Rows stored before sealing existed are plain JSON and still read.
+the anchors be checked. Rows stored before sealing existed are plain JSON and still read,
+until `RecordsApplication.seal_stored_events` seals them (`sealed`) or, for an erased
+pupil, shreds them (`shredded`: the header kept, the content random bytes).
 """
 
 from __future__ import annotations

@@ -226,6 +226,7 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Bring the hub's database to the newest schema revision (the services expect it)."""
     # services.shared.database arrives with the migrations branch; until it is merged
     # here, mypy cannot see it and this command cannot run.
+    from services.records.persistence import plain_events
     from services.shared.database import upgrade
     from services.transfers.postgres import plain_rows
 
@@ -233,26 +234,38 @@ def db_upgrade(ctx: typer.Context) -> None:
     revision = upgrade(settings)
     name = (settings.database_url.path or "").lstrip("/")
     console.print(f"Database {name} is at revision {revision}")
-    left = plain_rows(settings.database_conninfo)
-    if left:  # revision 0008 cannot seal them: the pupils' keys are not in SQL
-        console.print(f"{left} transfers row(s) stored before sealing are still plain: "
-                      "seal them with `sendhub db seal-existing`")
+    # revisions 0007 and 0008 cannot seal them: the pupils' keys are not in SQL
+    for left, what in ((plain_events(settings.database_conninfo), "records (history)"),
+                       (plain_rows(settings.database_conninfo), "transfers")):
+        if left:
+            console.print(f"{left} {what} row(s) stored before sealing are still plain: "
+                          "seal them with `sendhub db seal-existing`")
 
 
 @db_app.command("seal-existing")
 def db_seal_existing(ctx: typer.Context) -> None:
-    """Seal with each pupil's data key the transfers rows (histories, packets) stored
-    before revision 0008, which `db upgrade` leaves plain; an erased pupil's rows lose
-    their plain content. As the database owner, with the master key; safe to run again."""
+    """Seal with each pupil's data key the rows stored before sealing existed, which `db
+    upgrade` leaves plain: records' history events (before revision 0007) and transfers'
+    histories and packets (before 0008); an erased pupil's rows lose their plain content.
+    As the database owner, with the master key; safe to run again, beside the services."""
+    from services.records.application import seal_stored_history
     from services.shared.pupil_keys import pupil_keys_for
     from services.transfers.postgres import seal_stored_rows
 
     settings = hub_settings(ctx)
     keys = pupil_keys_for(settings)
     try:
+        history = seal_stored_history(settings, keys)
         done = seal_stored_rows(settings.database_conninfo, keys)
     finally:
         keys.close()
+    console.print(f"Sealed {history.sealed} records (history) row(s) stored before sealing"
+                  + (f"; {history.shredded} of erased pupils shredded"
+                     if history.shredded else "") + ".")
+    if history.unreadable:
+        console.print(f"[yellow]{history.unreadable} of them did not read as events (altered "
+                      "while plain?): sealed as they were; `sendhub verify` reports "
+                      "them[/yellow]")
     console.print(f"Sealed {done.sealed} transfers row(s) stored before sealing"
                   + (f"; {done.shredded} of erased pupils shredded" if done.shredded else "")
                   + ".")

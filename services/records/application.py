@@ -11,6 +11,7 @@ adds nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -49,8 +50,8 @@ from services.records.domain import (
     record_school_event,
     upn_in,
 )
-from services.records.persistence import RecordsRecorder, records_factory
-from services.records.sealing import SealingMapper, header_of
+from services.records.persistence import RecordsRecorder, StoredRow, records_factory
+from services.records.sealing import SealedHeader, SealingMapper, header_of
 from services.shared.pupil_keys import (
     Erasure,
     FileKeyProvider,
@@ -60,7 +61,7 @@ from services.shared.pupil_keys import (
     PupilKeys,
     pupil_ref,
 )
-from services.shared.settings import LOCAL_DIR
+from services.shared.settings import LOCAL_DIR, HubSettings
 
 
 class RecordsInvariantBroken(RuntimeError):
@@ -104,6 +105,29 @@ class ConsumedPosition:
         return Tracking(f"{self.topic}#{self.partition}", self.offset + 1)
 
 
+@dataclass
+class SealedEvents:
+    """What `seal_stored_events` did to the rows stored before sealing existed: sealed
+    with their pupil's key, or (erased pupils') shredded; `unreadable` counts those of
+    either that did not read as events (altered while plain: verify still reports them)."""
+
+    sealed: int = 0
+    shredded: int = 0
+    unreadable: int = 0
+
+
+def _loose_header(state: bytes) -> SealedHeader:
+    """The hashes a plain row that does not read as an event claims, as far as they can
+    be read (none: verify then reports the row where the chain breaks)."""
+    try:
+        claimed = json.loads(state)
+        return SealedHeader(str(claimed.get("event_hash", "")),
+                            str(claimed.get("previous_hash", "")),
+                            str(claimed.get("event_id", "")))
+    except (ValueError, AttributeError):
+        return SealedHeader("", "")
+
+
 def _pupil_keys(env: Environment) -> PupilKeys:
     """The data keys of the store records uses: PostgreSQL's table beside the events,
     or (the in-memory store of unit tests) a dict."""
@@ -135,6 +159,10 @@ class RecordsApplication(Application[UUID]):
         """The pupils' data keys this application seals their histories with."""
         assert self._keys is not None  # set by construct_mapper, called by __init__
         return self._keys
+
+    @property
+    def sealing_mapper(self) -> SealingMapper:
+        return cast(SealingMapper, self.mapper)
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
         return records_factory(env)
@@ -207,6 +235,56 @@ class RecordsApplication(Application[UUID]):
             new_events.extend(decided)
         self.events.put(new_events, tracking=last.tracking)
         return new_events
+
+    def seal_stored_events(self, *, pupil_id: UUID | str | None = None,
+                           batch: int = 500) -> SealedEvents:
+        """Seal the history rows stored before sealing existed (revision 0007 cannot: the
+        keys are not in SQL), of every pupil or of one, as new rows are stored; an erased
+        pupil's are shredded. Each row's own event with its recorded hashes, never
+        recomputed: a row altered while plain stays detectably altered. In batches of one
+        transaction each; safe to run again, and beside the running services. Needs
+        UPDATE on records_events: the database owner's (`sendhub db seal-existing`, the
+        erasure), never records' role."""
+        done = SealedEvents()
+        one = UUID(str(pupil_id)) if pupil_id is not None else None
+
+        def rewrite(rows: Sequence[StoredRow]) -> list[bytes]:
+            erased = self.keys.prepare_for_writing(pupil_ref(r.pupil_id) for r in rows)
+            return [self._sealed_state(row, pupil_ref(row.pupil_id) in erased, done)
+                    for row in rows]
+
+        after = 0
+        while (last := self.process_recorder.rewrite_plain_rows(
+                rewrite, after=after, limit=batch, pupil_id=one)) is not None:
+            after = last
+        return done
+
+    def _sealed_state(self, row: StoredRow, erased: bool, done: SealedEvents) -> bytes:
+        plain, mapper = row.stored_event, self.sealing_mapper
+        event: Any = None
+        try:  # a plain row reads with eventsourcing's plain transcoding
+            event = mapper.to_domain_event(plain)
+            header = SealedHeader(getattr(event, "event_hash", ""),
+                                  getattr(event, "previous_hash", ""),
+                                  getattr(event, "event_id", ""))
+        except Exception:  # altered so that it no longer reads: sealed as it stands
+            header = _loose_header(plain.state)
+            done.unreadable += 1
+        if not erased:
+            try:
+                if event is not None:
+                    again = mapper.to_stored_event(event)
+                    if (again.originator_id, again.originator_version, again.topic) == (
+                            plain.originator_id, plain.originator_version, plain.topic):
+                        done.sealed += 1
+                        return again.state
+                sealed = mapper.sealed(plain, header).state  # its own bytes, its own place
+                done.sealed += 1
+                return sealed
+            except PupilErased:  # erased while this ran
+                pass
+        done.shredded += 1
+        return mapper.shredded(plain, header).state
 
     def _already_erased(self, event: SchoolEventRecord, erased: Mapping[str, Erasure]) -> bool:
         """True for a redelivery of an erased pupil's event; raises for a new one."""
@@ -395,3 +473,16 @@ class RecordsApplication(Application[UUID]):
 
     def mark_relayed(self, notification_id: int) -> None:
         self.process_recorder.insert_tracking(Tracking(self.RELAY_KEY, notification_id))
+
+
+def seal_stored_history(settings: HubSettings, keys: PupilKeys, *,
+                        pupil_id: UUID | str | None = None, batch: int = 500) -> SealedEvents:
+    """`RecordsApplication.seal_stored_events` with these settings' database user (the
+    owner: records' own role cannot UPDATE its rows) and these keys (the caller's, so an
+    erasure it just made is seen at once). `pupil_id`: the pupil's stream id
+    (`pupil_ref_for_upn`), or None for every pupil."""
+    app = RecordsApplication(env=settings.eventsourcing_env(), keys=keys)
+    try:
+        return app.seal_stored_events(pupil_id=pupil_id, batch=batch)
+    finally:
+        app.close()

@@ -12,11 +12,12 @@ case with no database.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     InfrastructureFactory,
     Notification,
@@ -29,9 +30,17 @@ from eventsourcing.utils import Environment
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from services.records.sealing import ENVELOPE, is_sealed_row
+
 # Rows fetched per round trip by the server-side cursor: verify holds one pupil's
 # history in memory, never the whole store.
 VERIFY_PAGE = 5_000
+
+Rewrite = Callable[[Sequence["StoredRow"]], Sequence[bytes]]
+"""The new states of a batch of stored rows, in their order."""
+
+# A row stored before sealing existed (revision 0007): its state is not the envelope.
+_PLAIN = SQL("substring(state FROM 1 FOR {}) <> %s").format(len(ENVELOPE))
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,18 @@ class RecordsRecorder(ProcessRecorder):
         """Each pupil's newest stored event among notifications up to `up_to`: the
         chain heads as they stood when an anchor was taken."""
 
+    @abstractmethod
+    def rewrite_plain_rows(self, rewrite: Rewrite, *, after: int, limit: int,
+                           pupil_id: UUID | None = None) -> int | None:
+        """In one transaction: lock the next `limit` plain rows (stored before sealing
+        existed) after notification `after`, of one pupil if given, and replace each
+        one's state by what `rewrite` makes of them. Returns the last notification id
+        taken, None when no plain row is left after `after`.
+
+        Over the whole store, rows another process has locked are skipped (it is sealing
+        them); for one pupil (the erasure) their locks are waited for, so that when no
+        row is left none of the pupil's rows is plain."""
+
 
 class PostgresRecordsRecorder(RecordsRecorder, PostgresProcessRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -111,6 +132,27 @@ class PostgresRecordsRecorder(RecordsRecorder, PostgresProcessRecorder):
             "state, notification_id FROM {} WHERE notification_id <= %s "
             "ORDER BY originator_id, originator_version DESC").format(self._table()), (up_to,))
 
+    def rewrite_plain_rows(self, rewrite: Rewrite, *, after: int, limit: int,
+                           pupil_id: UUID | None = None) -> int | None:
+        one_pupil = SQL("AND originator_id = %s ") if pupil_id else SQL("")
+        query = SQL(
+            "SELECT originator_id, originator_version, topic, state, notification_id FROM {} "
+            "WHERE notification_id > %s AND {} {}ORDER BY notification_id LIMIT %s "
+            "FOR UPDATE{}").format(self._table(), _PLAIN, one_pupil,
+                                   SQL("") if pupil_id else SQL(" SKIP LOCKED"))
+        params: tuple[object, ...] = (after, ENVELOPE, *([pupil_id] if pupil_id else []), limit)
+        with (self.datastore.get_connection() as conn, conn.transaction(),
+              conn.cursor() as curs):
+            rows = [StoredRow.of_row(row) for row in curs.execute(query, params).fetchall()]
+            if not rows:
+                return None
+            states = rewrite(rows)
+            curs.executemany(SQL("UPDATE {} SET state = %s WHERE notification_id = %s")
+                             .format(self._table()),
+                             [(state, row.notification_id) for row, state in zip(
+                                 rows, states, strict=True)])
+        return rows[-1].notification_id
+
     def _stream(self, query: Composed, params: tuple[object, ...] = ()) -> Iterator[StoredRow]:
         """Rows from a server-side cursor, a page at a time (it needs a transaction: the
         datastore's connections are in autocommit)."""
@@ -142,6 +184,32 @@ class POPORecordsRecorder(RecordsRecorder, POPOProcessRecorder):
                     row.pupil_id not in newest or newest[row.pupil_id].version < row.version):
                 newest[row.pupil_id] = row
         return iter(sorted(newest.values(), key=lambda row: row.pupil_id))
+
+
+    def rewrite_plain_rows(self, rewrite: Rewrite, *, after: int, limit: int,
+                           pupil_id: UUID | None = None) -> int | None:
+        """The in-memory store has no public way to replace a row: its list, under its
+        lock (which also stands for the row locks)."""
+        with self._database_lock:
+            rows = [row for row in self._rows() if row.notification_id > after
+                    and not is_sealed_row(row.state)
+                    and (pupil_id is None or row.pupil_id == pupil_id)][:limit]
+            if not rows:
+                return None
+            for row, state in zip(rows, rewrite(rows), strict=True):
+                # notification ids are positions in the list, from 1
+                self._stored_events[row.notification_id - 1] = replace(
+                    row.stored_event, state=state)
+        return rows[-1].notification_id
+
+
+def plain_events(conninfo: str) -> int:
+    """records' rows stored before sealing existed (revision 0007), still plain (for
+    `sendhub db upgrade`, which has no master key to build the application with)."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(SQL("SELECT count(*) FROM records_events WHERE {}").format(_PLAIN),
+                           (ENVELOPE,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 class RecordsPostgresFactory(PostgresFactory):

@@ -5,20 +5,23 @@ links to and the school's event id) + `\\n` + the event's state sealed with the 
 (`services/shared/pupil_keys.py`), bound to the row's version and topic. While the key
 exists the row opens and its header must agree with what it seals; once the key is
 destroyed (erasure) the content is gone but the header still lets the chain's links and
-the anchors be checked. Rows stored before sealing existed are plain JSON and still read.
+the anchors be checked. Rows stored before sealing existed are plain JSON and still read,
+until `RecordsApplication.seal_stored_events` seals them (`sealed`) or, for an erased
+pupil, shreds them (`shredded`: the header kept, the content random bytes).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 
-from services.shared.pupil_keys import PupilErased, PupilKeys, pupil_ref
+from services.shared.pupil_keys import SEALED_PREFIX, PupilErased, PupilKeys, pupil_ref
 
 ENVELOPE = b"SHE1\n"
 
@@ -53,6 +56,21 @@ def header_of(stored: StoredEvent) -> SealedHeader | None:
         return None
 
 
+def _header_bytes(header: SealedHeader) -> bytes:
+    return ENVELOPE + json.dumps(asdict(header), separators=(",", ":")).encode() + b"\n"
+
+
+def _with_state(stored: StoredEvent, state: bytes) -> StoredEvent:
+    return StoredEvent(originator_id=stored.originator_id,
+                       originator_version=stored.originator_version,
+                       topic=stored.topic, state=state)
+
+
+def is_sealed_row(state: bytes) -> bool:
+    """A row stored since sealing existed (revision 0007); older rows are plain JSON."""
+    return state.startswith(ENVELOPE)
+
+
 class SealingMapper(Mapper[UUID]):
     """eventsourcing's mapper, sealing each event's state with its pupil's key."""
 
@@ -62,14 +80,21 @@ class SealingMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         plain = super().to_stored_event(domain_event)
-        header = json.dumps({"event_hash": getattr(domain_event, "event_hash", ""),
-                             "previous_hash": getattr(domain_event, "previous_hash", ""),
-                             "event_id": getattr(domain_event, "event_id", "")},
-                            separators=(",", ":")).encode()
+        return self.sealed(plain, SealedHeader(getattr(domain_event, "event_hash", ""),
+                                               getattr(domain_event, "previous_hash", ""),
+                                               getattr(domain_event, "event_id", "")))
+
+    def sealed(self, plain: StoredEvent, header: SealedHeader) -> StoredEvent:
+        """The plain row sealed as it stands, in its own place (raises `PupilErased`)."""
         sealed = self.keys.seal(pupil_ref(plain.originator_id), plain.state, _context(plain))
-        return StoredEvent(originator_id=plain.originator_id,
-                           originator_version=plain.originator_version,
-                           topic=plain.topic, state=ENVELOPE + header + b"\n" + sealed)
+        return _with_state(plain, _header_bytes(header) + sealed)
+
+    @staticmethod
+    def shredded(plain: StoredEvent, header: SealedHeader) -> StoredEvent:
+        """An erased pupil's plain row as the erasure leaves every sealed one: its hashes
+        kept, its content random bytes, as it is to anyone once the key is destroyed
+        (it reads as an `ErasedEntry`)."""
+        return _with_state(plain, _header_bytes(header) + SEALED_PREFIX + os.urandom(12 + 16))
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         """Raises `PupilErased` for an erased pupil's row."""
@@ -91,4 +116,4 @@ class SealingMapper(Mapper[UUID]):
 
 
 __all__ = ["ENVELOPE", "HeaderMismatch", "PupilErased", "SealedHeader", "SealingMapper",
-           "header_of"]
+           "header_of", "is_sealed_row"]

@@ -27,6 +27,7 @@ import psycopg
 
 from sendhub.access_log import AccessLog, Reader
 from sendhub.topic_purge import PurgeReport, purge
+from services.records.application import seal_stored_history
 from services.shared.pupil_keys import (
     Erasure,
     PostgresPupilKeys,
@@ -37,7 +38,8 @@ from services.shared.pupil_keys import (
 from services.shared.settings import HubSettings
 from services.transfers.postgres import seal_stored_rows
 
-VACUUMED = ("pupil_keys", "transfers_packets", "transfers_history", "access_log")
+VACUUMED = ("pupil_keys", "records_events", "transfers_packets", "transfers_history",
+            "access_log")
 
 
 class NothingToErase(LookupError):
@@ -153,8 +155,9 @@ def erase_pupils(settings: HubSettings, upns: Sequence[str], *, reason: str,
                 keys.prepare_for_writing([ref])
                 erasure = keys.erase(ref, authorised_by, reason)
             assert erasure is not None
-            step("shredding transfers' rows stored before sealing existed")
-            seal_stored_rows(conninfo, keys)  # nothing to do once `db seal-existing` ran
+            step("shredding the pupil's rows stored before sealing existed")
+            seal_stored_history(settings, keys, pupil_id=ref)  # none once `db seal-existing` ran
+            seal_stored_rows(conninfo, keys)
             step("replacing the UPN in the hub's tables by the pseudonym")
             with psycopg.connect(conninfo) as conn:
                 row = conn.execute("SELECT sendhub_pseudonymise_pupil(%s, %s)",

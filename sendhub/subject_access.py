@@ -398,13 +398,15 @@ class Marks:
     marks: dict[UUID, CorrectionMark]
     recorded: dict[int, datetime]
     moved_away: dict[UUID, HistoryEntry]
+    versions: dict[UUID, int]
 
     @classmethod
     def of(cls, history: Sequence[HistoryEntry]) -> Marks:
         return cls(marks=corrections_of(history),
                    recorded={h.version: h.recorded_at for h in history},
                    moved_away={h.event.payload.corrects_event_id: h for h in history
-                               if isinstance(h.event, EntryMisfiledV1)})
+                               if isinstance(h.event, EntryMisfiledV1)},
+                   versions={h.event.event_id: h.version for h in history})
 
     def about_another_pupil(self, h: HistoryEntry) -> bool:
         """The entry was filed here by mistake, or is a correction of such an entry."""
@@ -428,11 +430,12 @@ def _mark(mark: CorrectionMark, marks: Marks) -> dict[str, Any]:
     """A withdrawn or corrected entry's mark, in the words the family reads."""
     on = marks.recorded.get(mark.version)
     day = _day(on) if on else _day(mark.on)
+    reason = mark.reason.rstrip(".")
     words = {"entry_retracted": f"Withdrawn on {day} by the setting that recorded it "
-                                f"(entry {mark.version}): {mark.reason}",
+                                f"(entry {mark.version}): {reason}",
              "entry_corrected": f"Corrected on {day} by the setting that recorded it "
                                 f"(entry {mark.version}: the corrected form is there): "
-                                f"{mark.reason}",
+                                f"{reason}",
              "entry_misfiled": f"Moved to another pupil's record on {day} (entry "
                                f"{mark.version})"}[mark.kind]
     return {"kind": mark.kind, "version": mark.version, "on": _iso(on.date() if on else mark.on),
@@ -471,14 +474,15 @@ def _history_entry(h: HistoryEntry, names: dict[str, str], marks: Marks) -> dict
         target = getattr(e.payload, "corrects_event_id", None)
         kept = {k: v for k, v in entry["event"].items() if k != "payload"}
         entry["event"] = {**kept, "payload": {"corrects_event_id": str(target)}}
+        which = f"Entry {marks.versions[target]}" if target in marks.versions else "An entry"
         if isinstance(e, EntryMisfiledV1):
             entry.update(withheld=WITHHELD_MISFILE, description=(
-                f"The entry {target} had been recorded under this pupil by mistake, and was "
-                "moved to another pupil's record"))
+                f"{which} had been recorded under this pupil by mistake, and was moved to "
+                "another pupil's record"))
         else:
             how = "withdrawn" if e.event_type == "entry_retracted" else "corrected"
             entry.update(withheld=WITHHELD_CORRECTION, description=(
-                f"The entry {target} was {how} by the setting that recorded it"))
+                f"{which} was {how} by the setting that recorded it"))
     if h.refiled_from is not None:  # the other pupil's stream id is theirs: not given
         day = _day(h.recorded_at)
         entry["moved_here"] = {

@@ -418,7 +418,9 @@ def test_the_answer_for_the_pupil_an_entry_was_misfiled_under_holds_nothing_of_t
     assert entry["correction"]["reason"] is None
     assert misfiling["event"]["payload"] == {"corrects_event_id": MISFILED["event_id"]}
     assert misfiling["event"]["pupil"]["upn"] == FILED_UNDER
-    assert "moved to another pupil's record" in misfiling["description"]
+    assert misfiling["description"] == (f"Entry {entry['version']} had been recorded under "
+                                        "this pupil by mistake, and was moved to another "
+                                        "pupil's record")
     assert misfiling["withheld"] == sar.WITHHELD_MISFILE
     assert doc["pupil"]["upn"] == FILED_UNDER and doc["pupil"]["given_name"] == "Bella"
     letter = doc["rejected_messages"][0]
@@ -454,7 +456,7 @@ def test_the_pupils_own_withdrawn_and_corrected_entries_are_kept_and_marked() ->
     assert withdrawn["event"]["payload"]["summary"] == "Bella reverses letters."  # hers
     assert withdrawn["correction"]["kind"] == "entry_retracted"
     assert withdrawn["correction"]["words"].startswith("Withdrawn on ")
-    assert withdrawn["correction"]["words"].endswith("Duplicate of the screening.")
+    assert withdrawn["correction"]["words"].endswith("(entry 6): Duplicate of the screening")
     assert corrected["event"]["payload"]["outcome"] == "sen_support"  # as first recorded
     assert corrected["correction"]["kind"] == "entry_corrected"
     assert corrected["correction"]["words"].startswith("Corrected on ")

@@ -628,26 +628,39 @@ WITHHELD_REFUSED_MISFILE = (
     f"({ANOTHER_PUPIL_SOURCES}).")
 
 
+def _without_the_other_pupil(event: Any, upn: str) -> dict[str, Any] | None:
+    """A refused `entry_misfiled` without the pupil who is not `upn` and the reason; None
+    for any other message."""
+    if not (isinstance(event, dict) and event.get("event_type") == "entry_misfiled"
+            and isinstance(event.get("payload"), dict)):
+        return None
+    pupil = event.get("pupil")
+    filed_under = pupil.get("upn") if isinstance(pupil, dict) else None
+    kept = {k: v for k, v in event.items() if k != "payload"}
+    kept["payload"] = {k: v for k, v in event["payload"].items()
+                       if k not in ("correct_pupil", "reason")}
+    if filed_under != upn:  # this is the right pupil: the one filed under is the other
+        kept.pop("pupil", None)
+    return kept
+
+
 def _original(letter: DeadLetterV1, upn: str) -> dict[str, Any]:
-    """A refused message's bytes as they arrived, except a refused `entry_misfiled`: it
-    names two pupils (the one the entry was filed under, and `correct_pupil`), so the
-    answer for either leaves the other one, and the reason, out."""
+    """A refused message's bytes as they arrived, except a refused `entry_misfiled` (as a
+    school sent it, or as ingest accepted it, under `event`, when records refused it): it
+    names two pupils, the one the entry was filed under and `correct_pupil`, so the
+    answer for either leaves the other, and the reason, out."""
     text = letter.original.decode("utf-8", "replace")
     try:
         message = json.loads(text)
     except ValueError:
-        message = None
-    if not (isinstance(message, dict) and message.get("event_type") == "entry_misfiled"
-            and isinstance(message.get("payload"), dict)):
         return {"original": text, "withheld": None}
-    pupil = message.get("pupil")
-    filed_under = pupil.get("upn") if isinstance(pupil, dict) else None
-    kept = {k: v for k, v in message.items() if k != "payload"}
-    kept["payload"] = {k: v for k, v in message["payload"].items()
-                       if k not in ("correct_pupil", "reason")}
-    if filed_under != upn:  # this is the right pupil: the one filed under is the other
-        kept.pop("pupil", None)
-    return {"original": json.dumps(kept, ensure_ascii=False),
+    kept = _without_the_other_pupil(message, upn)
+    inner = (_without_the_other_pupil(message.get("event"), upn)
+             if kept is None and isinstance(message, dict) else None)
+    if kept is None and inner is None:
+        return {"original": text, "withheld": None}
+    redacted = kept if kept is not None else {**message, "event": inner}
+    return {"original": json.dumps(redacted, ensure_ascii=False),
             "withheld": WITHHELD_REFUSED_MISFILE}
 
 

@@ -361,7 +361,9 @@ def refused_misfiling() -> DeadLetterV1:
     """A second misfiling the hub refused (the entry had moved already): it names both."""
     again = correction("entry_misfiled", MISFILED, correct_pupil=RIGHT_PUPIL,
                        reason="Alfie's, again.")
-    return DeadLetterV1.of(json.dumps(again).encode(), reason="history_rejected",
+    accepted = {"accepted_at": NOW.isoformat(), "upn_is_temporary": False, "event": again,
+                "received_from": {"topic": "sen.school-events.v1", "partition": 0, "offset": 3}}
+    return DeadLetterV1.of(json.dumps(accepted).encode(), reason="history_rejected",
                            problems=[Problem(path="payload.corrects_event_id",
                                              message="already moved")],
                            service="records", source_topic="sen.accepted.v1", partition=0,
@@ -425,7 +427,7 @@ def test_the_answer_for_the_pupil_an_entry_was_misfiled_under_holds_nothing_of_t
     assert doc["pupil"]["upn"] == FILED_UNDER and doc["pupil"]["given_name"] == "Bella"
     letter = doc["rejected_messages"][0]
     assert letter["withheld"] == sar.WITHHELD_REFUSED_MISFILE
-    assert json.loads(letter["original"])["pupil"]["upn"] == FILED_UNDER
+    assert json.loads(letter["original"])["event"]["pupil"]["upn"] == FILED_UNDER
     body = html.fromstring(page).text_content()
     assert "Recorded under this pupil by mistake, and moved to another pupil's record" in body
     assert "UK GDPR Article 15(4)" in body
@@ -485,4 +487,4 @@ def test_the_right_pupils_answer_has_the_entry_moved_in_and_nothing_of_the_other
     assert moved["moved_here"]["words"] in html.fromstring(page).text_content()
     assert A_SEN in page
     letter = doc["rejected_messages"][0]
-    assert "pupil" not in json.loads(letter["original"])  # filed under the other pupil
+    assert "pupil" not in json.loads(letter["original"])["event"]  # filed under the other

@@ -6,13 +6,25 @@ functions, so that encryption at rest changes the reads underneath and not this 
 
 - the SEN history as records stores it, every event whole, with both of its times
   (when it happened in school, when the hub recorded it) and who recorded it
-  (`RecordsApplication.history_events`);
+  (`RecordsApplication.history_events`), each withdrawn or corrected entry marked as
+  such; except what is about another pupil (below);
 - every packet transfers built for the pupil (first packets, amendments, re-routes, the
   local authorities' notices), whom it was for, the inbox it went to and each of its
   delivery events, receipts included (`TransfersApplication.deliveries` and `.packet`);
 - the access log: who looked at the pupil's record, when, why and how (`AccessLog`);
 - dead letters on `sen.rejected.v1` that carry the pupil's UPN (messages the hub
   refused, kept with their original bytes until their topic's retention removes them).
+
+Another pupil's information is left out (UK GDPR Article 15(4): the right of access
+does not adversely affect the rights of others; Data Protection Act 2018 Schedule 2
+Part 3 paragraph 16: information identifying another individual need not be given).
+When a setting filed an entry under this pupil by mistake and then sent
+`entry_misfiled`, the entry (which is about the other pupil) is listed with its times,
+type and who recorded it, but none of its content; the `entry_misfiled` event without
+the right pupil's identity or the setting's reason (which may name that pupil), and a
+packet built while it held the entry without its content (`_withheld_packets`). On the
+right pupil's side, the entry moved in is theirs, shown whole, and where it came from
+(the other pupil's stream id) is not given: "another pupil's record".
 
 The Kafka inbox topics hold the same packets as the hub sent them, and transfers keeps a
 copy of the history to build packets from; the document says so rather than repeat them.
@@ -25,6 +37,7 @@ packets before.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,11 +51,19 @@ from jinja2 import Environment, StrictUndefined, select_autoescape
 from contracts.dead_letter import DeadLetterV1
 from contracts.inbound import where_recorded
 from contracts.packet import TransferPacketV1
+from contracts.school_events import EntryMisfiledV1
 from sendhub.access_log import Access, Reader
 from services.records.domain import pupil_id_for
 from services.shared.pupil_keys import Erasure as KeyErasure
 from services.shared.pupil_keys import PupilErased
-from services.shared.sen_record import STATUS_WORDS, HistoryEntry, describe_event
+from services.shared.sen_record import (
+    STATUS_WORDS,
+    CorrectionMark,
+    HistoryEntry,
+    corrections_of,
+    describe_event,
+    is_correction,
+)
 from services.transfers.domain import DeliveryEvent, PacketDelivery
 
 if TYPE_CHECKING:
@@ -326,11 +347,14 @@ def _iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _pupil(access: SubjectAccess) -> dict[str, Any]:
+def _pupil(access: SubjectAccess, marks: Marks) -> dict[str, Any]:
+    """The pupil as the newest entry names them (never an entry filed here by mistake,
+    which may carry the other pupil's name), or else the newest packet."""
     details: dict[str, Any] = {"upn": access.upn,
                                "pseudonymous_id": str(pupil_id_for(access.upn))}
-    source = (access.history[-1].event.pupil if access.history else
-              next((p.packet.pupil for p in reversed(access.packets) if p.packet), None))
+    source = next((h.event.pupil for h in reversed(access.history)
+                   if h.event.event_id not in marks.moved_away), None) or next(
+        (p.packet.pupil for p in reversed(access.packets) if p.packet), None)
     if source is not None:
         details.update(given_name=source.given_name, family_name=source.family_name,
                        date_of_birth=_iso(source.date_of_birth),
@@ -338,22 +362,134 @@ def _pupil(access: SubjectAccess) -> dict[str, Any]:
     return details
 
 
-def _history_entry(h: HistoryEntry, names: dict[str, str]) -> dict[str, Any]:
+ANOTHER_PUPIL_SOURCES = ("UK GDPR Article 15(4); Data Protection Act 2018 Schedule 2 "
+                         "Part 3 paragraph 16")
+WITHHELD_ENTRY = (
+    "The setting recorded this entry under this pupil by mistake: it was about another "
+    "pupil, and was moved to that pupil's record. What it said is about the other pupil, "
+    f"so it is not given here ({ANOTHER_PUPIL_SOURCES}). It is no longer part of this "
+    "pupil's record, and the hub sent an amendment to anyone who had received it.")
+WITHHELD_MISFILE = (
+    "Which pupil the entry was moved to, and the setting's reason (which may name that "
+    f"pupil), are about another pupil, so they are not given here ({ANOTHER_PUPIL_SOURCES}).")
+WITHHELD_CORRECTION = (
+    "This correction is of an entry that was about another pupil (it was later moved to that "
+    f"pupil's record), so what it said is not given here ({ANOTHER_PUPIL_SOURCES}).")
+WITHHELD_PACKET = (
+    "This packet was built while this pupil's history still held an entry recorded under "
+    "this pupil by mistake, which was about another pupil. What the packet said (its "
+    "needs, SEN status, timeline and summaries) was worked out with that entry, so it "
+    "cannot be separated cleanly from the other pupil's information, and its content is not "
+    f"given here ({ANOTHER_PUPIL_SOURCES}). Who it was sent to, when, and what became of it "
+    "are given in full; the hub sent an amendment once the entry was moved.")
+
+
+def _day(value: datetime | date) -> str:
+    return f"{value:%-d %B %Y}"
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What the answer needs to know of the corrections in the pupil's own history: each
+    corrected entry's latest mark (as the auditor's replay marks it), when each
+    correction was recorded, and which entries were moved to another pupil's record
+    (`entry_misfiled`), with the misfiling, whose content is another pupil's."""
+
+    marks: dict[UUID, CorrectionMark]
+    recorded: dict[int, datetime]
+    moved_away: dict[UUID, HistoryEntry]
+    versions: dict[UUID, int]
+
+    @classmethod
+    def of(cls, history: Sequence[HistoryEntry]) -> Marks:
+        return cls(marks=corrections_of(history),
+                   recorded={h.version: h.recorded_at for h in history},
+                   moved_away={h.event.payload.corrects_event_id: h for h in history
+                               if isinstance(h.event, EntryMisfiledV1)},
+                   versions={h.event.event_id: h.version for h in history})
+
+    def about_another_pupil(self, h: HistoryEntry) -> bool:
+        """The entry was filed here by mistake, or is a correction of such an entry."""
+        target = getattr(h.event.payload, "corrects_event_id", None)
+        return h.event.event_id in self.moved_away or (
+            is_correction(h.event) and target in self.moved_away)
+
+    def moved_on(self, event_id: UUID) -> date:
+        """The day the hub recorded the misfiling, so moved the entry."""
+        return self.moved_away[event_id].recorded_at.date()
+
+
+def _recorded_by(h: HistoryEntry, names: dict[str, str]) -> dict[str, Any]:
     e = h.event
     setting = where_recorded(e)
-    return {
+    return {"setting": setting, "setting_name": setting_words(setting, names),
+            "system": e.source.system, "role": e.recorded_by.role, "name": e.recorded_by.name}
+
+
+def _mark(mark: CorrectionMark, marks: Marks) -> dict[str, Any]:
+    """A withdrawn or corrected entry's mark, in the words the family reads."""
+    on = marks.recorded.get(mark.version)
+    day = _day(on) if on else _day(mark.on)
+    reason = mark.reason.rstrip(".")
+    words = {"entry_retracted": f"Withdrawn on {day} by the setting that recorded it "
+                                f"(entry {mark.version}): {reason}",
+             "entry_corrected": f"Corrected on {day} by the setting that recorded it "
+                                f"(entry {mark.version}: the corrected form is there): "
+                                f"{reason}",
+             "entry_misfiled": f"Moved to another pupil's record on {day} (entry "
+                               f"{mark.version})"}[mark.kind]
+    return {"kind": mark.kind, "version": mark.version, "on": _iso(on.date() if on else mark.on),
+            "reason": None if mark.kind == "entry_misfiled" else mark.reason, "words": words}
+
+
+def _history_entry(h: HistoryEntry, names: dict[str, str], marks: Marks) -> dict[str, Any]:
+    """One history event as stored, except another pupil's information (`Marks`): an
+    entry filed here by mistake is given without its content, and the misfiling (or an
+    earlier correction of that entry) without the right pupil or the setting's words."""
+    e = h.event
+    entry: dict[str, Any] = {
         "version": h.version,
+        "event_id": str(e.event_id),
         "occurred_at": e.occurred_at.isoformat(),
         "recorded_at": h.recorded_at.isoformat(),
         "event_type": e.event_type,
         "description": _describe(h),
-        "recorded_by": {"setting": setting, "setting_name": setting_words(setting, names),
-                        "system": e.source.system, "role": e.recorded_by.role,
-                        "name": e.recorded_by.name},
+        "recorded_by": _recorded_by(h, names),
         "event": e.model_dump(mode="json"),
+        "withheld": None,
+        "correction": None,
+        "moved_here": None,
         "previous_hash": h.previous_hash,
         "event_hash": h.event_hash,
     }
+    mark = marks.marks.get(e.event_id)
+    if mark is not None:
+        entry["correction"] = _mark(mark, marks)
+    if marks.about_another_pupil(h) and not is_correction(e):
+        day = _day(marks.moved_on(e.event_id))
+        entry.update(event=None, withheld=WITHHELD_ENTRY, description=(
+            f"Recorded under this pupil by mistake, and moved to another pupil's record on "
+            f"{day}"))
+    elif marks.about_another_pupil(h):
+        target = getattr(e.payload, "corrects_event_id", None)
+        kept = {k: v for k, v in entry["event"].items() if k != "payload"}
+        entry["event"] = {**kept, "payload": {"corrects_event_id": str(target)}}
+        which = f"Entry {marks.versions[target]}" if target in marks.versions else "An entry"
+        if isinstance(e, EntryMisfiledV1):
+            entry.update(withheld=WITHHELD_MISFILE, description=(
+                f"{which} had been recorded under this pupil by mistake, and was moved to "
+                "another pupil's record"))
+        else:
+            how = "withdrawn" if e.event_type == "entry_retracted" else "corrected"
+            entry.update(withheld=WITHHELD_CORRECTION, description=(
+                f"{which} was {how} by the setting that recorded it"))
+    if h.refiled_from is not None:  # the other pupil's stream id is theirs: not given
+        day = _day(h.recorded_at)
+        entry["moved_here"] = {
+            "on": _iso(h.recorded_at.date()), "from": "another pupil's record",
+            "words": f"Moved here from another pupil's record on {day}, where the setting "
+                     "had recorded it by mistake"}
+    return entry
 
 
 def _describe(h: HistoryEntry) -> str:
@@ -385,8 +521,27 @@ def superseded_by(packets: Sequence[PacketHeld]) -> dict[UUID, UUID]:
             if p.delivery.supersedes is not None}
 
 
-def _packet(p: PacketHeld, names: dict[str, str], later: dict[UUID, UUID]) -> dict[str, Any]:
+def _withheld_packets(packets: Sequence[PacketHeld], history: Sequence[HistoryEntry],
+                      marks: Marks) -> set[UUID]:
+    """The packets built from a history that still held an entry filed here by mistake
+    (its version was in what the packet was built from, its misfiling was not)."""
+    version_of = {h.event.event_id: h.version for h in history}
+    spans = [(version_of[i], m.version) for i, m in marks.moved_away.items() if i in version_of]
+    return {p.delivery.packet_id for p in packets if p.packet is not None and any(
+        held <= p.packet.history_version < moved for held, moved in spans)}
+
+
+def _outline(packet: TransferPacketV1) -> dict[str, Any]:
+    """Of a withheld packet, what is the pupil's own and not worked out from the history."""
+    whole = packet.model_dump(mode="json")
+    return {k: whole[k] for k in ("packet_id", "generated_at", "from_setting", "to_setting",
+                                  "move", "history_version", "supersedes", "la_notice")}
+
+
+def _packet(p: PacketHeld, names: dict[str, str], later: dict[UUID, UUID],
+            withheld: set[UUID]) -> dict[str, Any]:
     d = p.delivery
+    hide = d.packet_id in withheld and p.packet is not None
     return {
         "packet_id": str(d.packet_id),
         "kind": d.kind,
@@ -401,7 +556,9 @@ def _packet(p: PacketHeld, names: dict[str, str], later: dict[UUID, UUID]) -> di
         "state_reason": d.delivery.reason,
         "attempts": d.delivery.attempts,
         "delivery_events": [_delivery_event(e) for e in d.events],
-        "content": p.packet.model_dump(mode="json") if p.packet else None,
+        "content": p.packet.model_dump(mode="json") if p.packet and not hide else None,
+        "content_withheld": WITHHELD_PACKET if hide else None,
+        "content_outline": _outline(p.packet) if hide and p.packet else None,
     }
 
 
@@ -426,6 +583,8 @@ def document(access: SubjectAccess) -> dict[str, Any]:
     names = access.setting_names
     later = superseded_by(access.packets)
     erasure = access.erasure
+    marks = Marks.of(access.history)
+    withheld = _withheld_packets(access.packets, access.history, marks)
     return {
         "document": "subject access",
         "document_version": DOCUMENT_VERSION,
@@ -433,7 +592,7 @@ def document(access: SubjectAccess) -> dict[str, Any]:
                     "generated_at": access.generated_at.isoformat(),
                     "requested_by": access.reader.actor, "reason": access.reader.reason,
                     "route": access.reader.route},
-        "pupil": _pupil(access),
+        "pupil": _pupil(access, marks),
         "erasure": None if erasure is None else {
             "erased_at": _iso(erasure.erased_at), "erased_by": erasure.erased_by,
             "authorised_by": erasure.authorised_by, "reason": erasure.reason,
@@ -445,8 +604,8 @@ def document(access: SubjectAccess) -> dict[str, Any]:
                     "receipts": len(receipts_of(access)),
                     "access_log_entries": len(access.access),
                     "rejected_messages": len(access.dead_letters)},
-        "history": [_history_entry(h, names) for h in access.history],
-        "packets": [_packet(p, names, later) for p in access.packets],
+        "history": [_history_entry(h, names, marks) for h in access.history],
+        "packets": [_packet(p, names, later, withheld) for p in access.packets],
         "receivers": receivers_of(access),
         "receipts": receipts_of(access),
         "access_log": [{"at": a.at.isoformat(), "who": a.actor, "why": a.reason,
@@ -456,11 +615,53 @@ def document(access: SubjectAccess) -> dict[str, Any]:
         "rejected_messages": [{"failed_at": d.failed_at.isoformat(), "reason": d.reason,
                                "problems": [p.model_dump() for p in d.problems],
                                "service": d.service, "source_topic": d.source_topic,
-                               "original": d.original.decode("utf-8", "replace")}
+                               **_original(d, access.upn)}
                               for d in access.dead_letters],
         "rejected_messages_unread": access.dead_letters_unread,
         "other_copies": OTHER_COPIES,
     }
+
+
+WITHHELD_REFUSED_MISFILE = (
+    "This refused message said an entry had been recorded under the wrong pupil. The other "
+    "pupil it names, and the setting's reason (which may name them), are left out "
+    f"({ANOTHER_PUPIL_SOURCES}).")
+
+
+def _without_the_other_pupil(event: Any, upn: str) -> dict[str, Any] | None:
+    """A refused `entry_misfiled` without the pupil who is not `upn` and the reason; None
+    for any other message."""
+    if not (isinstance(event, dict) and event.get("event_type") == "entry_misfiled"
+            and isinstance(event.get("payload"), dict)):
+        return None
+    pupil = event.get("pupil")
+    filed_under = pupil.get("upn") if isinstance(pupil, dict) else None
+    kept = {k: v for k, v in event.items() if k != "payload"}
+    kept["payload"] = {k: v for k, v in event["payload"].items()
+                       if k not in ("correct_pupil", "reason")}
+    if filed_under != upn:  # this is the right pupil: the one filed under is the other
+        kept.pop("pupil", None)
+    return kept
+
+
+def _original(letter: DeadLetterV1, upn: str) -> dict[str, Any]:
+    """A refused message's bytes as they arrived, except a refused `entry_misfiled` (as a
+    school sent it, or as ingest accepted it, under `event`, when records refused it): it
+    names two pupils, the one the entry was filed under and `correct_pupil`, so the
+    answer for either leaves the other, and the reason, out."""
+    text = letter.original.decode("utf-8", "replace")
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return {"original": text, "withheld": None}
+    kept = _without_the_other_pupil(message, upn)
+    inner = (_without_the_other_pupil(message.get("event"), upn)
+             if kept is None and isinstance(message, dict) else None)
+    if kept is None and inner is None:
+        return {"original": text, "withheld": None}
+    redacted = kept if kept is not None else {**message, "event": inner}
+    return {"original": json.dumps(redacted, ensure_ascii=False),
+            "withheld": WITHHELD_REFUSED_MISFILE}
 
 
 ERASED_WHAT = [

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -21,12 +22,13 @@ from contracts.dead_letter import DeadLetterV1, Problem
 from sendhub import subject_access as sar
 from sendhub.access_log import Access, Reader
 from sendhub.commands import subject_access as command
+from services.records.domain import pupil_id_for
 from services.shared.pupil_keys import Erasure as KeyErasure
 from services.shared.pupil_keys import PupilErased, pupil_ref_for_upn
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import DeliveryEvent, PacketRecord, delivery_status
 from services.transfers.packets import build_transfer_packet
-from tests.factories import history_entries, school_event
+from tests.factories import correction, history_entries, school_event
 
 UPN = "H801200001001"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -287,3 +289,202 @@ def test_the_command_asks_the_same_default_reason_and_refuses_a_folder_it_cannot
     assert refused.value.exit_code == 2
     assert command._writable_folder(tmp_path / "new") == tmp_path / "new"
     assert (tmp_path / "new").is_dir()
+
+
+# -- another pupil's information (UK GDPR Art. 15(4); DPA 2018 Sch. 2 Pt. 3 para. 16) --
+
+FILED_UNDER = "Y801200007001"  # B: the entry was filed under this pupil by mistake
+RIGHT_UPN = "J801200008001"  # A: the pupil it was about
+FILED_PUPIL = {"upn": FILED_UNDER, "given_name": "Bella", "family_name": "Wrongford",
+               "date_of_birth": "2014-02-03"}
+RIGHT_PUPIL = {"upn": RIGHT_UPN, "given_name": "Alfie", "family_name": "Rightson",
+               "date_of_birth": "2015-07-09"}
+A_SEN = "Alfie hides under the table when the bell rings."
+HILLSIDE = {"urn": "100001", "system": "SIMS"}
+B_CONCERN = school_event(pupil=FILED_PUPIL, source=HILLSIDE,
+                         occurred_at="2025-09-08T10:00:00+01:00",
+                         payload={"raised_by": "teacher", "areas_of_need": ["SPLD"],
+                                  "summary": "Bella reverses letters."})
+B_ASSESSMENT = school_event("assessment_completed", pupil=FILED_PUPIL, source=HILLSIDE,
+                            occurred_at="2025-09-20T10:00:00+01:00")
+MISFILED = school_event(pupil=FILED_PUPIL, source=HILLSIDE,
+                        occurred_at="2025-10-01T10:00:00+01:00",
+                        recorded_by={"role": "class_teacher", "name": "Mr T. Hall"},
+                        payload={"raised_by": "teacher", "areas_of_need": ["SEMH"],
+                                 "summary": A_SEN})
+B_MOVE = school_event("pupil_moved", pupil=FILED_PUPIL, source=HILLSIDE,
+                      occurred_at="2025-10-20T09:00:00+01:00",
+                      payload={"destination": {"kind": "school", "urn": "100002"},
+                               "move_kind": "in_year", "effective_date": "2025-11-10"})
+A_CONCERN = school_event(pupil=RIGHT_PUPIL, source=HILLSIDE,
+                         occurred_at="2025-09-10T10:00:00+01:00")
+MISFILING = correction("entry_misfiled", MISFILED, correct_pupil=RIGHT_PUPIL,
+                       reason="This was Alfie Rightson's concern, entered under Bella.")
+B_RETRACTION = correction("entry_retracted", B_CONCERN, reason="Duplicate of the screening.")
+B_CORRECTION = correction("entry_corrected", B_ASSESSMENT, reason="Wrong outcome chosen.",
+                          replacement=school_event("assessment_completed")["payload"]
+                          | {"outcome": "no_sen", "identified_needs": []})
+
+
+def recorded_histories() -> tuple[list[HistoryEntry], list[HistoryEntry]]:
+    """Both pupils' histories as records keeps them (in memory): B with its own entries, the
+    misfiled one, its move, the misfiling and its own corrections; A with its own concern
+    and the entry moved in (an `EntryRefiled`)."""
+    from contracts.accepted import AcceptedSchoolEventV1, Position
+    from contracts.inbound import INBOUND_EVENT
+    from services.records.application import ConsumedPosition, RecordsApplication
+    from services.records.handlers import to_history_entry, to_school_event_record
+
+    app = RecordsApplication()
+    for n, event in enumerate([A_CONCERN, B_CONCERN, B_ASSESSMENT, MISFILED, B_MOVE,
+                               MISFILING, B_RETRACTION, B_CORRECTION]):
+        accepted = AcceptedSchoolEventV1(
+            accepted_at=NOW, upn_is_temporary=False,
+            received_from=Position(topic="t", partition=0, offset=n),
+            event=INBOUND_EVENT.validate_python(event, context={"trusted": True}))
+        app.record_school_events([(to_school_event_record(accepted),
+                                   ConsumedPosition("sen.accepted.v1", 0, n))])
+    return ([to_history_entry(e) for e in app.history_events(FILED_UNDER)],
+            [to_history_entry(e) for e in app.history_events(RIGHT_UPN)])
+
+
+def packet_held(packet: Any, kind: str, upn: str, events: Sequence[DeliveryEvent]
+                ) -> sar.PacketHeld:
+    record = PacketRecord(packet_id=packet.packet_id, upn=upn, pupil="a pupil",
+                          receiver="urn-100002", receiver_name="Riverside Academy",
+                          receiver_la_code="801", kind=kind, built_at=packet.generated_at,
+                          supersedes=packet.supersedes, events=tuple(events))
+    return sar.PacketHeld(delivery_status(record, NOW.date(), 15), packet, "urn-100002")
+
+
+def refused_misfiling() -> DeadLetterV1:
+    """A second misfiling the hub refused (the entry had moved already): it names both."""
+    again = correction("entry_misfiled", MISFILED, correct_pupil=RIGHT_PUPIL,
+                       reason="Alfie's, again.")
+    accepted = {"accepted_at": NOW.isoformat(), "upn_is_temporary": False, "event": again,
+                "received_from": {"topic": "sen.school-events.v1", "partition": 0, "offset": 3}}
+    return DeadLetterV1.of(json.dumps(accepted).encode(), reason="history_rejected",
+                           problems=[Problem(path="payload.corrects_event_id",
+                                             message="already moved")],
+                           service="records", source_topic="sen.accepted.v1", partition=0,
+                           offset=9, key=FILED_UNDER.encode(), failed_at=at(25))
+
+
+def both_answers() -> tuple[tuple[dict[str, Any], str], tuple[dict[str, Any], str]]:
+    filed, right = recorded_histories()
+    move_version = next(h.version for h in filed if h.event.event_type == "pupil_moved")
+    first = build_transfer_packet(filed, move_version, at(5), up_to_version=move_version)
+    amendment = build_transfer_packet(filed, move_version, at(22), supersedes=first.packet_id,
+                                      up_to_version=len(filed),
+                                      changes=["Withdrawn: recorded under the wrong pupil"])
+    b = FakeHoldings(history_entries=filed, letters=[refused_misfiling()], held=[
+        packet_held(first, "first", FILED_UNDER, [DeliveryEvent("pending", at(5)),
+                                                  DeliveryEvent("sent", at(5, 10)),
+                                                  DeliveryEvent("received", at(6))]),
+        packet_held(amendment, "amendment", FILED_UNDER, [DeliveryEvent("pending", at(22))])])
+    a = FakeHoldings(history_entries=right, letters=[refused_misfiling()])
+    answers = []
+    for holdings_, upn in ((b, FILED_UNDER), (a, RIGHT_UPN)):
+        gathered = sar.gather(holdings_, upn, READER, NOW)
+        answers.append((sar.document(gathered), sar.render_page(gathered)))
+    return answers[0], answers[1]
+
+
+def nowhere(words: Sequence[str], doc: dict[str, Any], page: str) -> None:
+    text = json.dumps(doc, ensure_ascii=False)
+    readable = html.fromstring(page).text_content()
+    for word in words:
+        assert word not in text, f"{word!r} is in the JSON"
+        assert word not in page and word not in readable, f"{word!r} is on the page"
+
+
+def test_the_answer_for_the_pupil_an_entry_was_misfiled_under_holds_nothing_of_the_other(
+) -> None:
+    filed, _ = recorded_histories()
+    stored = json.dumps([h.event.model_dump(mode="json") for h in filed])
+    assert RIGHT_UPN in stored and A_SEN in stored  # what the hub holds under B names A
+    (doc, page), _ = both_answers()
+    nowhere([RIGHT_UPN, "Alfie", "Rightson", "2015-07-09", A_SEN, "SEMH",
+             str(pupil_id_for(RIGHT_UPN)), "entered under Bella"], doc, page)
+    by_id = {h["event_id"]: h for h in doc["history"]}
+    entry, misfiling = by_id[MISFILED["event_id"]], by_id[MISFILING["event_id"]]
+    assert entry["event"] is None and entry["withheld"] == sar.WITHHELD_ENTRY
+    assert (entry["event_type"], entry["occurred_at"]) == (
+        "concern_raised", "2025-10-01T10:00:00+01:00")
+    assert entry["recorded_by"]["setting"] == "100001"
+    assert entry["recorded_by"]["role"] == "class_teacher"
+    moved_on = datetime.fromisoformat(misfiling["recorded_at"])
+    assert entry["description"] == ("Recorded under this pupil by mistake, and moved to "
+                                    f"another pupil's record on {moved_on:%-d %B %Y}")
+    assert entry["correction"]["kind"] == "entry_misfiled"
+    assert entry["correction"]["reason"] is None
+    assert misfiling["event"]["payload"] == {"corrects_event_id": MISFILED["event_id"]}
+    assert misfiling["event"]["pupil"]["upn"] == FILED_UNDER
+    assert misfiling["description"] == (f"Entry {entry['version']} had been recorded under "
+                                        "this pupil by mistake, and was moved to another "
+                                        "pupil's record")
+    assert misfiling["withheld"] == sar.WITHHELD_MISFILE
+    assert doc["pupil"]["upn"] == FILED_UNDER and doc["pupil"]["given_name"] == "Bella"
+    letter = doc["rejected_messages"][0]
+    assert letter["withheld"] == sar.WITHHELD_REFUSED_MISFILE
+    assert json.loads(letter["original"])["event"]["pupil"]["upn"] == FILED_UNDER
+    body = html.fromstring(page).text_content()
+    assert "Recorded under this pupil by mistake, and moved to another pupil's record" in body
+    assert "UK GDPR Article 15(4)" in body
+
+
+def test_a_packet_built_while_the_misfiled_entry_was_held_is_given_without_its_content(
+) -> None:
+    filed, _ = recorded_histories()
+    assert A_SEN in build_transfer_packet(filed, 4, at(5)).model_dump_json()  # as held
+    (doc, page), _ = both_answers()
+    first, amendment = doc["packets"]
+    assert first["content"] is None and first["content_withheld"] == sar.WITHHELD_PACKET
+    outline = first["content_outline"]
+    assert outline["to_setting"]["urn"] == "100002"
+    assert outline["move"]["effective_date"] == "2025-11-10"
+    assert [e["state"] for e in first["delivery_events"]] == ["pending", "sent", "received"]
+    assert amendment["content"] is not None and amendment["content_withheld"] is None
+    assert amendment["content"]["pupil"]["upn"] == FILED_UNDER
+    assert doc["receipts"][0]["status"] == "received"
+    page_text = html.fromstring(page).text_content()
+    assert "cannot be separated cleanly from the other pupil's information" in page_text
+
+
+def test_the_pupils_own_withdrawn_and_corrected_entries_are_kept_and_marked() -> None:
+    (doc, page), _ = both_answers()
+    by_id = {h["event_id"]: h for h in doc["history"]}
+    withdrawn, corrected = by_id[B_CONCERN["event_id"]], by_id[B_ASSESSMENT["event_id"]]
+    assert withdrawn["event"]["payload"]["summary"] == "Bella reverses letters."  # hers
+    assert withdrawn["correction"]["kind"] == "entry_retracted"
+    assert withdrawn["correction"]["words"].startswith("Withdrawn on ")
+    assert withdrawn["correction"]["words"].endswith("(entry 6): Duplicate of the screening")
+    assert corrected["event"]["payload"]["outcome"] == "sen_support"  # as first recorded
+    assert corrected["correction"]["kind"] == "entry_corrected"
+    assert corrected["correction"]["words"].startswith("Corrected on ")
+    retraction = by_id[B_RETRACTION["event_id"]]
+    assert retraction["event"]["payload"]["reason"] == "Duplicate of the screening."
+    body = html.fromstring(page).text_content()
+    assert withdrawn["correction"]["words"] in body and corrected["correction"]["words"] in body
+
+
+def test_the_right_pupils_answer_has_the_entry_moved_in_and_nothing_of_the_other() -> None:
+    _, right = recorded_histories()
+    assert any(h.refiled_from and h.refiled_from.pupil_id == pupil_id_for(FILED_UNDER)
+               for h in right)  # what the hub holds points to B's stream
+    _, (doc, page) = both_answers()
+    nowhere([FILED_UNDER, "Bella", "Wrongford", "2014-02-03", str(pupil_id_for(FILED_UNDER))],
+            doc, page)
+    moved = next(h for h in doc["history"] if h["event_id"] == MISFILED["event_id"])
+    assert moved["event"]["payload"]["summary"] == A_SEN  # his own, whole
+    assert moved["event"]["pupil"]["upn"] == RIGHT_UPN
+    assert moved["withheld"] is None and "refiled_from" not in json.dumps(doc)
+    day = datetime.fromisoformat(moved["recorded_at"])
+    assert moved["moved_here"] == {
+        "on": day.date().isoformat(), "from": "another pupil's record",
+        "words": f"Moved here from another pupil's record on {day:%-d %B %Y}, where the "
+                 "setting had recorded it by mistake"}
+    assert moved["moved_here"]["words"] in html.fromstring(page).text_content()
+    assert A_SEN in page
+    letter = doc["rejected_messages"][0]
+    assert "pupil" not in json.loads(letter["original"])["event"]  # filed under the other

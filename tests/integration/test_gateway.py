@@ -512,7 +512,7 @@ def test_a_packet_reads_whole_until_its_pupil_is_erased_then_is_gone(hub: Hub, c
     finally:
         keys.close()
     assert erasure is not None
-    sentence = erasure.describe()
+    sentence = erasure.describe_for_receivers()  # the date only: not who, nor why
     with hub.client(token) as client:
         whole = client.get(f"/v1/packets/{kept.packet_id}")
         erased = client.get(f"/v1/packets/{gone.packet_id}")
@@ -523,6 +523,7 @@ def test_a_packet_reads_whole_until_its_pupil_is_erased_then_is_gone(hub: Hub, c
     assert TransferPacketV1.model_validate(whole.json()) == kept
     assert erased.status_code == 410 and erased.json()["erased"] == sentence
     assert sentence in erased.json()["detail"] and gone.pupil.family_name not in erased.text
+    assert "Article 17" not in erased.text and "DPO" not in erased.text
     assert page.status_code == 410
     assert not_theirs.status_code == 403  # an erasure is told only to the packet's addressee
     assert [p["packet_id"] for p in inbox.json()["packets"]] == [str(kept.packet_id)]

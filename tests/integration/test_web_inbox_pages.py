@@ -163,7 +163,8 @@ def test_an_erased_pupils_packet_is_listed_as_erased_and_its_page_is_gone(
         page = browser.get(f"/packets/{gone.packet_id}")
         download = browser.get(f"/packets/{gone.packet_id}/download?form=json")
     assert inbox.status_code == 200
-    assert f"Pupil's data {erasure.describe()}" in inbox.text.replace("&#39;", "'")
+    assert f"Pupil's data {erasure.describe_for_receivers()}" in inbox.text.replace("&#39;", "'")
+    assert "Article 17" not in inbox.text
     assert f'href="/packets/{kept.packet_id}"' in inbox.text
     assert f'href="/packets/{gone.packet_id}"' not in inbox.text
     assert page.status_code == 410 and download.status_code == 410

@@ -174,12 +174,7 @@ def erase_pupils(settings: HubSettings, upns: Sequence[str], *, reason: str,
         # publish what it had in hand (a packet, a relayed event): a second pass after that.
         step(f"waiting {settings.key_cache_seconds:g} s for every process to drop the key")
         time.sleep(settings.key_cache_seconds + 1)
-        again = purge(settings, list(upns), on_topic=lambda t: step(f"scanning {t} again"))
-        for topic, n in again.removed.items():
-            topics.removed[topic] = topics.removed.get(topic, 0) + n
-        for topic, n in again.copied.items():
-            topics.copied[topic] = topics.copied.get(topic, 0) + n
-        topics.scanned += again.scanned
+        topics.add(purge(settings, list(upns), on_topic=lambda t: step(f"scanning {t} again")))
         for report in reports:
             report.topics = topics
         step("vacuuming the tables that changed")

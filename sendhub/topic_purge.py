@@ -48,6 +48,14 @@ class PurgeReport:
     def total_removed(self) -> int:
         return sum(self.removed.values())
 
+    def add(self, other: PurgeReport) -> None:
+        """Count another pass (an erasure's second) into this one."""
+        for topic, n in other.removed.items():
+            self.removed[topic] = self.removed.get(topic, 0) + n
+        for topic, n in other.copied.items():
+            self.copied[topic] = self.copied.get(topic, 0) + n
+        self.scanned += other.scanned
+
 
 def _mentions(record: Any, needles: Sequence[bytes], dead_letters: bool) -> bool:
     """Whether a record names one of the pupils: in its key, value or headers, or, for a

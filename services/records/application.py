@@ -54,11 +54,11 @@ from services.records.persistence import RecordsRecorder, StoredRow, records_fac
 from services.records.sealing import SealedHeader, SealingMapper, header_of
 from services.shared.pupil_keys import (
     Erasure,
-    FileKeyProvider,
     InMemoryPupilKeys,
     PostgresPupilKeys,
     PupilErased,
     PupilKeys,
+    file_key_provider,
     pupil_ref,
 )
 from services.shared.settings import LOCAL_DIR, HubSettings
@@ -135,8 +135,8 @@ def _pupil_keys(env: Environment) -> PupilKeys:
     if env.get(InfrastructureFactory.PERSISTENCE_MODULE) != "eventsourcing.postgres" \
             or not conninfo:
         return InMemoryPupilKeys()
-    path = env.get("SENDHUB_MASTER_KEY_FILE") or str(LOCAL_DIR / "master.key")
-    provider = FileKeyProvider(Path(path), create=Path(path) == LOCAL_DIR / "master.key")
+    provider = file_key_provider(Path(env.get("SENDHUB_MASTER_KEY_FILE")
+                                      or LOCAL_DIR / "master.key"))
     return PostgresPupilKeys(conninfo, provider,
                              float(env.get("SENDHUB_KEY_CACHE_SECONDS") or 60))
 

@@ -387,10 +387,15 @@ def _erasure(row: DictRow) -> Erasure:
                    str(row["erasure_reason"]))
 
 
+def file_key_provider(path: Path) -> FileKeyProvider:
+    """The master key in `path`: made on first use only at the local deployment's
+    default place (a file named in settings must exist)."""
+    return FileKeyProvider(path, create=path == LOCAL_DIR / "master.key")
+
+
 def key_provider(settings: HubSettings) -> KeyProvider:
     """The master key's provider: a file (a KMS would be another `KeyProvider`)."""
-    return FileKeyProvider(settings.master_key_file,
-                           create=settings.master_key_file == LOCAL_DIR / "master.key")
+    return file_key_provider(settings.master_key_file)
 
 
 def pupil_keys_for(settings: HubSettings) -> PostgresPupilKeys:

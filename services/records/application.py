@@ -29,6 +29,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
+from services.records.current_state import CurrentStates
 from services.records.domain import (
     ChainBreak,
     ErasedEntry,
@@ -148,6 +149,7 @@ class RecordsApplication(Application[UUID]):
                  keys: PupilKeys | None = None) -> None:
         self._keys = keys
         super().__init__(env=env)
+        self.states = CurrentStates(int(self.env.get("SENDHUB_PUPIL_STATE_CACHE") or 5_000))
 
     def construct_mapper(self) -> Mapper[UUID]:
         if self._keys is None:
@@ -209,17 +211,15 @@ class RecordsApplication(Application[UUID]):
         erased = self.keys.prepare_for_writing(pupil_ref(pupil_id_for(e.upn)) for e, _ in fresh)
         if erased:
             fresh = [(e, p) for e, p in fresh if not self._already_erased(e, erased)]
-        histories: dict[PupilId, PupilHistory] = {}
+        histories = self._current_histories(fresh)
         new_events: list[SENHistoryEvent] = []
         for school_event, _ in fresh:
-            pupil_id = pupil_id_for(school_event.upn)
-            history = histories.get(pupil_id) or self.history_of(pupil_id)
+            history = histories[pupil_id_for(school_event.upn)]
             right_pupil = None
             correction = school_event.correction
             if correction is not None and correction.kind == "entry_misfiled":
                 # The entry moves to the right pupil's history in this same transaction.
-                right_id = pupil_id_for(correction.correct_upn)
-                right_pupil = histories.get(right_id) or self.history_of(right_id)
+                right_pupil = histories[pupil_id_for(correction.correct_upn)]
             decided = record_school_event(history, school_event, right_pupil)
             for state in (history, right_pupil):
                 if state is None:
@@ -234,7 +234,25 @@ class RecordsApplication(Application[UUID]):
                 histories[state.id] = after
             new_events.extend(decided)
         self.events.put(new_events, tracking=last.tracking)
+        self.states.keep(histories.values())  # committed: these are the current states
         return new_events
+
+    def _current_histories(self, batch: Sequence[tuple[SchoolEventRecord, ConsumedPosition]]
+                           ) -> dict[PupilId, PupilHistory]:
+        """The current state of every pupil the batch writes to (a misfiled entry's right
+        pupil too): kept in memory when still at the stored version (one query for the
+        whole batch), else read from the pupil's stream."""
+        ids = {pupil_id_for(e.upn) for e, _ in batch} | {
+            pupil_id_for(e.correction.correct_upn) for e, _ in batch
+            if e.correction is not None and e.correction.kind == "entry_misfiled"}
+        stored = self.process_recorder.stored_versions(sorted(ids))
+        histories: dict[PupilId, PupilHistory] = {}
+        for pupil_id in ids:
+            version = stored.get(pupil_id, 0)
+            histories[pupil_id] = (self.states.current(pupil_id, version)
+                                   or (PupilHistory(id=pupil_id) if version == 0
+                                       else self.history_of(pupil_id)))
+        return histories
 
     def seal_stored_events(self, *, pupil_id: UUID | str | None = None,
                            batch: int = 500) -> SealedEvents:

@@ -14,9 +14,11 @@ import logging
 from datetime import UTC, datetime
 from uuid import UUID, uuid5
 
+import psycopg
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from psycopg.sql import SQL, Identifier
 
 from contracts.accepted import ACCEPTED_EVENT, AcceptedSchoolEventV1
 from contracts.anchors import AuditAnchorV1, ChainHead
@@ -29,6 +31,7 @@ from services.records.application import (
 from services.records.domain import EventIdConflict, RecordsError
 from services.records.gauges import RecordsGauges
 from services.records.handlers import to_history_contract, to_school_event_record
+from services.records.persistence import PostgresRecordsRecorder
 from services.shared import locks
 from services.shared.binding import bind
 from services.shared.consuming import ConsumerPolicy, Record
@@ -91,6 +94,27 @@ def build_broker(settings: HubSettings, app: RecordsApplication) -> KafkaBroker:
         await policy.guard(record)
 
     return broker
+
+
+class StoredEventsListener(PeriodicTask):
+    """Wakes the relay as soon as any records process stores history events, instead of
+    leaving them until its next look: eventsourcing NOTIFYs the events table's channel
+    in every insert transaction, delivered to listeners when it commits. A lost
+    connection is retried like any task; meanwhile the relay still looks every
+    `SENDHUB_RELAY_INTERVAL_SECONDS`."""
+
+    def __init__(self, conninfo: str, channel: str, relay: PeriodicTask) -> None:
+        super().__init__(1.0, log, "history.listen")
+        self.conninfo, self.channel, self.relay = conninfo, channel, relay
+
+    async def once(self) -> bool:
+        async with await psycopg.AsyncConnection.connect(self.conninfo,
+                                                         autocommit=True) as conn:
+            await conn.execute(SQL("LISTEN {}").format(Identifier(self.channel)))
+            self.relay.wake()  # whatever was stored while nobody listened
+            async for _ in conn.notifies():
+                self.relay.wake()
+        return False
 
 
 class HistoryRelay(PeriodicTask):
@@ -219,6 +243,12 @@ def build_app(settings: HubSettings) -> FastStream:
     run_beside(stream, StoreGauges(RecordsGauges(app, settings.anchor_interval_seconds),
                                    settings.metrics_interval_seconds))
     stream.after_startup(relay.start)
+    recorder = app.process_recorder
+    if isinstance(recorder, PostgresRecordsRecorder):  # always, outside unit tests
+        listener = StoredEventsListener(settings.database_conninfo, recorder.channel_name,
+                                        relay)
+        stream.after_startup(listener.start)
+        stream.on_shutdown(listener.stop)
     stream.after_startup(anchoring.start)
     stream.on_shutdown(relay.stop)
     stream.on_shutdown(anchoring.stop)

@@ -79,6 +79,11 @@ class RecordsRecorder(ProcessRecorder):
         """How many pupils have a history (for verify's progress bar)."""
 
     @abstractmethod
+    def stored_versions(self, pupil_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """Each of these pupils' newest stored version (absent: no history yet), in one
+        round trip: whether a state held in memory is still current."""
+
+    @abstractmethod
     def stored_rows_by_pupil(self) -> Iterator[StoredRow]:
         """Every stored event, pupil after pupil, each pupil's in version order."""
 
@@ -120,6 +125,13 @@ class PostgresRecordsRecorder(RecordsRecorder, PostgresProcessRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             row = curs.execute(query).fetchone()
         return int(row["pupils"]) if row else 0
+
+    def stored_versions(self, pupil_ids: Sequence[UUID]) -> dict[UUID, int]:
+        query = SQL("SELECT originator_id, max(originator_version) AS version FROM {} "
+                    "WHERE originator_id = ANY(%s) GROUP BY originator_id").format(self._table())
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            rows = curs.execute(query, (list(pupil_ids),)).fetchall()
+        return {UUID(str(row["originator_id"])): int(row["version"]) for row in rows}
 
     def stored_rows_by_pupil(self) -> Iterator[StoredRow]:
         return self._stream(SQL(
@@ -173,6 +185,14 @@ class POPORecordsRecorder(RecordsRecorder, POPOProcessRecorder):
 
     def pupil_count(self) -> int:
         return len({row.pupil_id for row in self._rows()})
+
+    def stored_versions(self, pupil_ids: Sequence[UUID]) -> dict[UUID, int]:
+        wanted = set(pupil_ids)
+        versions: dict[UUID, int] = {}
+        for row in self._rows():
+            if row.pupil_id in wanted:
+                versions[row.pupil_id] = max(row.version, versions.get(row.pupil_id, 0))
+        return versions
 
     def stored_rows_by_pupil(self) -> Iterator[StoredRow]:
         return iter(sorted(self._rows(), key=lambda row: (row.pupil_id, row.version)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal, TypedDict
@@ -111,8 +112,25 @@ def ensure_topics(
                 log.info("topics.created", extra={"topics": [t.name for t in missing]})
             except TopicAlreadyExistsError:
                 pass  # another service created it first
+            _await_leaders(admin, [t.name for t in missing])
     finally:
         admin.close()
+
+
+def _await_leaders(admin: KafkaAdminClient, names: list[str], timeout: float = 10.0) -> None:
+    """Return once every partition of these topics has a leader (or after `timeout`).
+    A topic just created has none for a moment; a first send then fails with
+    NotLeaderForPartition, and aiokafka's idempotent producer answers its retry with
+    OutOfOrderSequenceNumber, failing every send to that partition for seconds after."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = admin.describe_topics(names)
+        led = [t["error_code"] == 0 and t["partitions"] and all(
+            p["error_code"] == 0 and p["leader_id"] >= 0 for p in t["partitions"])
+            for t in described]
+        if len(led) == len(names) and all(led):
+            return
+        time.sleep(0.05)
 
 
 DAY_MS = 24 * 3600 * 1000
@@ -224,5 +242,5 @@ def batch_consumer_options(settings: HubSettings, consumer: str) -> BatchConsume
 
 def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:
     """The consumer records behind a (batch) message."""
-    raw = message.raw_message
-    return raw if isinstance(raw, tuple) else (raw,)
+    raw = message.raw_message  # a tuple from aiokafka, a list from TestKafkaBroker
+    return tuple(raw) if isinstance(raw, tuple | list) else (raw,)

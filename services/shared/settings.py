@@ -122,7 +122,14 @@ class HubSettings(BaseSettings):
         default=None, description="a stable name for this process among its service's "
         "instances (e.g. records-1): consumers use static group membership, so a restarted "
         "process takes its partitions back at once; two live processes must not share one")
-    relay_interval_seconds: float = 0.2
+    relay_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often records' relay looks for history events "
+        "to publish when nothing woke it (it is woken at once by each stored batch, in this "
+        "process by the consumer and in any other by PostgreSQL's NOTIFY)")
+    pupil_state_cache: int = Field(
+        default=5_000, ge=0, description="pupils whose current history state a records "
+        "process keeps between batches, so a batch need not re-read whole streams (each is "
+        "checked against the stored version first; 0 keeps none)")
     anchor_interval_seconds: float = Field(
         default=60.0, description="how often records publishes chain heads to the anchors topic"
     )
@@ -323,6 +330,7 @@ class HubSettings(BaseSettings):
             "SENDHUB_KEYS_CONNINFO": self.database_conninfo,
             "SENDHUB_MASTER_KEY_FILE": str(self.master_key_file),
             "SENDHUB_KEY_CACHE_SECONDS": str(self.key_cache_seconds),
+            "SENDHUB_PUPIL_STATE_CACHE": str(self.pupil_state_cache),
         }
 
     @property

@@ -11,7 +11,8 @@ MAX_BACKOFF_SECONDS = 10.0
 
 class PeriodicTask:
     """Calls `once()` until stopped: again at once while it says more work is waiting,
-    else after `interval` seconds. An error is retried, backing off from 1 s to
+    else after `interval` seconds or as soon as something calls `wake()` (new work is
+    known to be waiting: a batch was stored). An error is retried, backing off from 1 s to
     `MAX_BACKOFF_SECONDS`, so a broker or database outage delays the work but never
     ends it; the outage is logged when it starts and when it ends, not every retry."""
 
@@ -21,6 +22,17 @@ class PeriodicTask:
         self.name = name
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Run `once()` now rather than at the end of the interval (safe from the task's
+        own event loop only)."""
+        self._woken.set()
+
+    async def _rest(self) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), self.interval)
+        self._woken.clear()
 
     async def once(self) -> bool:
         """Do one round of work; True when more is already waiting."""
@@ -42,7 +54,7 @@ class PeriodicTask:
                 self.log.info(f"{self.name}.recovered", extra={"attempts": self.failures})
                 self.failures = 0
             if not more:
-                await asyncio.sleep(self.interval)
+                await self._rest()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run())

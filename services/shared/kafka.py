@@ -234,9 +234,14 @@ def consumer_options(settings: HubSettings, consumer: str) -> ConsumerOptions:
     }
 
 
+BATCH_RECORDS = 500
+"""Most records in one consumed batch: each is screened or stored together (records: one
+transaction per partition's share), so a backfill pays its round trips per batch."""
+
+
 def batch_consumer_options(settings: HubSettings, consumer: str) -> BatchConsumerOptions:
     """The stateful services consume in batches (each stored in one transaction)."""
-    return {**consumer_options(settings, consumer), "batch": True, "max_records": 200,
+    return {**consumer_options(settings, consumer), "batch": True, "max_records": BATCH_RECORDS,
             "batch_timeout_ms": 50}
 
 

@@ -9,7 +9,7 @@ not at all (an exception rolls it back). The application owns the transactions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +61,15 @@ class StateSequence:
     packets: int
 
 
+@dataclass(frozen=True)
+class KeptHistories:
+    """What `add_histories` did with a batch: the (UPN, version)s it newly holds, and
+    the pupils whose data was erased, of whom it kept nothing."""
+
+    added: frozenset[tuple[str, int]]
+    erased: frozenset[str]
+
+
 class TransfersRepository(Protocol):
     """Typed reads and writes inside one transaction."""
 
@@ -70,24 +79,35 @@ class TransfersRepository(Protocol):
 
     def save_next_offset(self, topic: str, partition: int, next_offset: int) -> None: ...
 
-    def add_history(self, message: PupilHistoryEventV1) -> bool:
-        """Keep a history event; False when that (pupil, version) is already held."""
+    def add_histories(self, messages: Sequence[PupilHistoryEventV1]) -> KeptHistories:
+        """Keep a batch's history events, in a bounded number of round trips whatever its
+        size: a (pupil, version) already held, or twice in the batch, is kept once (the
+        first); nothing is kept of a pupil whose data was erased."""
         ...
 
     def history(self, upn: str, up_to_version: int | None = None) -> list[HistoryEntry]:
         """The pupil's projected history in version order."""
         ...
 
-    def entry(self, upn: str, version: int) -> HistoryEntry | None: ...
-
-    def history_extent(self, upn: str) -> tuple[int, int]:
-        """(highest version held, number of versions held): equal when none is missing."""
+    def histories(self, upns: Collection[str]) -> dict[str, list[HistoryEntry]]:
+        """Each pupil's history in version order (empty when none is held), in one
+        round trip. Raises `PupilErased` when one of them was erased."""
         ...
 
-    def latest_packet(self, upn: str) -> IssuedPacket | None:
-        """The newest packet of the pupil to a receiving setting (or the lost-pupils
-        inbox): latest move, then latest amendment. A local authority's notice (kind
-        `la_notice`) is never it."""
+    def history_extents(self, upns: Collection[str]) -> dict[str, tuple[int, int]]:
+        """Each pupil's (highest version held, number of versions held), equal when none
+        is missing, in one round trip; a pupil with none held is left out."""
+        ...
+
+    def latest_packets(self, upns: Collection[str]) -> dict[str, IssuedPacket]:
+        """Each pupil's newest packet to a receiving setting (or the lost-pupils inbox):
+        latest move, then latest amendment, in one round trip. A local authority's notice
+        (kind `la_notice`) is never it; a pupil with none is left out. Raises
+        `PupilErased` when one of them was erased."""
+        ...
+
+    def held_packets(self, packet_ids: Collection[UUID]) -> set[UUID]:
+        """Those of `packet_ids` already held (none opened), in one round trip."""
         ...
 
     def add_packet(self, issued: IssuedPacket) -> bool:

@@ -12,15 +12,17 @@ never loses one, and a re-send carries the same `packet_id`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
+from contracts.inbound import where_recorded
 from contracts.packet import TransferPacketV1
-from contracts.school_events import CORRECTION_TYPES
+from contracts.school_events import CORRECTION_TYPES, PupilMovedV1, SchoolDestination
 from services.shared.pupil_keys import (
     PupilErased,
     PupilKeys,
@@ -172,6 +174,7 @@ class _Batch:
         behind_a_move: set[str] = set()
         to_check: list[HistoryEntry] = []  # entries that may be late for the latest packet
         order: dict[tuple[str, int], int] = {}  # when each newly held version was kept
+        entries: dict[tuple[str, int], HistoryEntry] = {}
         for message in messages:
             if message.upn in erased:
                 log.warning("history.pupil_erased", extra={"version": message.version})
@@ -180,7 +183,7 @@ class _Batch:
             if key not in kept.added or key in order:
                 continue
             order[key] = len(order)
-            entry = HistoryEntry.from_contract(message)
+            entry = entries[key] = HistoryEntry.from_contract(message)
             highest, held = extents.get(entry.upn, (0, 0))
             highest, held = max(highest, entry.version), held + 1
             extents[entry.upn] = (highest, held)
@@ -193,7 +196,8 @@ class _Batch:
         latest = _reading(repo.latest_packets, due | {e.upn for e in to_check}, erased)
         newer = [e for e in to_check if e.upn in latest
                  and e.version > latest[e.upn].packet.history_version]
-        histories = _reading(repo.histories, due | {e.upn for e in newer}, erased)
+        histories = _reading(partial(repo.histories, known=entries),
+                             due | {e.upn for e in newer}, erased)
         late: set[str] = set()
         for entry in newer:
             if entry.upn in erased:
@@ -205,6 +209,8 @@ class _Batch:
                 late.add(entry.upn)
         moves = {packet_id_for(upn, h.event.event_id) for upn in due - erased
                  for h in _complete_prefix(histories[upn]) if h.event.event_type == "pupil_moved"}
+        repo.read_registry(_settings_named(
+            h for upn in (due | late) - erased for h in histories[upn]))
         return cls(due, behind_a_move, late, erased, histories, latest, repo.held_packets(moves))
 
     def packet_kept(self, issued: IssuedPacket) -> None:
@@ -219,6 +225,18 @@ class _Batch:
         """A packet held already, as stored (not as built again): read the latest anew."""
         if issued.kind != "la_notice":
             self.latest.update(repo.latest_packets([issued.packet.pupil.upn]))
+
+
+def _settings_named(history: Iterable[HistoryEntry]) -> set[str]:
+    """The schools a packet built from these entries names: where each was recorded, and
+    where the pupil moved to."""
+    urns = set()
+    for h in history:
+        urns.add(where_recorded(h.event))
+        if isinstance(h.event, PupilMovedV1) and isinstance(
+                h.event.payload.destination, SchoolDestination):
+            urns.add(h.event.payload.destination.urn)
+    return {u for u in urns if not u.startswith("la-")}
 
 
 def _is_late(entry: HistoryEntry, history: Sequence[HistoryEntry], latest: IssuedPacket

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -129,11 +129,15 @@ class InMemoryRepository(TransfersRepository):
         return [self._entry(row) for (u, v), row in sorted(self.state.history.items())
                 if u == upn and (up_to_version is None or v <= up_to_version)]
 
-    def histories(self, upns: Collection[str]) -> dict[str, list[HistoryEntry]]:
+    def histories(self, upns: Collection[str],
+                  known: Mapping[tuple[str, int], HistoryEntry] | None = None,
+                  ) -> dict[str, list[HistoryEntry]]:
         found: dict[str, list[HistoryEntry]] = {upn: [] for upn in upns}
-        for (upn, _), row in sorted(self.state.history.items()):
-            if upn in found:
-                found[upn].append(self._entry(row))
+        known = known or {}
+        for key, row in sorted(self.state.history.items()):
+            if key[0] in found:
+                entry = known.get(key)
+                found[key[0]].append(self._entry(row) if entry is None else entry)
         return found
 
     def history_extents(self, upns: Collection[str]) -> dict[str, tuple[int, int]]:
@@ -253,6 +257,9 @@ class InMemoryRepository(TransfersRepository):
             return self.state.registry.get(setting.urn or "")
         return next((s for s in self.state.registry.values()
                      if s.ukprn and s.ukprn == setting.ukprn), None)
+
+    def read_registry(self, urns: Collection[str]) -> None:
+        pass  # in memory, every lookup is as quick
 
     def la_name(self, la_code: str) -> str | None:
         return next((s.la_name for _, s in sorted(self.state.registry.items())

@@ -10,7 +10,7 @@ SQL sees only their plain routing columns, and the rest is opened here, in Pytho
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,10 +124,11 @@ class PostgresRepository(TransfersRepository):
         kept = [row for (upn, _), row in rows.items() if upn not in erased]
         if not kept:
             return KeptHistories(frozenset(), frozenset(erased))
+        # One array a column, sent binary (`%b`): as text, each element is escaped.
         added = self._all(
             "INSERT INTO transfers_history (upn, version, notification_id, event, sealed) "
-            "SELECT * FROM unnest(%s::text[], %s::integer[], %s::bigint[], %s::jsonb[], "
-            "%s::bytea[]) ON CONFLICT DO NOTHING RETURNING upn, version",
+            "SELECT * FROM unnest(%b::text[], %b::integer[], %b::bigint[], %b::jsonb[], "
+            "%b::bytea[]) ON CONFLICT DO NOTHING RETURNING upn, version",
             ([m.upn for m, _, _ in kept], [m.version for m, _, _ in kept],
              [m.notification_id for m, _, _ in kept], [Jsonb(e) for _, e, _ in kept],
              [s for _, _, s in kept]))
@@ -144,15 +145,20 @@ class PostgresRepository(TransfersRepository):
                          "ORDER BY version", (upn, up_to_version, up_to_version))
         return [self._entry(r) for r in rows]
 
-    def histories(self, upns: Collection[str]) -> dict[str, list[HistoryEntry]]:
+    def histories(self, upns: Collection[str],
+                  known: Mapping[tuple[str, int], HistoryEntry] | None = None,
+                  ) -> dict[str, list[HistoryEntry]]:
         found: dict[str, list[HistoryEntry]] = {upn: [] for upn in upns}
         if not found:
             return found
+        known = known or {}
         rows = self._all("SELECT upn, version, event, sealed FROM transfers_history "
                          "WHERE upn = ANY(%s) ORDER BY upn, version", (list(found),))
         prepare(self.keys, found)
         for r in rows:
-            found[str(r["upn"])].append(self._entry(r))
+            upn, version = str(r["upn"]), int(r["version"])
+            entry = known.get((upn, version))
+            found[upn].append(self._entry(r) if entry is None else entry)
         return found
 
     def history_extents(self, upns: Collection[str]) -> dict[str, tuple[int, int]]:
@@ -285,6 +291,16 @@ class PostgresRepository(TransfersRepository):
         if key not in self._registered:
             self._registered[key] = self._registered_now(setting)
         return self._registered[key]
+
+    def read_registry(self, urns: Collection[str]) -> None:
+        wanted = sorted({u for u in urns if ("school", u) not in self._registered})
+        if not wanted:
+            return
+        rows = self._all(f"SELECT {_REGISTRY_COLUMNS} FROM settings_registry "  # noqa: S608
+                         "WHERE urn = ANY(%s)", (wanted,))
+        found = {str(r["urn"]): RegisteredSetting(**r) for r in rows}
+        for urn in wanted:
+            self._registered[("school", urn)] = found.get(urn)
 
     def _registered_now(self, setting: Setting) -> RegisteredSetting | None:
         if setting.kind == "school":

@@ -9,7 +9,7 @@ not at all (an exception rolls it back). The application owns the transactions.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,9 +89,13 @@ class TransfersRepository(Protocol):
         """The pupil's projected history in version order."""
         ...
 
-    def histories(self, upns: Collection[str]) -> dict[str, list[HistoryEntry]]:
+    def histories(self, upns: Collection[str],
+                  known: Mapping[tuple[str, int], HistoryEntry] | None = None,
+                  ) -> dict[str, list[HistoryEntry]]:
         """Each pupil's history in version order (empty when none is held), in one
-        round trip. Raises `PupilErased` when one of them was erased."""
+        round trip; `known` are entries the caller just kept, by (UPN, version), taken as
+        they are rather than opened again. Raises `PupilErased` when one of them was
+        erased."""
         ...
 
     def history_extents(self, upns: Collection[str]) -> dict[str, tuple[int, int]]:
@@ -145,6 +149,11 @@ class TransfersRepository(Protocol):
         ...
 
     def registered(self, setting: Setting) -> RegisteredSetting | None: ...
+
+    def read_registry(self, urns: Collection[str]) -> None:
+        """Read the registry's schools of these URNs in one round trip, for the lookups
+        (`registered`) this transaction makes next: a hint, others are still looked up."""
+        ...
 
     def la_name(self, la_code: str) -> str | None:
         """The name of the LA with this code, as the registry's settings in it name it."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -152,7 +152,8 @@ class _Batch:
     entries behind that move in the same batch, those whose former school recorded late,
     those erased. With it, what the packets are built from, each read in one round trip:
     the histories needed, the latest packets (followed as packets are kept) and the
-    moves' packets already held."""
+    packets already held; and the packets issued, kept together at the end (`keep_all`).
+    """
 
     due: set[str]
     behind_a_move: set[str]
@@ -161,6 +162,7 @@ class _Batch:
     histories: dict[str, list[HistoryEntry]]
     latest: dict[str, IssuedPacket]
     held: set[UUID]
+    issued: list[Issue] = field(default_factory=list)
 
     @classmethod
     def kept(cls, repo: TransfersRepository, messages: Sequence[PupilHistoryEventV1]
@@ -207,24 +209,59 @@ class _Batch:
                        if order.get((entry.upn, h.version), then) <= then]
             if _is_late(entry, history, latest[entry.upn]):
                 late.add(entry.upn)
-        moves = {packet_id_for(upn, h.event.event_id) for upn in due - erased
-                 for h in _complete_prefix(histories[upn]) if h.event.event_type == "pupil_moved"}
-        repo.read_registry(_settings_named(
-            h for upn in (due | late) - erased for h in histories[upn]))
-        return cls(due, behind_a_move, late, erased, histories, latest, repo.held_packets(moves))
+        building = (due | late) - erased
+        repo.read_registry(_settings_named(h for upn in building for h in histories[upn]))
+        return cls(due, behind_a_move, late, erased, histories, latest,
+                   repo.packets_of(building))
 
-    def packet_kept(self, issued: IssuedPacket) -> None:
-        """A packet newly kept: the pupil's latest, unless it is an LA's notice."""
-        self.held.add(issued.packet.packet_id)
+    def keep(self, repo: TransfersRepository, issue: Issue) -> None:
+        """An issued packet to keep, unless one of its id is already held (then the
+        stored one stays the pupil's latest, read again). A packet kept is the pupil's
+        latest, unless it is an LA's notice."""
+        issued = issue.issued
         upn = issued.packet.pupil.upn
+        if issued.packet.packet_id in self.held:
+            if issued.kind != "la_notice" and all(
+                    i.issued.packet.packet_id != issued.packet.packet_id for i in self.issued):
+                self.latest.update(repo.latest_packets([upn]))
+            return
+        self.held.add(issued.packet.packet_id)
+        self.issued.append(issue)
         if issued.kind != "la_notice" and (
                 upn not in self.latest or _rank(issued) >= _rank(self.latest[upn])):
             self.latest[upn] = issued
 
-    def packet_already_held(self, repo: TransfersRepository, issued: IssuedPacket) -> None:
-        """A packet held already, as stored (not as built again): read the latest anew."""
-        if issued.kind != "la_notice":
-            self.latest.update(repo.latest_packets([issued.packet.pupil.upn]))
+    def keep_all(self, repo: TransfersRepository) -> set[str]:
+        """Keep the packets issued, then their delivery steps in order, each in one round
+        trip; returns the pupils erased meanwhile, of whom nothing was kept."""
+        kept = repo.add_packets([i.issued for i in self.issued])
+        stored = [i for i in self.issued if i.issued.packet.packet_id in kept.added]
+        repo.append_deliveries([step for i in stored for step in i.steps])
+        for issue in stored:
+            _kept(issue)
+        if kept.erased:
+            log.warning("packet.pupil_erased", extra={"kept": True, "pupils": len(kept.erased)})
+        return set(kept.erased)
+
+
+def _kept(issue: Issue) -> None:
+    """What is logged of a packet kept: its kind, and when it cannot be delivered or its
+    receiver is not in the registry."""
+    packet = issue.issued.packet
+    if issue.issued.kind == "la_notice":
+        log.info("packet.la_notice", extra={"packet_id": str(packet.packet_id),
+                                            "receiver": packet.receiver,
+                                            "notice": packet.la_notice})
+    elif issue.issued.kind == "amendment":
+        log.info("packet.amended", extra={"packet_id": str(packet.packet_id),
+                                          "supersedes": str(packet.supersedes)})
+    first = issue.steps[0].event
+    if first.state == "undeliverable":
+        log.error("packet.undeliverable", extra={
+            "packet_id": str(packet.packet_id), "reason": first.detail})
+    if packet.to_setting.in_registry is False and issue.issued.kind != "la_notice":
+        log.warning("packet.receiver_not_in_registry", extra={
+            "packet_id": str(packet.packet_id), "receiver": packet.to_setting.receiver})
 
 
 def _settings_named(history: Iterable[HistoryEntry]) -> set[str]:
@@ -321,10 +358,10 @@ class TransfersApplication:
             if not fresh:
                 return []
             seen = _Batch.kept(repo, [message for message, _ in fresh])
-            issued: list[UUID] = []
+            issued: list[tuple[str, UUID]] = []
             for upn in sorted(seen.due - seen.erased):
                 try:
-                    issued += self._when_pupil_moved(repo, seen, upn)
+                    issued += ((upn, p) for p in self._when_pupil_moved(repo, seen, upn))
                 except PupilErased:  # erased while this batch was being stored
                     log.warning("packet.pupil_erased", extra={"move": True})
                     seen.late.discard(upn)
@@ -340,9 +377,10 @@ class TransfersApplication:
                     log.warning("packet.pupil_erased", extra={"late": True})
                     continue
                 if amendment:
-                    issued.append(amendment)
+                    issued.append((upn, amendment))
+            erased = seen.keep_all(repo)
             _consumed(repo, fresh)
-        return issued
+        return [packet_id for upn, packet_id in issued if upn not in erased]
 
     def _when_pupil_moved(self, repo: TransfersRepository, seen: _Batch, upn: str
                           ) -> list[UUID]:
@@ -361,15 +399,11 @@ class TransfersApplication:
                 [h for h in complete if h.version <= move.version], move,
                 seen.latest.get(upn), now, repo.registered, self.max_packet_bytes,
                 repo.la_name, self.post16)
-            self._keep(repo, seen, issue)
+            seen.keep(repo, issue)
             issued.append(issue.issued.packet.packet_id)
             for notice in when_plan_moves_to_another_la_notify_both_las(
                     issue, now, repo.registered, self.max_packet_bytes):
-                if self._keep(repo, seen, notice):
-                    log.info("packet.la_notice", extra={
-                        "packet_id": str(notice.issued.packet.packet_id),
-                        "receiver": notice.issued.packet.receiver,
-                        "notice": notice.issued.packet.la_notice})
+                seen.keep(repo, notice)
                 issued.append(notice.issued.packet.packet_id)
         if len(complete) < len(history):
             log.warning("packet.held_back", extra={
@@ -398,29 +432,8 @@ class TransfersApplication:
             self.max_packet_bytes, repo.la_name, self.post16)
         if issue is None:
             return None
-        if self._keep(repo, seen, issue):
-            log.info("packet.amended", extra={"packet_id": str(issue.issued.packet.packet_id),
-                                              "supersedes": str(issue.issued.packet.supersedes)})
+        seen.keep(repo, issue)
         return issue.issued.packet.packet_id
-
-    @staticmethod
-    def _keep(repo: TransfersRepository, seen: _Batch, issue: Issue) -> bool:
-        """Keep an issued packet and its delivery steps, unless it is already held."""
-        if not repo.add_packet(issue.issued):
-            seen.packet_already_held(repo, issue.issued)
-            return False
-        seen.packet_kept(issue.issued)
-        for step in issue.steps:
-            repo.append_delivery(step)
-        to = issue.issued.packet.to_setting
-        first = issue.steps[0].event
-        if first.state == "undeliverable":
-            log.error("packet.undeliverable", extra={
-                "packet_id": str(issue.issued.packet.packet_id), "reason": first.detail})
-        if to.in_registry is False and issue.issued.kind != "la_notice":
-            log.warning("packet.receiver_not_in_registry", extra={
-                "packet_id": str(issue.issued.packet.packet_id), "receiver": to.receiver})
-        return True
 
     # -- receipts ---------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from services.transfers.domain import (
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import (
     KeptHistories,
+    KeptPackets,
     PendingPacket,
     StateSequence,
     TransfersRepository,
@@ -161,18 +162,31 @@ class InMemoryRepository(TransfersRepository):
         return {upn: IssuedPacket(self._packet(s), s.move_version, s.kind)
                 for upn, s in latest.items()}
 
-    def held_packets(self, packet_ids: Collection[UUID]) -> set[UUID]:
-        return {p for p in packet_ids if p in self.state.packets}
+    def packets_of(self, upns: Collection[str]) -> set[UUID]:
+        return {s.packet_id for s in self.state.packets.values() if s.upn in upns}
 
-    def add_packet(self, issued: IssuedPacket) -> bool:
-        packet = issued.packet
-        body, sealed = seal_packet(self.keys, packet)
-        if packet.packet_id in self.state.packets:
-            return False
-        self.state.packets[packet.packet_id] = _Stored(
-            packet.packet_id, packet.pupil.upn, packet.receiver, issued.kind,
-            issued.move_version, packet.generated_at, packet.supersedes, body, sealed)
-        return True
+    def add_packets(self, issued: Sequence[IssuedPacket]) -> KeptPackets:
+        # As PostgreSQL's: the pupils' keys first, every packet sealed before any is kept.
+        refs = {pupil_ref_for_upn(i.packet.pupil.upn): i.packet.pupil.upn for i in issued}
+        erased = {refs[ref] for ref in self.keys.prepare_for_writing(refs)}
+        rows = []
+        for i in issued:
+            if i.packet.pupil.upn in erased:
+                continue
+            try:
+                rows.append((i, *seal_packet(self.keys, i.packet)))
+            except PupilErased:
+                erased.add(i.packet.pupil.upn)
+        added = set()
+        for i, body, sealed in rows:
+            packet = i.packet
+            if packet.pupil.upn in erased or packet.packet_id in self.state.packets:
+                continue
+            self.state.packets[packet.packet_id] = _Stored(
+                packet.packet_id, packet.pupil.upn, packet.receiver, i.kind,
+                i.move_version, packet.generated_at, packet.supersedes, body, sealed)
+            added.add(packet.packet_id)
+        return KeptPackets(frozenset(added), frozenset(erased))
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None:
         stored = self.state.packets.get(packet_id)
@@ -199,6 +213,10 @@ class InMemoryRepository(TransfersRepository):
             return False
         self.state.delivery.append(step)
         return True
+
+    def append_deliveries(self, steps: Sequence[DeliveryStep]) -> None:
+        for step in steps:
+            self.append_delivery(step)
 
     def delivery_events(self, packet_id: UUID) -> list[DeliveryEvent]:
         return [s.event for s in self.state.delivery if s.packet_id == packet_id]

@@ -44,6 +44,7 @@ from services.transfers.domain import (
 from services.transfers.registry import RegisteredSetting
 from services.transfers.repository import (
     KeptHistories,
+    KeptPackets,
     PendingPacket,
     StateSequence,
     TransfersRepository,
@@ -152,7 +153,9 @@ class PostgresRepository(TransfersRepository):
         if not found:
             return found
         known = known or {}
-        rows = self._all("SELECT upn, version, event, sealed FROM transfers_history "
+        # A sealed row's plain `event` is not read: it is all in the seal (no JSON decoded).
+        rows = self._all("SELECT upn, version, CASE WHEN sealed IS NULL THEN event END AS event, "
+                         "sealed FROM transfers_history "
                          "WHERE upn = ANY(%s) ORDER BY upn, version", (list(found),))
         prepare(self.keys, found)
         for r in rows:
@@ -181,28 +184,49 @@ class PostgresRepository(TransfersRepository):
         return {str(r["upn"]): IssuedPacket(self._packet(r), int(r["move_version"]), r["kind"])
                 for r in rows}
 
-    def held_packets(self, packet_ids: Collection[UUID]) -> set[UUID]:
-        if not packet_ids:
+    def packets_of(self, upns: Collection[str]) -> set[UUID]:
+        if not upns:
             return set()
-        rows = self._all("SELECT packet_id FROM transfers_packets WHERE packet_id = ANY(%s)",
-                         (list(packet_ids),))
+        rows = self._all("SELECT packet_id FROM transfers_packets WHERE upn = ANY(%s)",
+                         (list(upns),))
         return {r["packet_id"] for r in rows}
 
     def _packet(self, row: DictRow) -> TransferPacketV1:
         return open_packet(self.keys, str(row["upn"]), row["packet_id"], row["body"],
                            row["sealed"])
 
-    def add_packet(self, issued: IssuedPacket) -> bool:
-        packet = issued.packet
-        body, sealed = seal_packet(self.keys, packet)  # before any SQL: PupilErased
-        return self._one(
+    def add_packets(self, issued: Sequence[IssuedPacket]) -> KeptPackets:
+        """The pupils' keys in one round trip, every packet sealed before any SQL, then
+        one INSERT of them all (binary arrays, as `add_histories`)."""
+        refs = {pupil_ref_for_upn(i.packet.pupil.upn): i.packet.pupil.upn for i in issued}
+        erased = {refs[ref] for ref in self.keys.prepare_for_writing(refs)}
+        rows = []
+        for i in issued:
+            if i.packet.pupil.upn in erased:
+                continue
+            try:
+                body, sealed = seal_packet(self.keys, i.packet)
+            except PupilErased:  # erased since its key was fetched
+                erased.add(i.packet.pupil.upn)
+                continue
+            rows.append((i, body, sealed))
+        kept = [(i, body, sealed) for i, body, sealed in rows
+                if i.packet.pupil.upn not in erased]
+        if not kept:
+            return KeptPackets(frozenset(), frozenset(erased))
+        added = self._all(
             "INSERT INTO transfers_packets (packet_id, upn, receiver, move_version, body, "
             "sealed, built_at, history_version, kind, supersedes) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
-            "RETURNING packet_id",
-            (packet.packet_id, packet.pupil.upn, packet.receiver,
-             issued.move_version, Jsonb(body), sealed, packet.generated_at,
-             packet.history_version, issued.kind, packet.supersedes)) is not None
+            "SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::integer[], "
+            "%b::jsonb[], %b::bytea[], %b::timestamptz[], %b::integer[], %b::text[], "
+            "%b::uuid[]) ON CONFLICT DO NOTHING RETURNING packet_id",
+            ([i.packet.packet_id for i, _, _ in kept], [i.packet.pupil.upn for i, _, _ in kept],
+             [i.packet.receiver for i, _, _ in kept], [i.move_version for i, _, _ in kept],
+             [Jsonb(body) for _, body, _ in kept], [sealed for _, _, sealed in kept],
+             [i.packet.generated_at for i, _, _ in kept],
+             [i.packet.history_version for i, _, _ in kept], [i.kind for i, _, _ in kept],
+             [i.packet.supersedes for i, _, _ in kept]))
+        return KeptPackets(frozenset(r["packet_id"] for r in added), frozenset(erased))
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None:
         row = self._one("SELECT packet_id, upn, body, sealed FROM transfers_packets "
@@ -228,6 +252,16 @@ class PostgresRepository(TransfersRepository):
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
             (step.packet_id, step.event.state, step.event.at, step.event.detail,
              step.receipt_key)) is not None
+
+    def append_deliveries(self, steps: Sequence[DeliveryStep]) -> None:
+        if not steps:
+            return
+        with self.conn.cursor() as cur:  # pipelined: one round trip, appended in order
+            cur.executemany(
+                "INSERT INTO transfers_delivery (packet_id, state, at, detail, receipt_key) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(s.packet_id, s.event.state, s.event.at, s.event.detail, s.receipt_key)
+                 for s in steps])
 
     def delivery_events(self, packet_id: UUID) -> list[DeliveryEvent]:
         rows = self._all("SELECT state, at, detail FROM transfers_delivery "

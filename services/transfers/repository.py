@@ -70,6 +70,15 @@ class KeptHistories:
     erased: frozenset[str]
 
 
+@dataclass(frozen=True)
+class KeptPackets:
+    """What `add_packets` did: the packets it newly holds, and the pupils whose data was
+    erased, of whom it kept no packet."""
+
+    added: frozenset[UUID]
+    erased: frozenset[str]
+
+
 class TransfersRepository(Protocol):
     """Typed reads and writes inside one transaction."""
 
@@ -110,12 +119,15 @@ class TransfersRepository(Protocol):
         `PupilErased` when one of them was erased."""
         ...
 
-    def held_packets(self, packet_ids: Collection[UUID]) -> set[UUID]:
-        """Those of `packet_ids` already held (none opened), in one round trip."""
+    def packets_of(self, upns: Collection[str]) -> set[UUID]:
+        """The ids of every packet held for these pupils (none opened), in one round
+        trip."""
         ...
 
-    def add_packet(self, issued: IssuedPacket) -> bool:
-        """Keep a packet (unpublished); False when that `packet_id` is already held."""
+    def add_packets(self, issued: Sequence[IssuedPacket]) -> KeptPackets:
+        """Keep packets (unpublished), in a bounded number of round trips however many:
+        one whose `packet_id` is already held is left as it is; nothing is kept of a
+        pupil whose data was erased."""
         ...
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None: ...
@@ -128,6 +140,11 @@ class TransfersRepository(Protocol):
 
     def append_delivery(self, step: DeliveryStep) -> bool:
         """Append a delivery event; False when its receipt key is already held."""
+        ...
+
+    def append_deliveries(self, steps: Sequence[DeliveryStep]) -> None:
+        """Append delivery events in their order, in one round trip; one whose receipt
+        key is already held is left out."""
         ...
 
     def delivery_events(self, packet_id: UUID) -> list[DeliveryEvent]: ...

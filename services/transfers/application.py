@@ -12,16 +12,23 @@ never loses one, and a re-send carries the same `packet_id`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
 from contracts.history import PupilHistoryEventV1
+from contracts.inbound import where_recorded
 from contracts.packet import TransferPacketV1
-from contracts.school_events import CORRECTION_TYPES
-from services.shared.pupil_keys import PupilErased, PupilKeys, pupil_keys_for
+from contracts.school_events import CORRECTION_TYPES, PupilMovedV1, SchoolDestination
+from services.shared.pupil_keys import (
+    PupilErased,
+    PupilKeys,
+    pupil_keys_for,
+    pupil_ref_for_upn,
+)
 from services.shared.school_days import BANK_HOLIDAYS_ONLY, SchoolCalendar
 from services.shared.sen_record import HistoryEntry
 from services.shared.settings import HubSettings
@@ -31,6 +38,7 @@ from services.transfers.domain import (
     DeliveryEvent,
     DeliveryStep,
     Issue,
+    IssuedPacket,
     PacketDelivery,
     Receipt,
     TransfersError,
@@ -111,6 +119,171 @@ def _by_state(sequences: Sequence[StateSequence]) -> dict[str, int]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _version(history: Sequence[HistoryEntry], version: int) -> HistoryEntry | None:
+    return next((h for h in history if h.version == version), None)
+
+
+def _rank(issued: IssuedPacket) -> tuple[int, int]:
+    """How a pupil's packets are ordered for the latest (`latest_packets`)."""
+    return issued.move_version, issued.packet.history_version
+
+
+def _reading(read: Callable[[list[str]], dict[str, T]], upns: set[str], erased: set[str]
+             ) -> dict[str, T]:
+    """Read the pupils' rows in one round trip; a pupil erased meanwhile is set aside
+    with the erased (nothing more is built for them) and the others are read again."""
+    while True:
+        wanted = sorted(upns - erased)
+        try:
+            return read(wanted)
+        except PupilErased as gone:
+            upn = next((u for u in wanted if pupil_ref_for_upn(u) == gone.erasure.pupil_ref),
+                       None)
+            if upn is None:
+                raise
+            erased.add(upn)
+            log.warning("packet.pupil_erased", extra={"read": True})
+
+
+@dataclass
+class _Batch:
+    """One partition's batch of history events once kept, and what it calls for: the
+    pupils whose move is due its packet (a move, or a missing event filled in), those with
+    entries behind that move in the same batch, those whose former school recorded late,
+    those erased. With it, what the packets are built from, each read in one round trip:
+    the histories needed, the latest packets (followed as packets are kept) and the
+    packets already held; and the packets issued, kept together at the end (`keep_all`).
+    """
+
+    due: set[str]
+    behind_a_move: set[str]
+    late: set[str]
+    erased: set[str]
+    histories: dict[str, list[HistoryEntry]]
+    latest: dict[str, IssuedPacket]
+    held: set[UUID]
+    issued: list[Issue] = field(default_factory=list)
+
+    @classmethod
+    def kept(cls, repo: TransfersRepository, messages: Sequence[PupilHistoryEventV1]
+             ) -> _Batch:
+        """Keep the messages, then judge each newly held one in the batch's order, with
+        the pupil's extent and history as they stood once the ones before it were kept."""
+        extents = repo.history_extents(sorted({m.upn for m in messages}))
+        kept = repo.add_histories(messages)
+        erased = set(kept.erased)
+        due: set[str] = set()
+        behind_a_move: set[str] = set()
+        to_check: list[HistoryEntry] = []  # entries that may be late for the latest packet
+        order: dict[tuple[str, int], int] = {}  # when each newly held version was kept
+        entries: dict[tuple[str, int], HistoryEntry] = {}
+        for message in messages:
+            if message.upn in erased:
+                log.warning("history.pupil_erased", extra={"version": message.version})
+                continue
+            key = (message.upn, message.version)
+            if key not in kept.added or key in order:
+                continue
+            order[key] = len(order)
+            entry = entries[key] = HistoryEntry.from_contract(message)
+            highest, held = extents.get(entry.upn, (0, 0))
+            highest, held = max(highest, entry.version), held + 1
+            extents[entry.upn] = (highest, held)
+            if entry.event.event_type == "pupil_moved" or entry.version < highest:
+                due.add(entry.upn)  # a move, or a missing event filled in
+            elif entry.upn in due:
+                behind_a_move.add(entry.upn)
+            elif held == highest:
+                to_check.append(entry)
+        latest = _reading(repo.latest_packets, due | {e.upn for e in to_check}, erased)
+        newer = [e for e in to_check if e.upn in latest
+                 and e.version > latest[e.upn].packet.history_version]
+        histories = _reading(partial(repo.histories, known=entries),
+                             due | {e.upn for e in newer}, erased)
+        late: set[str] = set()
+        for entry in newer:
+            if entry.upn in erased:
+                continue
+            then = order[(entry.upn, entry.version)]
+            history = [h for h in histories[entry.upn]
+                       if order.get((entry.upn, h.version), then) <= then]
+            if _is_late(entry, history, latest[entry.upn]):
+                late.add(entry.upn)
+        building = (due | late) - erased
+        repo.read_registry(_settings_named(h for upn in building for h in histories[upn]))
+        return cls(due, behind_a_move, late, erased, histories, latest,
+                   repo.packets_of(building))
+
+    def keep(self, repo: TransfersRepository, issue: Issue) -> None:
+        """An issued packet to keep, unless one of its id is already held (then the
+        stored one stays the pupil's latest, read again). A packet kept is the pupil's
+        latest, unless it is an LA's notice."""
+        issued = issue.issued
+        upn = issued.packet.pupil.upn
+        if issued.packet.packet_id in self.held:
+            if issued.kind != "la_notice" and all(
+                    i.issued.packet.packet_id != issued.packet.packet_id for i in self.issued):
+                self.latest.update(repo.latest_packets([upn]))
+            return
+        self.held.add(issued.packet.packet_id)
+        self.issued.append(issue)
+        if issued.kind != "la_notice" and (
+                upn not in self.latest or _rank(issued) >= _rank(self.latest[upn])):
+            self.latest[upn] = issued
+
+    def keep_all(self, repo: TransfersRepository) -> set[str]:
+        """Keep the packets issued, then their delivery steps in order, each in one round
+        trip; returns the pupils erased meanwhile, of whom nothing was kept."""
+        kept = repo.add_packets([i.issued for i in self.issued])
+        stored = [i for i in self.issued if i.issued.packet.packet_id in kept.added]
+        repo.append_deliveries([step for i in stored for step in i.steps])
+        for issue in stored:
+            _kept(issue)
+        if kept.erased:
+            log.warning("packet.pupil_erased", extra={"kept": True, "pupils": len(kept.erased)})
+        return set(kept.erased)
+
+
+def _kept(issue: Issue) -> None:
+    """What is logged of a packet kept: its kind, and when it cannot be delivered or its
+    receiver is not in the registry."""
+    packet = issue.issued.packet
+    if issue.issued.kind == "la_notice":
+        log.info("packet.la_notice", extra={"packet_id": str(packet.packet_id),
+                                            "receiver": packet.receiver,
+                                            "notice": packet.la_notice})
+    elif issue.issued.kind == "amendment":
+        log.info("packet.amended", extra={"packet_id": str(packet.packet_id),
+                                          "supersedes": str(packet.supersedes)})
+    first = issue.steps[0].event
+    if first.state == "undeliverable":
+        log.error("packet.undeliverable", extra={
+            "packet_id": str(packet.packet_id), "reason": first.detail})
+    if packet.to_setting.in_registry is False and issue.issued.kind != "la_notice":
+        log.warning("packet.receiver_not_in_registry", extra={
+            "packet_id": str(packet.packet_id), "receiver": packet.to_setting.receiver})
+
+
+def _settings_named(history: Iterable[HistoryEntry]) -> set[str]:
+    """The schools a packet built from these entries names: where each was recorded, and
+    where the pupil moved to."""
+    urns = set()
+    for h in history:
+        urns.add(where_recorded(h.event))
+        if isinstance(h.event, PupilMovedV1) and isinstance(
+                h.event.payload.destination, SchoolDestination):
+            urns.add(h.event.payload.destination.urn)
+    return {u for u in urns if not u.startswith("la-")}
+
+
+def _is_late(entry: HistoryEntry, history: Sequence[HistoryEntry], latest: IssuedPacket
+             ) -> bool:
+    """Whether an entry newer than the latest packet calls for an amendment, against the
+    history as it stood when the entry was kept."""
+    corrected = history if entry.event.event_type in CORRECTION_TYPES else ()
+    return calls_for_amendment(entry, corrected, latest, _version(history, latest.move_version))
+
+
 CalendarSource = SchoolCalendar | Callable[[], SchoolCalendar]
 """A school calendar, or something that gives the current one (`StoredCalendar`)."""
 
@@ -173,80 +346,64 @@ class TransfersApplication:
         out when the missing event is delivered again.
 
         An event for a pupil whose data was erased is not kept and builds nothing (records
-        refuses such events already: this is a guard)."""
+        refuses such events already: this is a guard).
+
+        The batch is read and kept in a bounded number of round trips, whatever its size
+        (`_Batch`); each event is still judged in its order, against the history as it
+        stood once the events before it were kept."""
         if not batch:
             return []
-        issued: list[UUID] = []
         with self.transfers.transaction() as repo:
             fresh = _fresh(repo, batch)
-            late: set[str] = set()
-            due: set[str] = set()
-            behind_a_move: set[str] = set()
-            erased: set[str] = set()
-            for message, _ in fresh:
+            if not fresh:
+                return []
+            seen = _Batch.kept(repo, [message for message, _ in fresh])
+            issued: list[tuple[str, UUID]] = []
+            for upn in sorted(seen.due - seen.erased):
                 try:
-                    if not repo.add_history(message):
-                        continue
-                except PupilErased:
-                    erased.add(message.upn)
-                    log.warning("history.pupil_erased", extra={"version": message.version})
-                    continue
-                entry = HistoryEntry.from_contract(message)
-                highest, held = repo.history_extent(entry.upn)
-                if entry.event.event_type == "pupil_moved" or entry.version < highest:
-                    due.add(entry.upn)  # a move, or a missing event filled in
-                elif entry.upn in due:
-                    behind_a_move.add(entry.upn)
-                elif held == highest and self._is_late(repo, entry):
-                    late.add(entry.upn)
-            for upn in sorted(due - erased):
-                try:
-                    issued += self._when_pupil_moved(repo, upn)
+                    issued += ((upn, p) for p in self._when_pupil_moved(repo, seen, upn))
                 except PupilErased:  # erased while this batch was being stored
                     log.warning("packet.pupil_erased", extra={"move": True})
-                    late.discard(upn)
+                    seen.late.discard(upn)
                     continue
                 # Entries behind the move in this same batch were checked before its packet
                 # existed: a late one (the LA's plan decided before arrival) amends it now.
-                if upn in behind_a_move and self._late_behind_packet(repo, upn):
-                    late.add(upn)
-            for upn in sorted(late - erased):
+                if upn in seen.behind_a_move and self._late_behind_packet(seen, upn):
+                    seen.late.add(upn)
+            for upn in sorted(seen.late - seen.erased):
                 try:
-                    amendment = self._when_late_entry(repo, upn)
+                    amendment = self._when_late_entry(repo, seen, upn)
                 except PupilErased:
                     log.warning("packet.pupil_erased", extra={"late": True})
                     continue
                 if amendment:
-                    issued.append(amendment)
-            if fresh:
-                _consumed(repo, fresh)
-        return issued
+                    issued.append((upn, amendment))
+            erased = seen.keep_all(repo)
+            _consumed(repo, fresh)
+        return [packet_id for upn, packet_id in issued if upn not in erased]
 
-    def _when_pupil_moved(self, repo: TransfersRepository, upn: str) -> list[UUID]:
+    def _when_pupil_moved(self, repo: TransfersRepository, seen: _Batch, upn: str
+                          ) -> list[UUID]:
         """Issue the packet of every move in the complete part of the history that has
         none yet, and with it the notices to both LAs when an EHC plan moves to another
         LA (stored in the same transaction, published by the same outbox); a move after
         a gap waits."""
-        history = repo.history(upn)
+        history = seen.histories[upn]
         complete = _complete_prefix(history)
         issued = []
         for move in (h for h in complete if h.event.event_type == "pupil_moved"):
-            if repo.packet(packet_id_for(upn, move.event.event_id)) is not None:
+            if packet_id_for(upn, move.event.event_id) in seen.held:
                 continue
             now = self.clock()
             issue = when_pupil_moved_issue_packet(
                 [h for h in complete if h.version <= move.version], move,
-                repo.latest_packet(upn), now, repo.registered, self.max_packet_bytes,
+                seen.latest.get(upn), now, repo.registered, self.max_packet_bytes,
                 repo.la_name, self.post16)
-            self._keep(repo, issue)
+            seen.keep(repo, issue)
             issued.append(issue.issued.packet.packet_id)
             for notice in when_plan_moves_to_another_la_notify_both_las(
                     issue, now, repo.registered, self.max_packet_bytes):
-                if self._keep(repo, notice):
-                    log.info("packet.la_notice", extra={
-                        "packet_id": str(notice.issued.packet.packet_id),
-                        "receiver": notice.issued.packet.receiver,
-                        "notice": notice.issued.packet.la_notice})
+                seen.keep(repo, notice)
                 issued.append(notice.issued.packet.packet_id)
         if len(complete) < len(history):
             log.warning("packet.held_back", extra={
@@ -254,56 +411,29 @@ class TransfersApplication:
         return issued
 
     @staticmethod
-    def _is_late(repo: TransfersRepository, entry: HistoryEntry) -> bool:
-        latest = repo.latest_packet(entry.upn)
-        if latest is None or entry.version <= latest.packet.history_version:
-            return False
-        history = repo.history(entry.upn) if entry.event.event_type in CORRECTION_TYPES else ()
-        return calls_for_amendment(entry, history, latest,
-                                   repo.entry(entry.upn, latest.move_version))
-
-    @staticmethod
-    def _late_behind_packet(repo: TransfersRepository, upn: str) -> bool:
-        latest = repo.latest_packet(upn)
+    def _late_behind_packet(seen: _Batch, upn: str) -> bool:
+        latest = seen.latest.get(upn)
         if latest is None:
             return False
-        complete = _complete_prefix(repo.history(upn))
+        complete = _complete_prefix(seen.histories[upn])
         after = [h for h in complete if h.version > latest.packet.history_version]
         if not after:
             return False
-        move = repo.entry(upn, latest.move_version)
+        move = _version(seen.histories[upn], latest.move_version)
         return any(calls_for_amendment(h, complete, latest, move) for h in after)
 
-    def _when_late_entry(self, repo: TransfersRepository, upn: str) -> UUID | None:
-        latest = repo.latest_packet(upn)
+    def _when_late_entry(self, repo: TransfersRepository, seen: _Batch, upn: str
+                         ) -> UUID | None:
+        latest = seen.latest.get(upn)
         if latest is None:
             return None
         issue = when_late_entry_recorded_amend_packet(
-            _complete_prefix(repo.history(upn)), latest, self.clock(), repo.registered,
+            _complete_prefix(seen.histories[upn]), latest, self.clock(), repo.registered,
             self.max_packet_bytes, repo.la_name, self.post16)
         if issue is None:
             return None
-        if self._keep(repo, issue):
-            log.info("packet.amended", extra={"packet_id": str(issue.issued.packet.packet_id),
-                                              "supersedes": str(issue.issued.packet.supersedes)})
+        seen.keep(repo, issue)
         return issue.issued.packet.packet_id
-
-    @staticmethod
-    def _keep(repo: TransfersRepository, issue: Issue) -> bool:
-        """Keep an issued packet and its delivery steps, unless it is already held."""
-        if not repo.add_packet(issue.issued):
-            return False
-        for step in issue.steps:
-            repo.append_delivery(step)
-        to = issue.issued.packet.to_setting
-        first = issue.steps[0].event
-        if first.state == "undeliverable":
-            log.error("packet.undeliverable", extra={
-                "packet_id": str(issue.issued.packet.packet_id), "reason": first.detail})
-        if to.in_registry is False and issue.issued.kind != "la_notice":
-            log.warning("packet.receiver_not_in_registry", extra={
-                "packet_id": str(issue.issued.packet.packet_id), "receiver": to.receiver})
-        return True
 
     # -- receipts ---------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +20,12 @@ from uuid import UUID
 from contracts.history import PupilHistoryEventV1
 from contracts.packet import Setting, TransferPacketV1
 from services.shared.access import inbox_of
-from services.shared.pupil_keys import InMemoryPupilKeys, PupilErased, PupilKeys
+from services.shared.pupil_keys import (
+    InMemoryPupilKeys,
+    PupilErased,
+    PupilKeys,
+    pupil_ref_for_upn,
+)
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
     Addressee,
@@ -31,7 +36,13 @@ from services.transfers.domain import (
     PacketRecord,
 )
 from services.transfers.registry import RegisteredSetting
-from services.transfers.repository import PendingPacket, StateSequence, TransfersRepository
+from services.transfers.repository import (
+    KeptHistories,
+    KeptPackets,
+    PendingPacket,
+    StateSequence,
+    TransfersRepository,
+)
 from services.transfers.sealed_rows import (
     Json,
     open_history,
@@ -90,13 +101,26 @@ class InMemoryRepository(TransfersRepository):
     def save_next_offset(self, topic: str, partition: int, next_offset: int) -> None:
         self.state.positions[(topic, partition)] = next_offset
 
-    def add_history(self, message: PupilHistoryEventV1) -> bool:
-        event, sealed = seal_history(self.keys, message)  # as PostgreSQL's: PupilErased first
-        key = (message.upn, message.version)
-        if key in self.state.history:
-            return False
-        self.state.history[key] = _HistoryRow(message.upn, message.version, event, sealed)
-        return True
+    def add_histories(self, messages: Sequence[PupilHistoryEventV1]) -> KeptHistories:
+        # As PostgreSQL's: the batch's keys first, every row sealed before any is kept.
+        refs = {pupil_ref_for_upn(m.upn): m.upn for m in messages}
+        erased = {refs[ref] for ref in self.keys.prepare_for_writing(refs)}
+        rows: dict[tuple[str, int], _HistoryRow] = {}
+        for m in messages:
+            if m.upn in erased or (m.upn, m.version) in rows:
+                continue
+            try:
+                event, sealed = seal_history(self.keys, m)
+            except PupilErased:
+                erased.add(m.upn)
+                continue
+            rows[(m.upn, m.version)] = _HistoryRow(m.upn, m.version, event, sealed)
+        added = set()
+        for key, row in rows.items():
+            if row.upn not in erased and key not in self.state.history:
+                self.state.history[key] = row
+                added.add(key)
+        return KeptHistories(frozenset(added), frozenset(erased))
 
     def _entry(self, row: _HistoryRow) -> HistoryEntry:
         return HistoryEntry.from_contract(
@@ -106,33 +130,63 @@ class InMemoryRepository(TransfersRepository):
         return [self._entry(row) for (u, v), row in sorted(self.state.history.items())
                 if u == upn and (up_to_version is None or v <= up_to_version)]
 
-    def entry(self, upn: str, version: int) -> HistoryEntry | None:
-        row = self.state.history.get((upn, version))
-        return None if row is None else self._entry(row)
+    def histories(self, upns: Collection[str],
+                  known: Mapping[tuple[str, int], HistoryEntry] | None = None,
+                  ) -> dict[str, list[HistoryEntry]]:
+        found: dict[str, list[HistoryEntry]] = {upn: [] for upn in upns}
+        known = known or {}
+        for key, row in sorted(self.state.history.items()):
+            if key[0] in found:
+                entry = known.get(key)
+                found[key[0]].append(self._entry(row) if entry is None else entry)
+        return found
 
-    def history_extent(self, upn: str) -> tuple[int, int]:
-        versions = [v for u, v in self.state.history if u == upn]
-        return max(versions, default=0), len(versions)
+    def history_extents(self, upns: Collection[str]) -> dict[str, tuple[int, int]]:
+        versions: dict[str, list[int]] = {}
+        for upn, version in self.state.history:
+            if upn in upns:
+                versions.setdefault(upn, []).append(version)
+        return {upn: (max(held), len(held)) for upn, held in versions.items()}
 
     def _packet(self, s: _Stored) -> TransferPacketV1:
         return open_packet(self.keys, s.upn, s.packet_id, s.body, s.sealed)
 
-    def latest_packet(self, upn: str) -> IssuedPacket | None:
-        mine = [s for s in self.state.packets.values() if s.upn == upn and s.kind != "la_notice"]
-        latest = max(mine, key=lambda s: (s.move_version, int(s.body["history_version"])),
-                     default=None)
-        return None if latest is None else IssuedPacket(
-            self._packet(latest), latest.move_version, latest.kind)
+    def latest_packets(self, upns: Collection[str]) -> dict[str, IssuedPacket]:
+        latest: dict[str, _Stored] = {}
+        for s in self.state.packets.values():
+            if s.upn not in upns or s.kind == "la_notice":
+                continue
+            held = latest.get(s.upn)
+            if held is None or _rank(s) > _rank(held):
+                latest[s.upn] = s
+        return {upn: IssuedPacket(self._packet(s), s.move_version, s.kind)
+                for upn, s in latest.items()}
 
-    def add_packet(self, issued: IssuedPacket) -> bool:
-        packet = issued.packet
-        body, sealed = seal_packet(self.keys, packet)
-        if packet.packet_id in self.state.packets:
-            return False
-        self.state.packets[packet.packet_id] = _Stored(
-            packet.packet_id, packet.pupil.upn, packet.receiver, issued.kind,
-            issued.move_version, packet.generated_at, packet.supersedes, body, sealed)
-        return True
+    def packets_of(self, upns: Collection[str]) -> set[UUID]:
+        return {s.packet_id for s in self.state.packets.values() if s.upn in upns}
+
+    def add_packets(self, issued: Sequence[IssuedPacket]) -> KeptPackets:
+        # As PostgreSQL's: the pupils' keys first, every packet sealed before any is kept.
+        refs = {pupil_ref_for_upn(i.packet.pupil.upn): i.packet.pupil.upn for i in issued}
+        erased = {refs[ref] for ref in self.keys.prepare_for_writing(refs)}
+        rows = []
+        for i in issued:
+            if i.packet.pupil.upn in erased:
+                continue
+            try:
+                rows.append((i, *seal_packet(self.keys, i.packet)))
+            except PupilErased:
+                erased.add(i.packet.pupil.upn)
+        added = set()
+        for i, body, sealed in rows:
+            packet = i.packet
+            if packet.pupil.upn in erased or packet.packet_id in self.state.packets:
+                continue
+            self.state.packets[packet.packet_id] = _Stored(
+                packet.packet_id, packet.pupil.upn, packet.receiver, i.kind,
+                i.move_version, packet.generated_at, packet.supersedes, body, sealed)
+            added.add(packet.packet_id)
+        return KeptPackets(frozenset(added), frozenset(erased))
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None:
         stored = self.state.packets.get(packet_id)
@@ -159,6 +213,10 @@ class InMemoryRepository(TransfersRepository):
             return False
         self.state.delivery.append(step)
         return True
+
+    def append_deliveries(self, steps: Sequence[DeliveryStep]) -> None:
+        for step in steps:
+            self.append_delivery(step)
 
     def delivery_events(self, packet_id: UUID) -> list[DeliveryEvent]:
         return [s.event for s in self.state.delivery if s.packet_id == packet_id]
@@ -218,6 +276,9 @@ class InMemoryRepository(TransfersRepository):
         return next((s for s in self.state.registry.values()
                      if s.ukprn and s.ukprn == setting.ukprn), None)
 
+    def read_registry(self, urns: Collection[str]) -> None:
+        pass  # in memory, every lookup is as quick
+
     def la_name(self, la_code: str) -> str | None:
         return next((s.la_name for _, s in sorted(self.state.registry.items())
                      if s.la_code == la_code and s.la_name), None)
@@ -237,6 +298,11 @@ class InMemoryRepository(TransfersRepository):
 
     def unpublished_count(self) -> int:
         return sum(1 for s in self.state.packets.values() if s.published_at is None)
+
+
+def _rank(s: _Stored) -> tuple[int, int]:
+    """As PostgreSQL orders a pupil's packets for the latest: move, then history version."""
+    return s.move_version, int(s.body["history_version"])
 
 
 def _la_of(s: _Stored) -> str | None:

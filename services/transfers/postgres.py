@@ -10,7 +10,7 @@ SQL sees only their plain routing columns, and the rest is opened here, in Pytho
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +31,7 @@ from services.shared.pupil_keys import (
     PostgresPupilKeys,
     PupilErased,
     PupilKeys,
+    pupil_ref_for_upn,
 )
 from services.shared.sen_record import HistoryEntry
 from services.transfers.domain import (
@@ -41,8 +42,15 @@ from services.transfers.domain import (
     PacketRecord,
 )
 from services.transfers.registry import RegisteredSetting
-from services.transfers.repository import PendingPacket, StateSequence, TransfersRepository
+from services.transfers.repository import (
+    KeptHistories,
+    KeptPackets,
+    PendingPacket,
+    StateSequence,
+    TransfersRepository,
+)
 from services.transfers.sealed_rows import (
+    Json,
     open_history,
     open_packet,
     packet_json,
@@ -77,6 +85,10 @@ class PostgresRepository(TransfersRepository):
     def __init__(self, conn: Connection[DictRow], keys: PupilKeys) -> None:
         self.conn = conn
         self.keys = keys
+        # The registry as this transaction read it: a batch's packets name the same few
+        # settings again and again (`import_settings` forgets it).
+        self._registered: dict[tuple[str, str | None], RegisteredSetting | None] = {}
+        self._la_names: dict[str, str | None] = {}
 
     def _one(self, query: str, params: Sequence[Any] = ()) -> DictRow | None:
         return self.conn.execute(query, params).fetchone()
@@ -95,13 +107,34 @@ class PostgresRepository(TransfersRepository):
             "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
             (topic, partition, next_offset))
 
-    def add_history(self, message: PupilHistoryEventV1) -> bool:
-        event, sealed = seal_history(self.keys, message)  # before any SQL: PupilErased
-        return self._one(
+    def add_histories(self, messages: Sequence[PupilHistoryEventV1]) -> KeptHistories:
+        """The batch's keys in one round trip, every row sealed before any SQL (an erased
+        pupil's raise `PupilErased`), then one INSERT of them all."""
+        refs = {pupil_ref_for_upn(m.upn): m.upn for m in messages}
+        erased = {refs[ref] for ref in self.keys.prepare_for_writing(refs)}
+        rows: dict[tuple[str, int], tuple[PupilHistoryEventV1, Json, bytes]] = {}
+        for m in messages:
+            if m.upn in erased or (m.upn, m.version) in rows:
+                continue
+            try:
+                event, sealed = seal_history(self.keys, m)
+            except PupilErased:  # erased since its key was fetched
+                erased.add(m.upn)
+                continue
+            rows[(m.upn, m.version)] = (m, event, sealed)
+        kept = [row for (upn, _), row in rows.items() if upn not in erased]
+        if not kept:
+            return KeptHistories(frozenset(), frozenset(erased))
+        # One array a column, sent binary (`%b`): as text, each element is escaped.
+        added = self._all(
             "INSERT INTO transfers_history (upn, version, notification_id, event, sealed) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING version",
-            (message.upn, message.version, message.notification_id, Jsonb(event),
-             sealed)) is not None
+            "SELECT * FROM unnest(%b::text[], %b::integer[], %b::bigint[], %b::jsonb[], "
+            "%b::bytea[]) ON CONFLICT DO NOTHING RETURNING upn, version",
+            ([m.upn for m, _, _ in kept], [m.version for m, _, _ in kept],
+             [m.notification_id for m, _, _ in kept], [Jsonb(e) for _, e, _ in kept],
+             [s for _, _, s in kept]))
+        return KeptHistories(frozenset((str(r["upn"]), int(r["version"])) for r in added),
+                             frozenset(erased))
 
     def _entry(self, row: DictRow) -> HistoryEntry:
         return HistoryEntry.from_contract(open_history(
@@ -113,41 +146,87 @@ class PostgresRepository(TransfersRepository):
                          "ORDER BY version", (upn, up_to_version, up_to_version))
         return [self._entry(r) for r in rows]
 
-    def entry(self, upn: str, version: int) -> HistoryEntry | None:
-        row = self._one("SELECT upn, version, event, sealed FROM transfers_history "
-                        "WHERE upn = %s AND version = %s", (upn, version))
-        return None if row is None else self._entry(row)
+    def histories(self, upns: Collection[str],
+                  known: Mapping[tuple[str, int], HistoryEntry] | None = None,
+                  ) -> dict[str, list[HistoryEntry]]:
+        found: dict[str, list[HistoryEntry]] = {upn: [] for upn in upns}
+        if not found:
+            return found
+        known = known or {}
+        # A sealed row's plain `event` is not read: it is all in the seal (no JSON decoded).
+        rows = self._all("SELECT upn, version, CASE WHEN sealed IS NULL THEN event END AS event, "
+                         "sealed FROM transfers_history "
+                         "WHERE upn = ANY(%s) ORDER BY upn, version", (list(found),))
+        prepare(self.keys, found)
+        for r in rows:
+            upn, version = str(r["upn"]), int(r["version"])
+            entry = known.get((upn, version))
+            found[upn].append(self._entry(r) if entry is None else entry)
+        return found
 
-    def history_extent(self, upn: str) -> tuple[int, int]:
-        row = self._one("SELECT coalesce(max(version), 0) AS highest, count(*) AS held "
-                        "FROM transfers_history WHERE upn = %s", (upn,))
-        return (int(row["highest"]), int(row["held"])) if row else (0, 0)
+    def history_extents(self, upns: Collection[str]) -> dict[str, tuple[int, int]]:
+        if not upns:
+            return {}
+        rows = self._all("SELECT upn, max(version) AS highest, count(*) AS held "
+                         "FROM transfers_history WHERE upn = ANY(%s) GROUP BY upn",
+                         (list(upns),))
+        return {str(r["upn"]): (int(r["highest"]), int(r["held"])) for r in rows}
 
-    def latest_packet(self, upn: str) -> IssuedPacket | None:
-        row = self._one(
-            "SELECT packet_id, upn, body, sealed, move_version, kind FROM transfers_packets "
-            "WHERE upn = %s "
-            "AND kind <> 'la_notice' "
-            "ORDER BY move_version DESC, coalesce(history_version, move_version) DESC LIMIT 1",
-            (upn,))
-        return None if row is None else IssuedPacket(
-            self._packet(row), int(row["move_version"]), row["kind"])
+    def latest_packets(self, upns: Collection[str]) -> dict[str, IssuedPacket]:
+        if not upns:
+            return {}
+        rows = self._all(
+            "SELECT DISTINCT ON (upn) packet_id, upn, body, sealed, move_version, kind "
+            "FROM transfers_packets WHERE upn = ANY(%s) AND kind <> 'la_notice' "
+            "ORDER BY upn, move_version DESC, coalesce(history_version, move_version) DESC",
+            (list(upns),))
+        prepare(self.keys, (str(r["upn"]) for r in rows))
+        return {str(r["upn"]): IssuedPacket(self._packet(r), int(r["move_version"]), r["kind"])
+                for r in rows}
+
+    def packets_of(self, upns: Collection[str]) -> set[UUID]:
+        if not upns:
+            return set()
+        rows = self._all("SELECT packet_id FROM transfers_packets WHERE upn = ANY(%s)",
+                         (list(upns),))
+        return {r["packet_id"] for r in rows}
 
     def _packet(self, row: DictRow) -> TransferPacketV1:
         return open_packet(self.keys, str(row["upn"]), row["packet_id"], row["body"],
                            row["sealed"])
 
-    def add_packet(self, issued: IssuedPacket) -> bool:
-        packet = issued.packet
-        body, sealed = seal_packet(self.keys, packet)  # before any SQL: PupilErased
-        return self._one(
+    def add_packets(self, issued: Sequence[IssuedPacket]) -> KeptPackets:
+        """The pupils' keys in one round trip, every packet sealed before any SQL, then
+        one INSERT of them all (binary arrays, as `add_histories`)."""
+        refs = {pupil_ref_for_upn(i.packet.pupil.upn): i.packet.pupil.upn for i in issued}
+        erased = {refs[ref] for ref in self.keys.prepare_for_writing(refs)}
+        rows = []
+        for i in issued:
+            if i.packet.pupil.upn in erased:
+                continue
+            try:
+                body, sealed = seal_packet(self.keys, i.packet)
+            except PupilErased:  # erased since its key was fetched
+                erased.add(i.packet.pupil.upn)
+                continue
+            rows.append((i, body, sealed))
+        kept = [(i, body, sealed) for i, body, sealed in rows
+                if i.packet.pupil.upn not in erased]
+        if not kept:
+            return KeptPackets(frozenset(), frozenset(erased))
+        added = self._all(
             "INSERT INTO transfers_packets (packet_id, upn, receiver, move_version, body, "
             "sealed, built_at, history_version, kind, supersedes) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
-            "RETURNING packet_id",
-            (packet.packet_id, packet.pupil.upn, packet.receiver,
-             issued.move_version, Jsonb(body), sealed, packet.generated_at,
-             packet.history_version, issued.kind, packet.supersedes)) is not None
+            "SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::integer[], "
+            "%b::jsonb[], %b::bytea[], %b::timestamptz[], %b::integer[], %b::text[], "
+            "%b::uuid[]) ON CONFLICT DO NOTHING RETURNING packet_id",
+            ([i.packet.packet_id for i, _, _ in kept], [i.packet.pupil.upn for i, _, _ in kept],
+             [i.packet.receiver for i, _, _ in kept], [i.move_version for i, _, _ in kept],
+             [Jsonb(body) for _, body, _ in kept], [sealed for _, _, sealed in kept],
+             [i.packet.generated_at for i, _, _ in kept],
+             [i.packet.history_version for i, _, _ in kept], [i.kind for i, _, _ in kept],
+             [i.packet.supersedes for i, _, _ in kept]))
+        return KeptPackets(frozenset(r["packet_id"] for r in added), frozenset(erased))
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None:
         row = self._one("SELECT packet_id, upn, body, sealed FROM transfers_packets "
@@ -173,6 +252,16 @@ class PostgresRepository(TransfersRepository):
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
             (step.packet_id, step.event.state, step.event.at, step.event.detail,
              step.receipt_key)) is not None
+
+    def append_deliveries(self, steps: Sequence[DeliveryStep]) -> None:
+        if not steps:
+            return
+        with self.conn.cursor() as cur:  # pipelined: one round trip, appended in order
+            cur.executemany(
+                "INSERT INTO transfers_delivery (packet_id, state, at, detail, receipt_key) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(s.packet_id, s.event.state, s.event.at, s.event.detail, s.receipt_key)
+                 for s in steps])
 
     def delivery_events(self, packet_id: UUID) -> list[DeliveryEvent]:
         rows = self._all("SELECT state, at, detail FROM transfers_delivery "
@@ -232,6 +321,22 @@ class PostgresRepository(TransfersRepository):
         ) for r in rows]
 
     def registered(self, setting: Setting) -> RegisteredSetting | None:
+        key = (setting.kind, setting.urn if setting.kind == "school" else setting.ukprn)
+        if key not in self._registered:
+            self._registered[key] = self._registered_now(setting)
+        return self._registered[key]
+
+    def read_registry(self, urns: Collection[str]) -> None:
+        wanted = sorted({u for u in urns if ("school", u) not in self._registered})
+        if not wanted:
+            return
+        rows = self._all(f"SELECT {_REGISTRY_COLUMNS} FROM settings_registry "  # noqa: S608
+                         "WHERE urn = ANY(%s)", (wanted,))
+        found = {str(r["urn"]): RegisteredSetting(**r) for r in rows}
+        for urn in wanted:
+            self._registered[("school", urn)] = found.get(urn)
+
+    def _registered_now(self, setting: Setting) -> RegisteredSetting | None:
         if setting.kind == "school":
             row = self._one(f"SELECT {_REGISTRY_COLUMNS} FROM settings_registry "  # noqa: S608
                             "WHERE urn = %s", (setting.urn,))
@@ -241,11 +346,15 @@ class PostgresRepository(TransfersRepository):
         return None if row is None else RegisteredSetting(**row)
 
     def la_name(self, la_code: str) -> str | None:
-        row = self._one("SELECT la_name FROM settings_registry WHERE la_code = %s "
-                        "AND la_name IS NOT NULL ORDER BY urn LIMIT 1", (la_code,))
-        return None if row is None else str(row["la_name"])
+        if la_code not in self._la_names:
+            row = self._one("SELECT la_name FROM settings_registry WHERE la_code = %s "
+                            "AND la_name IS NOT NULL ORDER BY urn LIMIT 1", (la_code,))
+            self._la_names[la_code] = None if row is None else str(row["la_name"])
+        return self._la_names[la_code]
 
     def import_settings(self, settings: Sequence[RegisteredSetting], at: datetime) -> int:
+        self._registered.clear()
+        self._la_names.clear()
         for s in settings:
             self.conn.execute(
                 f"INSERT INTO settings_registry ({_REGISTRY_COLUMNS}, imported_at) "  # noqa: S608

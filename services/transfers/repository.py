@@ -9,7 +9,7 @@ not at all (an exception rolls it back). The application owns the transactions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +61,24 @@ class StateSequence:
     packets: int
 
 
+@dataclass(frozen=True)
+class KeptHistories:
+    """What `add_histories` did with a batch: the (UPN, version)s it newly holds, and
+    the pupils whose data was erased, of whom it kept nothing."""
+
+    added: frozenset[tuple[str, int]]
+    erased: frozenset[str]
+
+
+@dataclass(frozen=True)
+class KeptPackets:
+    """What `add_packets` did: the packets it newly holds, and the pupils whose data was
+    erased, of whom it kept no packet."""
+
+    added: frozenset[UUID]
+    erased: frozenset[str]
+
+
 class TransfersRepository(Protocol):
     """Typed reads and writes inside one transaction."""
 
@@ -70,28 +88,46 @@ class TransfersRepository(Protocol):
 
     def save_next_offset(self, topic: str, partition: int, next_offset: int) -> None: ...
 
-    def add_history(self, message: PupilHistoryEventV1) -> bool:
-        """Keep a history event; False when that (pupil, version) is already held."""
+    def add_histories(self, messages: Sequence[PupilHistoryEventV1]) -> KeptHistories:
+        """Keep a batch's history events, in a bounded number of round trips whatever its
+        size: a (pupil, version) already held, or twice in the batch, is kept once (the
+        first); nothing is kept of a pupil whose data was erased."""
         ...
 
     def history(self, upn: str, up_to_version: int | None = None) -> list[HistoryEntry]:
         """The pupil's projected history in version order."""
         ...
 
-    def entry(self, upn: str, version: int) -> HistoryEntry | None: ...
-
-    def history_extent(self, upn: str) -> tuple[int, int]:
-        """(highest version held, number of versions held): equal when none is missing."""
+    def histories(self, upns: Collection[str],
+                  known: Mapping[tuple[str, int], HistoryEntry] | None = None,
+                  ) -> dict[str, list[HistoryEntry]]:
+        """Each pupil's history in version order (empty when none is held), in one
+        round trip; `known` are entries the caller just kept, by (UPN, version), taken as
+        they are rather than opened again. Raises `PupilErased` when one of them was
+        erased."""
         ...
 
-    def latest_packet(self, upn: str) -> IssuedPacket | None:
-        """The newest packet of the pupil to a receiving setting (or the lost-pupils
-        inbox): latest move, then latest amendment. A local authority's notice (kind
-        `la_notice`) is never it."""
+    def history_extents(self, upns: Collection[str]) -> dict[str, tuple[int, int]]:
+        """Each pupil's (highest version held, number of versions held), equal when none
+        is missing, in one round trip; a pupil with none held is left out."""
         ...
 
-    def add_packet(self, issued: IssuedPacket) -> bool:
-        """Keep a packet (unpublished); False when that `packet_id` is already held."""
+    def latest_packets(self, upns: Collection[str]) -> dict[str, IssuedPacket]:
+        """Each pupil's newest packet to a receiving setting (or the lost-pupils inbox):
+        latest move, then latest amendment, in one round trip. A local authority's notice
+        (kind `la_notice`) is never it; a pupil with none is left out. Raises
+        `PupilErased` when one of them was erased."""
+        ...
+
+    def packets_of(self, upns: Collection[str]) -> set[UUID]:
+        """The ids of every packet held for these pupils (none opened), in one round
+        trip."""
+        ...
+
+    def add_packets(self, issued: Sequence[IssuedPacket]) -> KeptPackets:
+        """Keep packets (unpublished), in a bounded number of round trips however many:
+        one whose `packet_id` is already held is left as it is; nothing is kept of a
+        pupil whose data was erased."""
         ...
 
     def packet(self, packet_id: UUID) -> TransferPacketV1 | None: ...
@@ -104,6 +140,11 @@ class TransfersRepository(Protocol):
 
     def append_delivery(self, step: DeliveryStep) -> bool:
         """Append a delivery event; False when its receipt key is already held."""
+        ...
+
+    def append_deliveries(self, steps: Sequence[DeliveryStep]) -> None:
+        """Append delivery events in their order, in one round trip; one whose receipt
+        key is already held is left out."""
         ...
 
     def delivery_events(self, packet_id: UUID) -> list[DeliveryEvent]: ...
@@ -125,6 +166,11 @@ class TransfersRepository(Protocol):
         ...
 
     def registered(self, setting: Setting) -> RegisteredSetting | None: ...
+
+    def read_registry(self, urns: Collection[str]) -> None:
+        """Read the registry's schools of these URNs in one round trip, for the lookups
+        (`registered`) this transaction makes next: a hint, others are still looked up."""
+        ...
 
     def la_name(self, la_code: str) -> str | None:
         """The name of the LA with this code, as the registry's settings in it name it."""

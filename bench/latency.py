@@ -253,7 +253,7 @@ def figures(label: str, stream: Stream, arrivals: Arrivals, warmup: float) -> La
     return Latency(label, len(counted), len(arrived), percentile(late, 50), percentile(late, 99),
                    max(late, default=math.nan), percentile(on_time, 50),
                    max(on_time, default=math.nan),
-                   max(arrived, default=stream.ended) - stream.ended, arrivals.repeats,
+                   max(0.0, max(arrived, default=stream.ended) - stream.ended), arrivals.repeats,
                    stream.behind)
 
 

@@ -19,7 +19,11 @@ Prints each run's medians, the medians over runs, p99, and the ratio replay / ba
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
+import pstats
+import re
 import statistics
 import sys
 import time
@@ -32,7 +36,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import fresh_database, percentile  # noqa: E402
+from harness import LOGS, fresh_database, percentile  # noqa: E402
 from verify_chains import generate  # noqa: E402
 
 from contracts.accepted import AcceptedSchoolEventV1, Position  # noqa: E402
@@ -84,12 +88,30 @@ def timed(calls: int, work: Callable[[], object]) -> list[float]:
     return out
 
 
+def profiled(label: str, work: Callable[[], object], calls: int) -> None:
+    """Where a replay's time goes: the top functions, by own time and with callees."""
+    profile = cProfile.Profile()
+    profile.runcall(timed, calls, work)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    path = LOGS / f"replay-{re.sub(r'[^a-z_]+', '-', label).strip('-')}.prof"
+    profile.dump_stats(path)
+    print(f"profile of {calls} x {label} ({path}):")
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).strip_dirs().sort_stats(order).print_stats(14)
+        print("\n".join(line for line in out.getvalue().splitlines()
+                        if line.strip() and "function calls" not in line
+                        and not line.startswith(("Ordered by", "   List reduced")))[:6000])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--others", type=int, default=2000)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the replays (cProfile, .cache/bench/replay-*.prof)")
     args = parser.parse_args()
     with fresh_database(HubSettings()) as settings:
         app = RecordsApplication(env=settings.eventsourcing_env())
@@ -142,6 +164,10 @@ def main() -> None:
                     p99s[label].append(percentile(times, 99))
                 print(f"  run {run}: " + ", ".join(f"{k} {v[-1]:.2f} ms"
                                                    for k, v in medians.items()), flush=True)
+            if args.profile:
+                for label in ("replay known_at", "replay as_of_day",
+                              "history --as-of --json (in process)"):
+                    profiled(label, measures[label], args.calls)
     print(f"one pupil of {args.events} events among {args.others:,} others x 5; "
           f"{args.calls} calls each per run, {args.runs} runs; medians of per-run medians")
     for label in measures:

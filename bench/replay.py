@@ -93,7 +93,8 @@ def profiled(label: str, work: Callable[[], object], calls: int) -> None:
     profile = cProfile.Profile()
     profile.runcall(timed, calls, work)
     LOGS.mkdir(parents=True, exist_ok=True)
-    path = LOGS / f"replay-{re.sub(r'[^a-z_]+', '-', label).strip('-')}.prof"
+    slug = re.sub(r"[^a-z_]+", "-", label).strip("-")
+    path = LOGS / f"{slug if slug.startswith('replay') else 'replay-' + slug}.prof"
     profile.dump_stats(path)
     print(f"profile of {calls} x {label} ({path}):")
     for order in ("tottime", "cumulative"):

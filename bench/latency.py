@@ -241,6 +241,8 @@ class Latency:
 
 
 def ms(value: float) -> str:
+    if math.isnan(value):
+        return "none"
     return "not arrived" if math.isinf(value) else f"{value:,.0f} ms"
 
 

@@ -6,6 +6,7 @@ baselines are built from. Not a benchmark itself.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer
+from pydantic import PostgresDsn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -165,3 +167,28 @@ def fresh_hub(base: HubSettings | None = None, **env: str) -> Iterator[Hub]:
 def median_line(label: str, values: Sequence[float], unit: str) -> str:
     return f"{label}: median {statistics.median(values):,.1f} {unit} " \
            f"(runs: {', '.join(f'{v:,.1f}' for v in values)})"
+
+
+@contextmanager
+def fresh_database(base: HubSettings | None = None) -> Iterator[HubSettings]:
+    """A database of its own, upgraded, for a benchmark with no services; dropped after."""
+    base = base or HubSettings()
+    db = f"sendhub_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base.database_conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    fresh = base.model_copy(update={
+        "database_url": PostgresDsn(str(base.database_url).rsplit("/", 1)[0] + f"/{db}")})
+    try:
+        upgrade(fresh)
+        yield fresh
+    finally:
+        with psycopg.connect(base.database_conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by the nearest rank: a value that was measured."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered), max(1, math.ceil(len(ordered) * q / 100))) - 1]

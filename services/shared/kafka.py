@@ -20,8 +20,13 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic, OffsetSpec
+from kafka.errors import (
+    NotLeaderForPartitionError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
 
 from services.shared.settings import HubSettings
 
@@ -118,18 +123,24 @@ def ensure_topics(
 
 
 def _await_leaders(admin: KafkaAdminClient, names: list[str], timeout: float = 10.0) -> None:
-    """Return once every partition of these topics has a leader (or after `timeout`).
-    A topic just created has none for a moment; a first send then fails with
-    NotLeaderForPartition, and aiokafka's idempotent producer answers its retry with
-    OutOfOrderSequenceNumber, failing every send to that partition for seconds after."""
+    """Return once every partition of these new topics is served by its leader (or after
+    `timeout`). Until the broker has applied a topic's creation, a first produce request
+    fails (NotLeaderOrFollower) while a later one may succeed; aiokafka's idempotent
+    producer then retries the first with a sequence the broker no longer expects
+    (OutOfOrderSequenceNumber) for as long as it lives (KAFKA-15591). A partition whose
+    offsets its leader answers has been applied."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         described = admin.describe_topics(names)
-        led = [t["error_code"] == 0 and t["partitions"] and all(
-            p["error_code"] == 0 and p["leader_id"] >= 0 for p in t["partitions"])
-            for t in described]
-        if len(led) == len(names) and all(led):
-            return
+        partitions = [TopicPartition(t["name"], p["partition_index"])
+                      for t in described if t["error_code"] == 0 for p in t["partitions"]]
+        if len(described) == len(names) and all(t["partitions"] for t in described):
+            try:
+                admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions},
+                                             timeout_ms=int(timeout * 1000))
+                return
+            except (NotLeaderForPartitionError, UnknownTopicOrPartitionError):
+                pass
         time.sleep(0.05)
 
 

@@ -381,16 +381,23 @@ class RecordsApplication(Application[UUID]):
     def pupil_count(self) -> int:
         return self.process_recorder.pupil_count()
 
-    def stored_streams(self) -> Iterator[tuple[UUID, list[tuple[int, StoredItem]]]]:
-        """Every pupil's stored events, one pupil at a time (memory: one pupil's history)."""
+    def stored_streams(self, *, from_pupil: UUID | None = None, to_pupil: UUID | None = None
+                       ) -> Iterator[tuple[UUID, list[tuple[int, StoredItem]]]]:
+        """Every pupil's stored events (of the pupils from `from_pupil` to `to_pupil`, not
+        included, when given), one pupil at a time (memory: a page of rows). The keys of a
+        page's pupils are fetched in one round trip, not one per pupil."""
         pupil: UUID | None = None
         items: list[tuple[int, StoredItem]] = []
-        for row in self.process_recorder.stored_rows_by_pupil():
-            if row.pupil_id != pupil and pupil is not None:
-                yield pupil, items
-                items = []
-            pupil = row.pupil_id
-            items.append((row.version, self._read(row.stored_event)))
+        read = self._read
+        for page in self.process_recorder.stored_pages_by_pupil(from_pupil=from_pupil,
+                                                                to_pupil=to_pupil):
+            self.keys.prepare_for_reading(map(pupil_ref, {row.pupil_id for row in page}))
+            for row in page:
+                if row.pupil_id != pupil and pupil is not None:
+                    yield pupil, items
+                    items = []
+                pupil = row.pupil_id
+                items.append((row.version, read(row.stored_event)))
         if pupil is not None:
             yield pupil, items
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -51,8 +52,14 @@ from services.records.domain import (
     record_school_event,
     upn_in,
 )
-from services.records.persistence import RecordsRecorder, StoredRow, records_factory
+from services.records.persistence import (
+    PostgresRecordsRecorder,
+    RecordsRecorder,
+    StoredRow,
+    records_factory,
+)
 from services.records.sealing import SealedHeader, SealingMapper, header_of
+from services.records.verification import pupil_ranges, verify_in_processes
 from services.shared.pupil_keys import (
     Erasure,
     InMemoryPupilKeys,
@@ -63,6 +70,15 @@ from services.shared.pupil_keys import (
     pupil_ref,
 )
 from services.shared.settings import LOCAL_DIR, HubSettings
+
+PARALLEL_VERIFY_FROM = 20_000
+"""Stored events from which `verify_all` shares the pupils among processes by default:
+below it, starting them costs more than they save."""
+MAX_VERIFY_WORKERS = 8
+EVENTS_PER_RANGE = 2_000
+"""About how many events each process checks per range: one query each, and the
+progress reported as each range is done."""
+MAX_VERIFY_RANGES = 4_096
 
 
 class RecordsInvariantBroken(RuntimeError):
@@ -148,6 +164,7 @@ class RecordsApplication(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None, *,
                  keys: PupilKeys | None = None) -> None:
         self._keys = keys
+        self._keys_from_settings = keys is None
         super().__init__(env=env)
         self.states = CurrentStates(int(self.env.get("SENDHUB_PUPIL_STATE_CACHE") or 5_000))
 
@@ -381,27 +398,66 @@ class RecordsApplication(Application[UUID]):
     def pupil_count(self) -> int:
         return self.process_recorder.pupil_count()
 
-    def stored_streams(self) -> Iterator[tuple[UUID, list[tuple[int, StoredItem]]]]:
-        """Every pupil's stored events, one pupil at a time (memory: one pupil's history)."""
+    def stored_streams(self, *, from_pupil: UUID | None = None, to_pupil: UUID | None = None
+                       ) -> Iterator[tuple[UUID, list[tuple[int, StoredItem]]]]:
+        """Every pupil's stored events (of the pupils from `from_pupil` to `to_pupil`, not
+        included, when given), one pupil at a time (memory: a page of rows). The keys of a
+        page's pupils are fetched in one round trip, not one per pupil."""
         pupil: UUID | None = None
         items: list[tuple[int, StoredItem]] = []
-        for row in self.process_recorder.stored_rows_by_pupil():
-            if row.pupil_id != pupil and pupil is not None:
-                yield pupil, items
-                items = []
-            pupil = row.pupil_id
-            items.append((row.version, self._read(row.stored_event)))
+        read = self._read
+        for page in self.process_recorder.stored_pages_by_pupil(from_pupil=from_pupil,
+                                                                to_pupil=to_pupil):
+            self.keys.prepare_for_reading(map(pupil_ref, {row.pupil_id for row in page}))
+            for row in page:
+                if row.pupil_id != pupil and pupil is not None:
+                    yield pupil, items
+                    items = []
+                pupil = row.pupil_id
+                items.append((row.version, read(row.stored_event)))
         if pupil is not None:
             yield pupil, items
 
-    def verify_all(self, on_checked: Callable[[int], None] | None = None
-                   ) -> tuple[int, int, list[ChainBreak]]:
+    def verify_all(self, on_checked: Callable[[int], None] | None = None, *,
+                   workers: int | None = None) -> tuple[int, int, list[ChainBreak]]:
         """(pupils, events, first break per broken pupil) over the whole store, pupil by
         pupil; `on_checked(pupils so far)` is called after each, for a progress bar.
-        Erased pupils are checked too (by the hashes kept beside their sealed events)."""
+        Erased pupils are checked too (by the hashes kept beside their sealed events).
+
+        `workers`: processes to share the pupils among (this one included), by ranges of
+        pupil ids, each checking its pupils' rows wholly (`services/records/
+        verification.py`); None: one per core once the store is big enough to gain. The in-memory store,
+        and keys given to the application rather than read from its settings, are
+        verified in this process only."""
+        workers = self._verify_workers(workers)
+        if workers <= 1:
+            return self.verify_pupil_range(None, None, on_checked)
+        events_stored = self.recorder.max_notification_id() or 0
+        ranges = pupil_ranges(min(MAX_VERIFY_RANGES,
+                                  max(4 * workers, events_stored // EVENTS_PER_RANGE)))
+        checked = 0
+
+        def range_checked(pupils: int) -> None:
+            nonlocal checked
+            for done in range(checked + 1, checked + pupils + 1):
+                if on_checked:
+                    on_checked(done)
+            checked += pupils
+
+        results = verify_in_processes(self.env, ranges, workers,
+                                      lambda pupils: self.verify_pupil_range(*pupils),
+                                      range_checked)
+        return (sum(pupils for pupils, _, _ in results), sum(events for _, events, _ in results),
+                [found for _, _, breaks in results for found in breaks])
+
+    def verify_pupil_range(self, from_pupil: UUID | None, to_pupil: UUID | None,
+                           on_checked: Callable[[int], None] | None = None
+                           ) -> tuple[int, int, list[ChainBreak]]:
+        """`verify_all` of the pupils from `from_pupil` to `to_pupil` (not included), in
+        this process; None: no bound."""
         pupils = events = 0
         breaks = []
-        for pupil_id, items in self.stored_streams():
+        for pupil_id, items in self.stored_streams(from_pupil=from_pupil, to_pupil=to_pupil):
             pupils += 1
             events += len(items)
             found = first_break(pupil_id, items)
@@ -410,6 +466,18 @@ class RecordsApplication(Application[UUID]):
             if on_checked:
                 on_checked(pupils)
         return pupils, events, breaks
+
+    def _verify_workers(self, asked: int | None) -> int:
+        """How many processes verify: one where others could not open the same rows (the
+        in-memory store; keys given rather than read from the settings)."""
+        if not self._keys_from_settings or not isinstance(
+                self.process_recorder, PostgresRecordsRecorder):
+            return 1
+        if asked is not None:
+            return asked
+        if (self.recorder.max_notification_id() or 0) < PARALLEL_VERIFY_FROM:
+            return 1
+        return min(MAX_VERIFY_WORKERS, len(os.sched_getaffinity(0)))
 
     def verify_against_anchors(
         self, anchored: dict[UUID, dict[int, tuple[str, str]]],

@@ -1,0 +1,184 @@
+"""Scale-out: two processes of each service on the same topics (partitions shared),
+nothing lost or doubled, with each process's share; against one process of each.
+
+Run: `.venv/bin/python bench/scale_out.py` (`--events 10000 --runs 3 --partitions 4`).
+Needs Kafka and PostgreSQL (deploy/local/up). Each run generates N events (10 a pupil,
+each history ending in a move) and runs two fresh hubs on the same bytes, one with one
+process each of ingest, records and transfers, one with two each, every topic made with
+`--partitions` partitions (SENDHUB_TOPIC_PARTITIONS; 4, so two consumers split evenly).
+
+Timing: every process is started and in its consumer group first (each group Stable
+with all its members, so nobody consumes alone before the other joins); the clock then
+starts with the publish of the N events (which is inside the time, for both), and stops
+when a reader has all N history events on sen.pupil-history.v1 and every pupil's packet
+in the inbox topics. The figure to quote is the ratio two / one, same run, same bytes.
+
+Checked, and printed rather than hidden, for both: every sent event id on the history
+topic, under exactly one (pupil_id, version), none extra, repeats counted; exactly one
+packet per pupil by packet_id, repeats counted. Each process's share comes from its own
+log (SENDHUB_LOG_LEVEL=INFO for every process of both hubs, so both pay for it; ingest
+logs every message at INFO, which costs it some speed): ingest's accepted events,
+records' stored batches, transfers' projected ones, beside the partitions the group
+gave each process. Records' relay and transfers' packet publisher run in one instance
+only (an outbox lease, services/shared/lease.py): the holder is named from its log.
+The machine is shared: quote medians and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from backfill import SERVICES, HubRun, run_hub  # noqa: E402
+from harness import LOGS, Hub, group_assignments, median_line, pupil_histories, service_log  # noqa: E402
+
+from services.shared.settings import HubSettings  # noqa: E402
+
+PER_PUPIL = 10
+RECEIVERS = 20
+# What each service's log says it did, per line: the event name and the field counting
+# the messages (None: one a line).
+WORK = {
+    "ingest": ("school_event.accepted", None),
+    "records": ("history.recorded", "consumed"),
+    "transfers": ("history.projected", "consumed"),
+}
+OUTBOXES = {"records": ("pupil-history", "history.relayed", "count"),
+            "transfers": ("packets", "packet.delivered", None)}
+
+
+@dataclass
+class Shares:
+    """Each process's part of the work, by service, from the logs and the group."""
+
+    work: dict[str, list[int]] = field(default_factory=dict)
+    partitions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    lease: dict[str, list[int]] = field(default_factory=dict)  # who took it
+    outbox: dict[str, list[int]] = field(default_factory=dict)  # what each published
+
+    def lines(self, events: int) -> list[str]:
+        out = []
+        for service in SERVICES:
+            counts = self.work.get(service, [])
+            total = sum(counts)
+            held = self.partitions.get(service, {})
+            parts = []
+            for i, n in enumerate(counts):
+                # Members are named <service>-<run>-<i> (SENDHUB_INSTANCE_ID, Hub.start).
+                mine = [p for name, ps in held.items() if name.endswith(f"-{i}") for p in ps]
+                where = f", partitions {_short(mine)}" if held else ""
+                parts.append(f"#{i} {n:,} ({100 * n / total if total else 0:.0f}%{where})")
+            missing = " (nothing in the logs: did its log lines change?)" if total == 0 else ""
+            out.append(f"    {service:9} {'; '.join(parts)}; total {total:,} of {events:,}{missing}")
+            if service in OUTBOXES:
+                name = OUTBOXES[service][0]
+                holders = [f"#{i}" for i in self.lease.get(service, [])]
+                sent = "; ".join(f"#{i} {n:,}" for i, n in enumerate(self.outbox.get(service, [])))
+                out.append(f"    {'':9} outbox {name}: lease taken by "
+                           f"{', '.join(holders) or 'none logged'}; published {sent}")
+        return out
+
+
+def _short(partitions: list[str]) -> str:
+    """`[0, 2]` for `<ns>sen.accepted.v1[0]`, `<ns>sen.accepted.v1[2]`."""
+    return "[" + ", ".join(p.rsplit("[", 1)[1].rstrip("]") for p in partitions) + "]"
+
+
+def read_shares(hub: Hub, instances: int, partitions: dict[str, dict[str, list[str]]]
+                ) -> Shares:
+    shares = Shares(partitions=partitions)
+    for service in SERVICES:
+        event, counted = WORK[service]
+        shares.work[service] = []
+        for i in range(instances):
+            lines = service_log(LOGS / f"{service}-{hub.run}-{i}.log")
+            shares.work[service].append(sum(int(line.get(counted, 1)) if counted else 1
+                                            for line in lines if line.get("event") == event))
+            if service in OUTBOXES:
+                name, published, count = OUTBOXES[service]
+                if any(line.get("event") == "outbox.lease_taken" and line.get("outbox") == name
+                       for line in lines):
+                    shares.lease.setdefault(service, []).append(i)
+                shares.outbox.setdefault(service, []).append(
+                    sum(int(line.get(count, 1)) if count else 1
+                        for line in lines if line.get("event") == published))
+    return shares
+
+
+def one_hub(messages: list[tuple[bytes, bytes]], instances: int, base: HubSettings,
+            partitions: int, timeout: float) -> tuple[HubRun, Shares]:
+    held: dict[str, dict[str, list[str]]] = {}
+    got: list[Shares] = []
+
+    def on_ready(hub: Hub) -> None:
+        for service in SERVICES:
+            held[service] = group_assignments(hub.base, hub.topics.group(service))
+
+    def after(hub: Hub) -> None:
+        got.append(read_shares(hub, instances, held))
+
+    result = run_hub(messages, instances=instances, preload=False, base=base,
+                     env={"SENDHUB_TOPIC_PARTITIONS": str(partitions),
+                          "SENDHUB_LOG_LEVEL": "INFO"},
+                     timeout=timeout, on_ready=on_ready, after=after)
+    return result, got[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=900,
+                        help="seconds to wait for each hub's output (default 900)")
+    args = parser.parse_args()
+    base = HubSettings(topic_partitions=args.partitions)
+    rates: dict[int, list[float]] = defaultdict(list)
+    packets: dict[int, list[float]] = defaultdict(list)
+    ratios: list[float] = []
+    lost = doubled = 0
+    for run in range(args.runs):
+        print(f"run {run + 1} of {args.runs}: generating {args.events:,} events", flush=True)
+        messages = pupil_histories(args.events, PER_PUPIL, RECEIVERS)
+        results: dict[int, tuple[HubRun, Shares]] = {}
+        for instances in (1, 2):
+            print(f"  [{instances} process{'es' if instances > 1 else ''} of each service]",
+                  flush=True)
+            results[instances] = one_hub(messages, instances, base, args.partitions,
+                                         args.timeout)
+        for instances, (hub, shares) in results.items():
+            rates[instances].append(hub.history_rate)
+            packets[instances].append(hub.packets_seconds)
+            lost += hub.events_missing + hub.pupils_without_packet
+            doubled += hub.history_repeats + hub.packet_repeats + hub.pupils_with_two_packets
+            print(f"run {run + 1}, {instances} each: {hub.history_rate:,.0f} events/s to the "
+                  f"history topic ({hub.history_seconds:.1f} s), last packet at "
+                  f"{hub.packets_seconds:.1f} s", flush=True)
+            print(f"  {hub.checks()}", flush=True)
+            print("  shares:", flush=True)
+            for line in shares.lines(args.events):
+                print(line, flush=True)
+        ratios.append(rates[2][-1] / rates[1][-1])
+        print(f"run {run + 1}: two / one = {ratios[-1]:.2f}x", flush=True)
+    print(f"events per run: {args.events:,} ({args.events // PER_PUPIL:,} pupils x {PER_PUPIL}, "
+          f"moves to {RECEIVERS} schools), {args.partitions} partitions a topic")
+    print(median_line("one process each, inbound -> sen.pupil-history.v1", rates[1], "events/s"))
+    print(median_line("two processes each, inbound -> sen.pupil-history.v1", rates[2],
+                      "events/s"))
+    print(median_line("one process each, time to the last packet", packets[1], "s"))
+    print(median_line("two processes each, time to the last packet", packets[2], "s"))
+    print(f"two / one (per run): median {statistics.median(ratios):.2f}x "
+          f"(runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(f"lost over all runs and hubs: {lost} (history events or pupils' packets); doubled: "
+          f"{doubled} (repeated history events or packets, pupils with two packets)")
+    print(f"two / one, medians: {statistics.median(rates[2]) / statistics.median(rates[1]):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -72,7 +72,7 @@ class Shares:
             for i, n in enumerate(counts):
                 # Members are named <service>-<run>-<i> (SENDHUB_INSTANCE_ID, Hub.start).
                 mine = [p for name, ps in held.items() if name.endswith(f"-{i}") for p in ps]
-                where = f", partitions {_short(mine)}" if held else ""
+                where = f", {_short(mine)}" if held else ""
                 parts.append(f"#{i} {n:,} ({100 * n / total if total else 0:.0f}%{where})")
             missing = " (nothing in the logs: did its log lines change?)" if total == 0 else ""
             out.append(f"    {service:9} {'; '.join(parts)}; total {total:,} of {events:,}{missing}")
@@ -86,8 +86,12 @@ class Shares:
 
 
 def _short(partitions: list[str]) -> str:
-    """`[0, 2]` for `<ns>sen.accepted.v1[0]`, `<ns>sen.accepted.v1[2]`."""
-    return "[" + ", ".join(p.rsplit("[", 1)[1].rstrip("]") for p in partitions) + "]"
+    """`sen.accepted.v1 [0, 2]` for `<ns>sen.accepted.v1[0]`, `<ns>sen.accepted.v1[2]`."""
+    by_topic: dict[str, list[str]] = defaultdict(list)
+    for held in partitions:
+        topic, partition = held.rstrip("]").rsplit("[", 1)
+        by_topic[topic[topic.find("sen."):]].append(partition)
+    return ", ".join(f"{t} [{', '.join(ps)}]" for t, ps in sorted(by_topic.items())) or "none"
 
 
 def read_shares(hub: Hub, instances: int, partitions: dict[str, dict[str, list[str]]]

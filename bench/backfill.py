@@ -41,7 +41,6 @@ import argparse
 import json
 import multiprocessing
 import re
-import statistics
 import sys
 import time
 import uuid
@@ -58,6 +57,7 @@ from pydantic import PostgresDsn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
+    LOGS,
     Hub,
     TopicReader,
     drop_topics,
@@ -66,6 +66,7 @@ from harness import (  # noqa: E402
     producer,
     publish,
     pupil_histories,
+    service_log,
     wait_for_groups,
 )
 
@@ -141,6 +142,11 @@ def bare_stage(conninfo: str, source: str, sink: str, group: str, n: int,
         consumer.close()
 
 
+def _stage_alive(stage: Any) -> None:
+    if stage.exitcode not in (None, 0):
+        raise RuntimeError(f"the bare stage exited with {stage.exitcode}")
+
+
 @dataclass
 class StageRun:
     seconds: float  # clock start -> the reader had all N
@@ -176,7 +182,7 @@ def run_bare(base: HubSettings, messages: Sequence[tuple[bytes, bytes]], timeout
         try:
             print("  bare: stage started; clock starts when its group is stable", flush=True)
             t0 = wait_for_groups(base, {group: 1})
-            seen = reader.wait(timeout, "bare output")
+            seen = reader.wait(timeout, "bare output", alive=lambda: _stage_alive(stage))
             stats = done.get(timeout=timeout)
             stage.join(timeout=30)
             time.sleep(settle)
@@ -218,10 +224,11 @@ class HubRun:
     events: int
     pupils: int
     startup: float  # ingest started -> its group stable (not counted)
-    history_seconds: float  # clock start -> the reader had all N history events
-    packets_seconds: float  # clock start -> the reader had every pupil's packet
-    history_sent_seconds: float  # clock start -> the last one's CreateTime
-    packets_sent_seconds: float
+    # None: not all of them arrived within the timeout (the checks say how many did)
+    history_seconds: float | None  # clock start -> the reader had all N history events
+    packets_seconds: float | None  # clock start -> the reader had every pupil's packet
+    history_sent_seconds: float | None  # clock start -> the last one's CreateTime
+    packets_sent_seconds: float | None
     history_repeats: int = 0
     history_extra: int = 0  # distinct (pupil, version) beyond the events sent
     events_missing: int = 0  # sent event ids not on the history topic
@@ -229,11 +236,17 @@ class HubRun:
     packet_repeats: int = 0  # copies of a packet_id already seen
     pupils_without_packet: int = 0
     pupils_with_two_packets: int = 0  # two different packet_ids for one pupil
-    lease_holders: dict[str, list[str]] = field(default_factory=dict)
+    errors: dict[str, Counter[str]] = field(default_factory=dict)  # logged, by service
 
     @property
-    def history_rate(self) -> float:
-        return self.events / self.history_seconds
+    def history_rate(self) -> float | None:
+        return self.events / self.history_seconds if self.history_seconds else None
+
+    def logged_errors(self) -> str:
+        """What the services logged as errors: often why something did not arrive."""
+        told = [f"{service} {sum(c.values())} ({', '.join(f'{e} x{n}' for e, n in c.most_common(3))})"
+                for service, c in self.errors.items() if c]
+        return "errors logged: " + ("; ".join(told) if told else "none")
 
     def checks(self) -> str:
         doubled = self.history_repeats + self.packet_repeats + self.pupils_with_two_packets
@@ -250,12 +263,14 @@ class HubRun:
 
 def run_hub(messages: Sequence[tuple[bytes, bytes]], *, instances: int = 1, preload: bool = True,
             base: HubSettings | None = None, env: dict[str, str] | None = None,
-            timeout: float = 900, settle: float = 3.0,
+            timeout: float = 900, packets_timeout: float = 300, settle: float = 3.0,
             on_ready: Callable[[Hub], None] | None = None,
             after: Callable[[Hub], None] | None = None) -> HubRun:
     """One hub run. `preload`: the input is on the topic before ingest starts, the clock
     starting when ingest's group is stable; otherwise every service is started and in
     its group first and the clock starts with the publish (which is then timed).
+    `timeout` bounds the wait for the history, `packets_timeout` the wait for the
+    packets after it; what did not arrive is counted as lost, not raised.
     `on_ready(hub)` is called when every group is stable, before the clock starts;
     `after(hub)` once the services have stopped, before the hub is torn down."""
     pupils = {k for k, _ in messages}
@@ -296,25 +311,44 @@ def run_hub(messages: Sequence[tuple[bytes, bytes]], *, instances: int = 1, prel
                       flush=True)
                 publish(hub.base, topics.school_events, messages)
             print(f"  hub {hub.run}: waiting for the history and the packets", flush=True)
-            _fail_if_a_service_died(hub)
-            history_seen = history.wait(timeout, "history events")
-            print(f"  hub {hub.run}: all {len(messages):,} history events out at "
-                  f"{history_seen - t0:.1f} s", flush=True)
-            packets_seen = packets.wait(timeout, "packets")
+            history_seen = _wait(history, timeout, "history events", hub)
+            if history_seen is not None:
+                print(f"  hub {hub.run}: all {len(messages):,} history events out at "
+                      f"{history_seen - t0:.1f} s", flush=True)
+            packets_seen = _wait(packets, packets_timeout if history_seen else settle,
+                                 "packets", hub)
             time.sleep(settle)  # anything doubled after the last one arrives now
         finally:
             history.stop()
             packets.stop()
         _fail_if_a_service_died(hub)
         hub.stop()
+        done = history_seen is not None, packets_seen is not None
         result = HubRun(
             hub.run, len(messages), len(pupils), ready - started,
-            history_seen - t0, packets_seen - t0,
-            history.last_published() - t0, packets.last_published() - t0)
+            history_seen - t0 if history_seen else None,
+            packets_seen - t0 if packets_seen else None,
+            history.last_published() - t0 if done[0] else None,
+            packets.last_published() - t0 if done[1] else None)
         _check(result, history, packets, sent, pupils)
+        for service in SERVICES:
+            result.errors[service] = Counter(
+                str(line.get("event"))[:80] for i in range(instances)
+                for line in service_log(LOGS / f"{service}-{hub.run}-{i}.log")
+                if line.get("level") in ("error", "critical"))
         if after is not None:
             after(hub)
         return result
+
+
+def _wait(reader: TopicReader, timeout: float, label: str, hub: Hub) -> float | None:
+    """When the reader had them all, or None (said so) if they did not all come."""
+    try:
+        return reader.wait(timeout, label, alive=lambda: _fail_if_a_service_died(hub))
+    except TimeoutError as error:
+        print(f"  hub {hub.run}: NOT ALL ARRIVED: {error}; see .cache/bench/*-{hub.run}-*.log",
+              flush=True)
+        return None
 
 
 def _fail_if_a_service_died(hub: Hub) -> None:
@@ -341,44 +375,72 @@ def _check(result: HubRun, history: TopicReader, packets: TopicReader, sent: set
 
 # --- the benchmark -------------------------------------------------------------------------
 
+def seconds(value: float | None) -> str:
+    return f"{value:.1f} s" if value is not None else "did not finish"
+
+
+def medians(label: str, values: Sequence[float | None], unit: str) -> str:
+    """The median of the runs that finished, saying how many did not."""
+    done = [v for v in values if v is not None]
+    if not done:
+        return f"{label}: no run finished"
+    missing = len(values) - len(done)
+    return median_line(label, done, unit) + (f" ({missing} run(s) did not finish)"
+                                             if missing else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=900,
                         help="seconds to wait for each side's output (default 900)")
+    parser.add_argument("--packets-timeout", type=float, default=300,
+                        help="seconds to wait for the packets once the history is out")
     args = parser.parse_args()
     base = HubSettings()
-    bare_rates, hub_rates, packet_times, shares = [], [], [], []
+    bare_rates: list[float] = []
+    hub_rates: list[float | None] = []
+    packet_times: list[float | None] = []
+    shares: list[float | None] = []
+    failed = 0
     for i in range(args.runs):
         print(f"run {i + 1} of {args.runs}: generating {args.events:,} events", flush=True)
         messages = pupil_histories(args.events, PER_PUPIL, RECEIVERS)
         bare = run_bare(base, messages, args.timeout, settle=1.0)
-        hub = run_hub(messages, timeout=args.timeout)
+        hub = run_hub(messages, timeout=args.timeout, packets_timeout=args.packets_timeout)
         bare_rate = args.events / bare.seconds
         bare_rates.append(bare_rate)
         hub_rates.append(hub.history_rate)
         packet_times.append(hub.packets_seconds)
-        shares.append(100 * hub.history_rate / bare_rate)
-        print(f"run {i + 1}: bare {bare_rate:,.0f} events/s ({bare.seconds:.2f} s); hub "
-              f"{hub.history_rate:,.0f} events/s to the history topic ({hub.history_seconds:.1f} s), "
-              f"last packet at {hub.packets_seconds:.1f} s "
-              f"(+{hub.packets_seconds - hub.history_seconds:.2f} s; sent by "
-              f"{hub.history_sent_seconds:.1f} s and {hub.packets_sent_seconds:.1f} s); "
-              f"hub {shares[-1]:.1f}% of bare; hub start-up {hub.startup:.1f} s, not counted",
+        shares.append(100 * hub.history_rate / bare_rate if hub.history_rate else None)
+        rate = f"{hub.history_rate:,.0f} events/s" if hub.history_rate else "did not finish"
+        share = f"{shares[-1]:.1f}%" if shares[-1] is not None else "-"
+        after_history = f" (+{hub.packets_seconds - hub.history_seconds:.2f} s)" \
+            if hub.packets_seconds and hub.history_seconds else ""
+        print(f"run {i + 1}: bare {bare_rate:,.0f} events/s ({bare.seconds:.2f} s); hub {rate} "
+              f"to the history topic ({seconds(hub.history_seconds)}), last packet at "
+              f"{seconds(hub.packets_seconds)}{after_history}; hub {share} of bare", flush=True)
+        print(f"  hub: sent (CreateTime) the last history event by "
+              f"{seconds(hub.history_sent_seconds)}, the last packet by "
+              f"{seconds(hub.packets_sent_seconds)}; start-up {hub.startup:.1f} s, not counted",
               flush=True)
-        print(f"  bare checks {'OK' if bare.repeats + bare.extra + bare.missing == 0 else 'NOT OK'}"
-              f": {bare.missing} missing, {bare.repeats} repeated, {bare.extra} unexpected",
-              flush=True)
+        bare_ok = bare.repeats + bare.extra + bare.missing == 0
+        print(f"  bare checks {'OK' if bare_ok else 'NOT OK'}: {bare.missing} missing, "
+              f"{bare.repeats} repeated, {bare.extra} unexpected", flush=True)
         print(f"  hub {hub.checks()}", flush=True)
+        print(f"  hub {hub.logged_errors()}", flush=True)
+        failed += (not bare_ok) + (not hub.checks().startswith("checks OK"))
     print(f"events per run: {args.events:,} ({args.events // PER_PUPIL:,} pupils x {PER_PUPIL}, "
           f"each ending in a move to one of {RECEIVERS} schools)")
     print(median_line("bare single stage (consumer -> psycopg -> producer)", bare_rates,
                       "events/s"))
-    print(median_line("hub, inbound -> sen.pupil-history.v1", hub_rates, "events/s"))
-    print(median_line("hub, time to the last packet in its inbox", packet_times, "s"))
-    print(median_line("hub as % of the bare stage (per run)", shares, "%"))
-    print(f"hub / bare, medians: {statistics.median(hub_rates) / statistics.median(bare_rates):.1%}")
+    print(medians("hub, inbound -> sen.pupil-history.v1", hub_rates, "events/s"))
+    print(medians("hub, time to the last packet in its inbox", packet_times, "s"))
+    print(medians("hub as % of the bare stage (per run)", shares, "%"))
+    print(f"runs whose checks failed (lost, doubled or unexpected): {failed}")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

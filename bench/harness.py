@@ -196,15 +196,19 @@ class TopicReader(threading.Thread):
         with self._lock:
             return len(self.first)
 
-    def wait(self, timeout: float, label: str, progress_every: float = 10) -> float:
+    def wait(self, timeout: float, label: str, progress_every: float = 10,
+             alive: Callable[[], None] | None = None) -> float:
         """Block until `expected` distinct records have been read, printing progress;
-        returns `seen_at`."""
+        returns `seen_at`. `alive()` is called meanwhile, to raise if what writes them
+        has died rather than wait for the timeout."""
         n = self.expected
         started = time.monotonic()
         shown = started
         while self.distinct < n:
             if self.error is not None:
                 raise RuntimeError(f"reading {label} failed") from self.error
+            if alive is not None:
+                alive()
             now = time.monotonic()
             if now - started > timeout:
                 raise TimeoutError(f"only {self.distinct:,} of {n:,} {label} after {timeout:.0f} s")

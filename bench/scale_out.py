@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backfill import SERVICES, HubRun, run_hub  # noqa: E402
-from harness import LOGS, Hub, group_assignments, median_line, pupil_histories, service_log  # noqa: E402
+from backfill import SERVICES, HubRun, medians, run_hub, seconds  # noqa: E402
+from harness import LOGS, Hub, group_assignments, pupil_histories, service_log  # noqa: E402
 
 from services.shared.settings import HubSettings  # noqa: E402
 
@@ -116,7 +116,7 @@ def read_shares(hub: Hub, instances: int, partitions: dict[str, dict[str, list[s
 
 
 def one_hub(messages: list[tuple[bytes, bytes]], instances: int, base: HubSettings,
-            partitions: int, timeout: float) -> tuple[HubRun, Shares]:
+            partitions: int, timeout: float, packets_timeout: float) -> tuple[HubRun, Shares]:
     held: dict[str, dict[str, list[str]]] = {}
     got: list[Shares] = []
 
@@ -130,7 +130,8 @@ def one_hub(messages: list[tuple[bytes, bytes]], instances: int, base: HubSettin
     result = run_hub(messages, instances=instances, preload=False, base=base,
                      env={"SENDHUB_TOPIC_PARTITIONS": str(partitions),
                           "SENDHUB_LOG_LEVEL": "INFO"},
-                     timeout=timeout, on_ready=on_ready, after=after)
+                     timeout=timeout, packets_timeout=packets_timeout, on_ready=on_ready,
+                     after=after)
     return result, got[0]
 
 
@@ -140,12 +141,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=900,
-                        help="seconds to wait for each hub's output (default 900)")
+                        help="seconds to wait for each hub's history (default 900)")
+    parser.add_argument("--packets-timeout", type=float, default=300,
+                        help="seconds to wait for the packets once the history is out")
     args = parser.parse_args()
     base = HubSettings(topic_partitions=args.partitions)
-    rates: dict[int, list[float]] = defaultdict(list)
-    packets: dict[int, list[float]] = defaultdict(list)
-    ratios: list[float] = []
+    rates: dict[int, list[float | None]] = defaultdict(list)
+    packets: dict[int, list[float | None]] = defaultdict(list)
+    ratios: list[float | None] = []
     lost = doubled = 0
     for run in range(args.runs):
         print(f"run {run + 1} of {args.runs}: generating {args.events:,} events", flush=True)
@@ -155,33 +158,40 @@ def main() -> None:
             print(f"  [{instances} process{'es' if instances > 1 else ''} of each service]",
                   flush=True)
             results[instances] = one_hub(messages, instances, base, args.partitions,
-                                         args.timeout)
+                                         args.timeout, args.packets_timeout)
         for instances, (hub, shares) in results.items():
             rates[instances].append(hub.history_rate)
             packets[instances].append(hub.packets_seconds)
             lost += hub.events_missing + hub.pupils_without_packet
             doubled += hub.history_repeats + hub.packet_repeats + hub.pupils_with_two_packets
-            print(f"run {run + 1}, {instances} each: {hub.history_rate:,.0f} events/s to the "
-                  f"history topic ({hub.history_seconds:.1f} s), last packet at "
-                  f"{hub.packets_seconds:.1f} s", flush=True)
+            rate = f"{hub.history_rate:,.0f} events/s" if hub.history_rate else "did not finish"
+            print(f"run {run + 1}, {instances} each: {rate} to the history topic "
+                  f"({seconds(hub.history_seconds)}), last packet at "
+                  f"{seconds(hub.packets_seconds)}", flush=True)
             print(f"  {hub.checks()}", flush=True)
+            print(f"  {hub.logged_errors()}", flush=True)
             print("  shares:", flush=True)
             for line in shares.lines(args.events):
                 print(line, flush=True)
-        ratios.append(rates[2][-1] / rates[1][-1])
-        print(f"run {run + 1}: two / one = {ratios[-1]:.2f}x", flush=True)
+        one, two = rates[1][-1], rates[2][-1]
+        ratios.append(two / one if one and two else None)
+        print(f"run {run + 1}: two / one = "
+              f"{f'{ratios[-1]:.2f}x' if ratios[-1] else 'not measured (a hub did not finish)'}",
+              flush=True)
     print(f"events per run: {args.events:,} ({args.events // PER_PUPIL:,} pupils x {PER_PUPIL}, "
           f"moves to {RECEIVERS} schools), {args.partitions} partitions a topic")
-    print(median_line("one process each, inbound -> sen.pupil-history.v1", rates[1], "events/s"))
-    print(median_line("two processes each, inbound -> sen.pupil-history.v1", rates[2],
-                      "events/s"))
-    print(median_line("one process each, time to the last packet", packets[1], "s"))
-    print(median_line("two processes each, time to the last packet", packets[2], "s"))
-    print(f"two / one (per run): median {statistics.median(ratios):.2f}x "
-          f"(runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(medians("one process each, inbound -> sen.pupil-history.v1", rates[1], "events/s"))
+    print(medians("two processes each, inbound -> sen.pupil-history.v1", rates[2], "events/s"))
+    print(medians("one process each, time to the last packet", packets[1], "s"))
+    print(medians("two processes each, time to the last packet", packets[2], "s"))
+    done = [r for r in ratios if r is not None]
+    print(f"two / one (per run): median {statistics.median(done):.2f}x "
+          f"(runs: {', '.join(f'{r:.2f}' for r in done)})" if done
+          else "two / one: no run where both hubs finished")
     print(f"lost over all runs and hubs: {lost} (history events or pupils' packets); doubled: "
           f"{doubled} (repeated history events or packets, pupils with two packets)")
-    print(f"two / one, medians: {statistics.median(rates[2]) / statistics.median(rates[1]):.2f}x")
+    if lost or doubled:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

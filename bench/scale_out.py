@@ -17,7 +17,7 @@ Checked, and printed rather than hidden, for both: every sent event id on the hi
 topic, under exactly one (pupil_id, version), none extra, repeats counted; exactly one
 packet per pupil by packet_id, repeats counted. Each process's share comes from its own
 log (SENDHUB_LOG_LEVEL=INFO for every process of both hubs, so both pay for it; ingest
-logs every message at INFO, which costs it some speed): ingest's accepted events,
+logs each batch, or each message before it batched): ingest's consumed events,
 records' stored batches, transfers' projected ones, beside the partitions the group
 gave each process. Records' relay and transfers' packet publisher run in one instance
 only (an outbox lease, services/shared/lease.py): the holder is named from its log.
@@ -43,11 +43,11 @@ from services.shared.settings import HubSettings  # noqa: E402
 PER_PUPIL = 10
 RECEIVERS = 20
 # What each service's log says it did, per line: the event name and the field counting
-# the messages (None: one a line).
-WORK = {
-    "ingest": ("school_event.accepted", None),
-    "records": ("history.recorded", "consumed"),
-    "transfers": ("history.projected", "consumed"),
+# the messages (None: one a line). Ingest logged each message before it batched.
+WORK: dict[str, dict[str, str | None]] = {
+    "ingest": {"school_events.accepted": "consumed", "school_event.accepted": None},
+    "records": {"history.recorded": "consumed"},
+    "transfers": {"history.projected": "consumed"},
 }
 OUTBOXES = {"records": ("pupil-history", "history.relayed", "count"),
             "transfers": ("packets", "packet.delivered", None)}
@@ -94,16 +94,24 @@ def _short(partitions: list[str]) -> str:
     return ", ".join(f"{t} [{', '.join(ps)}]" for t, ps in sorted(by_topic.items())) or "none"
 
 
+def _count(line: dict[str, object], counted: dict[str, str | None]) -> int:
+    """How many messages a log line says were handled (0: not such a line)."""
+    event = str(line.get("event"))
+    if event not in counted:
+        return 0
+    field_name = counted[event]
+    return int(str(line.get(field_name, 1))) if field_name else 1
+
+
 def read_shares(hub: Hub, instances: int, partitions: dict[str, dict[str, list[str]]]
                 ) -> Shares:
     shares = Shares(partitions=partitions)
     for service in SERVICES:
-        event, counted = WORK[service]
+        counted = WORK[service]
         shares.work[service] = []
         for i in range(instances):
             lines = service_log(LOGS / f"{service}-{hub.run}-{i}.log")
-            shares.work[service].append(sum(int(line.get(counted, 1)) if counted else 1
-                                            for line in lines if line.get("event") == event))
+            shares.work[service].append(sum(_count(line, counted) for line in lines))
             if service in OUTBOXES:
                 name, published, count = OUTBOXES[service]
                 if any(line.get("event") == "outbox.lease_taken" and line.get("outbox") == name

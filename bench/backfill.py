@@ -379,6 +379,10 @@ def seconds(value: float | None) -> str:
     return f"{value:.1f} s" if value is not None else "did not finish"
 
 
+def at(value: float | None) -> str:
+    return f"at {value:.1f} s" if value is not None else "did not finish"
+
+
 def medians(label: str, values: Sequence[float | None], unit: str) -> str:
     """The median of the runs that finished, saying how many did not."""
     done = [v for v in values if v is not None]
@@ -419,11 +423,11 @@ def main() -> None:
         after_history = f" (+{hub.packets_seconds - hub.history_seconds:.2f} s)" \
             if hub.packets_seconds and hub.history_seconds else ""
         print(f"run {i + 1}: bare {bare_rate:,.0f} events/s ({bare.seconds:.2f} s); hub {rate} "
-              f"to the history topic ({seconds(hub.history_seconds)}), last packet at "
-              f"{seconds(hub.packets_seconds)}{after_history}; hub {share} of bare", flush=True)
-        print(f"  hub: sent (CreateTime) the last history event by "
-              f"{seconds(hub.history_sent_seconds)}, the last packet by "
-              f"{seconds(hub.packets_sent_seconds)}; start-up {hub.startup:.1f} s, not counted",
+              f"to the history topic ({seconds(hub.history_seconds)}), last packet "
+              f"{at(hub.packets_seconds)}{after_history}; hub {share} of bare", flush=True)
+        print(f"  hub: sent (CreateTime) the last history event "
+              f"{at(hub.history_sent_seconds)}, the last packet "
+              f"{at(hub.packets_sent_seconds)}; start-up {hub.startup:.1f} s, not counted",
               flush=True)
         bare_ok = bare.repeats + bare.extra + bare.missing == 0
         print(f"  bare checks {'OK' if bare_ok else 'NOT OK'}: {bare.missing} missing, "

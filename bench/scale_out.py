@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backfill import SERVICES, HubRun, medians, run_hub, seconds  # noqa: E402
+from backfill import SERVICES, HubRun, at, medians, run_hub, seconds  # noqa: E402
 from harness import LOGS, Hub, group_assignments, pupil_histories, service_log  # noqa: E402
 
 from services.shared.settings import HubSettings  # noqa: E402
@@ -174,8 +174,8 @@ def main() -> None:
             doubled += hub.history_repeats + hub.packet_repeats + hub.pupils_with_two_packets
             rate = f"{hub.history_rate:,.0f} events/s" if hub.history_rate else "did not finish"
             print(f"run {run + 1}, {instances} each: {rate} to the history topic "
-                  f"({seconds(hub.history_seconds)}), last packet at "
-                  f"{seconds(hub.packets_seconds)}", flush=True)
+                  f"({seconds(hub.history_seconds)}), last packet "
+                  f"{at(hub.packets_seconds)}", flush=True)
             print(f"  {hub.checks()}", flush=True)
             print(f"  {hub.logged_errors()}", flush=True)
             print("  shares:", flush=True)

@@ -13,10 +13,12 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
+import aiokafka
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
+from faststream._internal.parser import DefaultCodec  # faststream internals: renew_producer
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -90,6 +92,23 @@ def make_broker(settings: HubSettings, client_id: str, **kwargs: Any) -> KafkaBr
         logger=logging.getLogger(f"sendhub.{client_id}.faststream"),
         **kwargs,
     )
+
+
+async def renew_producer(broker: KafkaBroker) -> None:
+    """Replace the broker's producer by a new one (a new producer id, sequences from 0).
+
+    aiokafka's idempotent producer can wedge a partition for good: a batch it fails
+    locally after its sequence number was given (it waited `request_timeout_ms` for a
+    leader it did not know) leaves a gap, and the broker then answers every later send
+    to that partition with OutOfOrderSequenceNumber for as long as that producer lives.
+    faststream has no public way to do this, hence its internals, kept to this one place.
+    Whatever was unacknowledged is sent again by its caller (at-least-once)."""
+    config: Any = broker.config
+    await config.producer.disconnect()
+    await config.producer.connect(
+        aiokafka.AIOKafkaProducer(**cast(Any, broker)._connection_kwargs),
+        serializer=config.fd_config._serializer, codec=config.broker_codec or DefaultCodec())
+    log.warning("kafka.producer_renewed", extra={"client_id": broker.config.client_id})
 
 
 def ensure_topics(

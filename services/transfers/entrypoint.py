@@ -20,10 +20,12 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
+from uuid import UUID
 
 from aiokafka.errors import (
     InvalidTopicError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
     TopicAuthorizationFailedError,
 )
 from faststream import FastStream
@@ -43,6 +45,7 @@ from services.shared.kafka import (
     make_broker,
     records_of,
     rejected_topic_config,
+    renew_producer,
 )
 from services.shared.lease import OutboxLease
 from services.shared.observing import StoreGauges, run_beside
@@ -68,6 +71,13 @@ UNDELIVERABLE = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorization
                  kafka_errors.TopicAuthorizationFailedError)
 
 
+class NotSentYet(RuntimeError):
+    """A packet held back this round: the first packet to its inbox failed."""
+
+
+_NOT_YET = NotSentYet("held back until a first packet reaches its inbox")
+
+
 class PacketPublisher(PeriodicTask):
     """Publishes stored packets to inbox topics (creating a receiver's topic on first use);
     every few seconds re-queues overdue packets and sends whatever waits.
@@ -84,6 +94,7 @@ class PacketPublisher(PeriodicTask):
         self.broker = broker
         self.lease = lease
         self.known_topics: set[str] = set()
+        self.sent_to: set[str] = set()  # inboxes this process's producer has sent to
         self.lock = asyncio.Lock()
 
     async def deliver_pending(self) -> int:
@@ -93,8 +104,7 @@ class PacketPublisher(PeriodicTask):
             delivered = 0
             while pending := await asyncio.to_thread(self.transfers.pending_packets):
                 ready, refused = await self._with_topics(pending)
-                results = await asyncio.gather(*(self._publish(p) for p in ready),
-                                               return_exceptions=True)
+                results = await self._publish_all(ready)
                 sent = [p for p, r in zip(ready, results, strict=True)
                         if not isinstance(r, BaseException)]
                 refused += [(p, f"the broker refused it: {type(r).__name__}: {r}")
@@ -105,10 +115,36 @@ class PacketPublisher(PeriodicTask):
                 if refused:
                     await asyncio.to_thread(self.transfers.mark_undeliverable, refused)
                 for failure in results:
-                    if isinstance(failure, Exception) and not isinstance(failure, UNDELIVERABLE):
+                    if isinstance(failure, Exception) and not isinstance(
+                            failure, UNDELIVERABLE | NotSentYet):
+                        if isinstance(failure, OutOfOrderSequenceNumber):
+                            await renew_producer(self.broker)  # else wedged for good
                         raise failure  # the broker's trouble: retried later
                 delivered += len(sent)
             return delivered
+
+    async def _publish_all(self, ready: list[PendingPacket]) -> list[BaseException | None]:
+        """Publish, each packet's outcome in order: to an inbox this process has not sent
+        to yet, one packet first and alone, then the rest together. aiokafka learns a
+        topic's partitions on its first send; many first sends at once race its metadata
+        refresh, which can forget a partition long enough for a batch to expire and wedge
+        the producer (`renew_producer`)."""
+        outcome: dict[UUID, BaseException | None] = {}
+        for p in ready:
+            topic = self.settings.topics.inbox(p.inbox)
+            if topic not in self.sent_to:
+                try:
+                    await self._publish(p)
+                    outcome[p.packet_id] = None
+                    self.sent_to.add(topic)
+                except Exception as error:  # its topic's others wait for the next round
+                    outcome[p.packet_id] = error
+        others = [p for p in ready if p.packet_id not in outcome
+                  and self.settings.topics.inbox(p.inbox) in self.sent_to]
+        results = await asyncio.gather(*(self._publish(p) for p in others),
+                                       return_exceptions=True)
+        outcome.update(zip((p.packet_id for p in others), results, strict=True))
+        return [outcome.get(p.packet_id, _NOT_YET) for p in ready]
 
     async def _with_topics(self, pending: list[PendingPacket]
                            ) -> tuple[list[PendingPacket], list[tuple[PendingPacket, str]]]:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 1
 
-.PHONY: install up down status browser demo test unit lint schemas bench faults faults-short screenshots
+.PHONY: install up down status browser demo test unit lint schemas bench profile faults faults-short screenshots
 
 $(BIN)/sendhub: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,12 +45,18 @@ lint: install
 schemas: install
 	$(BIN)/python -m contracts.schemas
 
-bench: install up
-	$(BIN)/python bench/throughput.py
+bench: install up  # issue 15's figures first, then the earlier issues' (README: "Benchmarks")
+	$(BIN)/python bench/backfill.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/verify_chains.py
+	$(BIN)/python bench/scale_out.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/kafka_security.py
 	$(BIN)/python bench/encryption.py
+
+profile: install up  # where the hub's time goes (py-spy; raw profiles in .cache/bench/profiles)
+	$(BIN)/python bench/profile.py
 
 # The fault suite (README: "Fault suite"): kills, broker and database restarts, rebalances
 # and hostile messages under a steady stream; long for a person, short for CI.

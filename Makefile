@@ -56,7 +56,7 @@ bench: install up  # issue 15's figures first, then the earlier issues' (README:
 	$(BIN)/python bench/encryption.py
 
 profile: install up  # where the hub's time goes (py-spy; raw profiles in .cache/bench/profiles)
-	$(BIN)/python bench/profile.py
+	$(BIN)/python bench/hub_profile.py
 
 # The fault suite (README: "Fault suite"): kills, broker and database restarts, rebalances
 # and hostile messages under a steady stream; long for a person, short for CI.

@@ -1,6 +1,6 @@
 """Where the hub's time goes: a backfill through all three services under py-spy.
 
-Run: `make profile` (or `.venv/bin/python bench/profile.py --events 6000`). Starts a fresh
+Run: `make profile` (or `.venv/bin/python bench/hub_profile.py --events 6000`). Starts a fresh
 hub (ingest, records, transfers), samples every process with py-spy while it stores
 and relays `--events` events of histories ending in moves and issues every packet, and
 prints, for each service, the share of its samples spent in the hub's own functions and

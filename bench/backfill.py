@@ -56,6 +56,7 @@ from pydantic import PostgresDsn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cpu import CpuMeter  # noqa: E402
 from harness import (  # noqa: E402
     LOGS,
     Hub,
@@ -237,6 +238,7 @@ class HubRun:
     pupils_without_packet: int = 0
     pupils_with_two_packets: int = 0  # two different packet_ids for one pupil
     errors: dict[str, Counter[str]] = field(default_factory=dict)  # logged, by service
+    cpu: str = ""  # CPU per event by process kind, clock start -> last packet (bench/cpu.py)
 
     @property
     def history_rate(self) -> float | None:
@@ -311,12 +313,17 @@ def run_hub(messages: Sequence[tuple[bytes, bytes]], *, instances: int = 1, prel
                       flush=True)
                 publish(hub.base, topics.school_events, messages)
             print(f"  hub {hub.run}: waiting for the history and the packets", flush=True)
+            meter = CpuMeter()
+            meter.start()
             history_seen = _wait(history, timeout, "history events", hub)
             if history_seen is not None:
                 print(f"  hub {hub.run}: all {len(messages):,} history events out at "
                       f"{history_seen - t0:.1f} s", flush=True)
             packets_seen = _wait(packets, packets_timeout if history_seen else settle,
                                  "packets", hub)
+            meter.stop({p.pid: service for service, procs in hub.procs.items()
+                        for p in procs})
+            cpu = meter.line(len(messages), (packets_seen or time.time()) - t0)
             time.sleep(settle)  # anything doubled after the last one arrives now
         finally:
             history.stop()
@@ -331,6 +338,7 @@ def run_hub(messages: Sequence[tuple[bytes, bytes]], *, instances: int = 1, prel
             history.last_published() - t0 if done[0] else None,
             packets.last_published() - t0 if done[1] else None)
         _check(result, history, packets, sent, pupils)
+        result.cpu = cpu
         for service in SERVICES:
             result.errors[service] = Counter(
                 str(line.get("event"))[:80] for i in range(instances)
@@ -433,6 +441,7 @@ def main() -> None:
         print(f"  bare checks {'OK' if bare_ok else 'NOT OK'}: {bare.missing} missing, "
               f"{bare.repeats} repeated, {bare.extra} unexpected", flush=True)
         print(f"  hub {hub.checks()}", flush=True)
+        print(f"  hub {hub.cpu}", flush=True)
         print(f"  hub {hub.logged_errors()}", flush=True)
         failed += (not bare_ok) + (not hub.checks().startswith("checks OK"))
     print(f"events per run: {args.events:,} ({args.events // PER_PUPIL:,} pupils x {PER_PUPIL}, "

@@ -32,6 +32,7 @@ from eventsourcing.utils import Environment
 
 from services.records.current_state import CurrentStates
 from services.records.domain import (
+    UPN,
     ChainBreak,
     ErasedEntry,
     Projector,
@@ -145,6 +146,14 @@ def _loose_header(state: bytes) -> SealedHeader:
         return SealedHeader("", "")
 
 
+def _written_upns(event: SchoolEventRecord) -> list[UPN]:
+    """Whose histories a school event writes to: its pupil's, and a misfiled entry's
+    right pupil's."""
+    if event.correction is not None and event.correction.kind == "entry_misfiled":
+        return [event.upn, event.correction.correct_upn]
+    return [event.upn]
+
+
 def _pupil_keys(env: Environment) -> PupilKeys:
     """The data keys of the store records uses: PostgreSQL's table beside the events,
     or (the in-memory store of unit tests) a dict."""
@@ -225,9 +234,16 @@ class RecordsApplication(Application[UUID]):
         # Every key of the batch in one round trip. An erased pupil's redelivered event
         # adds nothing, as any redelivery; a new one is refused (records nothing more).
         last = max((p for _, p in fresh), key=lambda p: p.offset)
-        erased = self.keys.prepare_for_writing(pupil_ref(pupil_id_for(e.upn)) for e, _ in fresh)
+        # A misfiled entry's right pupil is written to as well: their key is asked too.
+        erased = self.keys.prepare_for_writing(
+            pupil_ref(pupil_id_for(upn)) for e, _ in fresh for upn in _written_upns(e))
         if erased:
+            self.states.forget(PupilId(UUID(ref)) for ref in erased)  # nothing kept of them
             fresh = [(e, p) for e, p in fresh if not self._already_erased(e, erased)]
+            for e, _ in fresh:
+                for upn in _written_upns(e):
+                    if (erasure := erased.get(pupil_ref(pupil_id_for(upn)))) is not None:
+                        raise PupilHistoryErased(PupilErased(erasure))
         histories = self._current_histories(fresh)
         new_events: list[SENHistoryEvent] = []
         for school_event, _ in fresh:

@@ -41,5 +41,10 @@ class CurrentStates:
         while len(self._states) > self.capacity:
             self._states.popitem(last=False)
 
+    def forget(self, pupil_ids: Iterable[PupilId]) -> None:
+        """Drop these pupils' states (erased: the hub keeps nothing of them)."""
+        for pupil_id in pupil_ids:
+            self._states.pop(pupil_id, None)
+
     def __len__(self) -> int:
         return len(self._states)

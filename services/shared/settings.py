@@ -124,8 +124,8 @@ class HubSettings(BaseSettings):
         "process takes its partitions back at once; two live processes must not share one")
     relay_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often records' relay looks for history events "
-        "to publish when nothing woke it (it is woken at once by each stored batch, in this "
-        "process by the consumer and in any other by PostgreSQL's NOTIFY)")
+        "to publish when nothing woke it (PostgreSQL's NOTIFY wakes it at once after each "
+        "stored batch, from any records process)")
     pupil_state_cache: int = Field(
         default=5_000, ge=0, description="pupils whose current history state a records "
         "process keeps between batches, so a batch need not re-read whole streams (each is "

@@ -117,8 +117,9 @@ class PacketPublisher(PeriodicTask):
                 for failure in results:
                     if isinstance(failure, Exception) and not isinstance(
                             failure, UNDELIVERABLE | NotSentYet):
-                        if isinstance(failure, OutOfOrderSequenceNumber):
+                        if any(isinstance(r, OutOfOrderSequenceNumber) for r in results):
                             await renew_producer(self.broker)  # else wedged for good
+                            self.sent_to.clear()  # the new producer knows no partitions
                         raise failure  # the broker's trouble: retried later
                 delivered += len(sent)
             return delivered
@@ -130,15 +131,17 @@ class PacketPublisher(PeriodicTask):
         refresh, which can forget a partition long enough for a batch to expire and wedge
         the producer (`renew_producer`)."""
         outcome: dict[UUID, BaseException | None] = {}
+        held: set[str] = set()  # a first send failed: its topic's others wait
         for p in ready:
             topic = self.settings.topics.inbox(p.inbox)
-            if topic not in self.sent_to:
+            if topic not in self.sent_to and topic not in held:
                 try:
                     await self._publish(p)
                     outcome[p.packet_id] = None
                     self.sent_to.add(topic)
                 except Exception as error:  # its topic's others wait for the next round
                     outcome[p.packet_id] = error
+                    held.add(topic)
         others = [p for p in ready if p.packet_id not in outcome
                   and self.settings.topics.inbox(p.inbox) in self.sent_to]
         results = await asyncio.gather(*(self._publish(p) for p in others),

@@ -15,7 +15,11 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.school_events import SCHOOL_EVENT
 from services.ingest.entrypoint import build_broker
-from services.records.application import ConsumedPosition, RecordsApplication
+from services.records.application import (
+    ConsumedPosition,
+    PupilHistoryErased,
+    RecordsApplication,
+)
 from services.records.current_state import CurrentStates
 from services.records.domain import (
     EventIdConflict,
@@ -25,18 +29,23 @@ from services.records.domain import (
     pupil_id_for,
 )
 from services.records.handlers import to_school_event_record
+from services.shared.pupil_keys import pupil_ref_for_upn
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
-from tests.factories import random_upn, school_event
+from tests.factories import correction, pupil, random_upn, school_event
 
 UPN = "H801200001001"
 
 
-def record(kind: str = "concern_raised", **changes: object) -> SchoolEventRecord:
-    return to_school_event_record(AcceptedSchoolEventV1(
+def accepted(event: dict[str, object]) -> AcceptedSchoolEventV1:
+    return AcceptedSchoolEventV1(
         accepted_at=datetime.now(UTC), upn_is_temporary=False,
         received_from=Position(topic="t", partition=0, offset=0),
-        event=SCHOOL_EVENT.validate_python(school_event(kind, **changes))))
+        event=SCHOOL_EVENT.validate_python(event))
+
+
+def record(kind: str = "concern_raised", **changes: object) -> SchoolEventRecord:
+    return to_school_event_record(accepted(school_event(kind, **changes)))
 
 
 def at(offset: int) -> ConsumedPosition:
@@ -136,3 +145,21 @@ async def test_ingest_publishes_a_batch_and_dead_letters_only_the_bad_message() 
     ids = [str(AcceptedSchoolEventV1.model_validate_json(a).event.event_id) for a in accepted]
     assert ids == [e["event_id"] for e in events]
     assert len(rejected) == 1 and json.loads(rejected[0])["reason"] == "not_json"
+
+
+def test_a_misfiled_entry_is_not_moved_into_an_erased_pupils_kept_history() -> None:
+    """The right pupil's state is kept (written recently), then their history is erased:
+    the correction is refused as for any erased pupil, and their state is forgotten."""
+    app = RecordsApplication()
+    a, b = (pupil(random_upn(), name) for name in ("Ada", "Ben"))
+    misfiled = school_event(pupil=a)
+    app.record_school_events([(to_school_event_record(accepted(misfiled)), at(0)),
+                              (to_school_event_record(accepted(school_event(pupil=b))), at(1))])
+    right = pupil_id_for(b["upn"])
+    assert app.states.current(right, 1) is not None
+    app.keys.erase(pupil_ref_for_upn(b["upn"]), "DPO", "court order")
+    move = correction("entry_misfiled", misfiled, correct_pupil=b)
+    with pytest.raises(PupilHistoryErased, match="records nothing more"):
+        app.record_school_events([(to_school_event_record(accepted(move)), at(2))])
+    assert app.states.current(right, 1) is None
+    assert len(app.history_events(a["upn"])) == 1

@@ -27,31 +27,17 @@ sys.path.insert(0, str(ROOT))
 
 from contracts.history import PupilHistoryEventV1  # noqa: E402
 from contracts.inbound import INBOUND_EVENT  # noqa: E402
-from services.shared.database import upgrade  # noqa: E402
 from services.shared.pupil_keys import pupil_keys_for  # noqa: E402
-from services.shared.settings import HubSettings  # noqa: E402
 from services.transfers.application import TransfersApplication  # noqa: E402
 from services.transfers.registry import RegisteredSetting  # noqa: E402
 from services.transfers.repository import ConsumedPosition  # noqa: E402
 from tests.factories import random_upn, school_event  # noqa: E402
 
-DATABASE = "sendhub_bench_transfers"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import fresh_database  # noqa: E402
+
 HISTORY = ("concern_raised", "assessment_completed", "plan_reviewed", "plan_reviewed")
 Batch = list[tuple[PupilHistoryEventV1, ConsumedPosition]]
-
-
-def fresh_database(settings: HubSettings, name: str) -> HubSettings:
-    with psycopg.connect(settings.database_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    fresh = HubSettings(database_url=str(settings.database_url).rsplit("/", 1)[0] + f"/{name}")
-    upgrade(fresh)
-    return fresh
-
-
-def drop_database(settings: HubSettings, name: str) -> None:
-    with psycopg.connect(settings.database_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def batches(topic: str, count: int, pupils: int, per_pupil: int) -> list[Batch]:
@@ -134,12 +120,10 @@ def main() -> None:
     parser.add_argument("--per-pupil", type=int, default=10, help="versions per pupil")
     parser.add_argument("--profile", type=int, default=0,
                         help="after the runs, profile one more and print this many lines")
-    parser.add_argument("--keep", action="store_true", help="do not drop the database")
     args = parser.parse_args()
 
-    print(f"Fresh database {DATABASE}...", flush=True)
-    settings = fresh_database(HubSettings(), DATABASE)
-    try:
+    print("Fresh database...", flush=True)
+    with fresh_database() as settings:
         with psycopg.connect(settings.database_conninfo, autocommit=True) as conn:
             conn.execute("CREATE TABLE bench_bare_history (upn text, version integer, "
                          "notification_id bigint, event jsonb, sealed bytea, "
@@ -176,9 +160,6 @@ def main() -> None:
             stats.sort_stats("tottime").print_stats(args.profile)
             stats.sort_stats("cumulative").print_stats(args.profile)
         app.close()
-    finally:
-        if not args.keep:
-            drop_database(HubSettings(), DATABASE)
 
 
 if __name__ == "__main__":

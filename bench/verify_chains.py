@@ -32,21 +32,13 @@ from contracts.accepted import AcceptedSchoolEventV1, Position  # noqa: E402
 from contracts.school_events import SCHOOL_EVENT  # noqa: E402
 from services.records.application import ConsumedPosition, RecordsApplication  # noqa: E402
 from services.records.handlers import to_school_event_record  # noqa: E402
-from services.shared.database import upgrade  # noqa: E402
-from services.shared.settings import HubSettings  # noqa: E402
 from tests.factories import random_upn, school_event  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import fresh_database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("concern_raised", "assessment_completed", "plan_reviewed", "plan_reviewed", "pupil_moved")
-
-
-def fresh_database(settings: HubSettings, name: str) -> HubSettings:
-    with psycopg.connect(settings.database_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    fresh = HubSettings(database_url=str(settings.database_url).rsplit("/", 1)[0] + f"/{name}")
-    upgrade(fresh)
-    return fresh
 
 
 def generate(app: RecordsApplication, pupils: int, batch: int = 100) -> int:
@@ -91,36 +83,36 @@ def main() -> None:
     parser.add_argument("--pupils", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    settings = fresh_database(HubSettings(), "sendhub_bench_verify")
-    app = RecordsApplication(env=settings.eventsourcing_env())
-    print(f"Generating {args.pupils:,} pupils x {len(KINDS)} events...")
-    events = generate(app, args.pupils)
+    with fresh_database() as settings:
+        app = RecordsApplication(env=settings.eventsourcing_env())
+        print(f"Generating {args.pupils:,} pupils x {len(KINDS)} events...")
+        events = generate(app, args.pupils)
 
-    verify_times, baseline_times = [], []
-    for run in range(1, args.runs + 1):
-        started = time.perf_counter()
-        counted = baseline(settings.database_conninfo)
-        baseline_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        pupils, checked, breaks = app.verify_all()
-        verify_times.append(time.perf_counter() - started)
-        assert (pupils, checked, breaks, counted) == (args.pupils, events, [], events)
-        print(f"  run {run}: verify {verify_times[-1]:.2f} s, baseline {baseline_times[-1]:.2f} s")
+        verify_times, baseline_times = [], []
+        for run in range(1, args.runs + 1):
+            started = time.perf_counter()
+            counted = baseline(settings.database_conninfo)
+            baseline_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            pupils, checked, breaks = app.verify_all()
+            verify_times.append(time.perf_counter() - started)
+            assert (pupils, checked, breaks, counted) == (args.pupils, events, [], events)
+            print(f"  run {run}: verify {verify_times[-1]:.2f} s, baseline {baseline_times[-1]:.2f} s")
 
-    started = time.perf_counter()
-    cli = subprocess.run([sys.executable, "-m", "sendhub.cli", "verify", "--all"], cwd=ROOT,
-                         env={**os.environ, "SENDHUB_DATABASE_URL": str(settings.database_url),
-                              "COLUMNS": "100"},
-                         capture_output=True, text=True, check=True)
-    whole = time.perf_counter() - started
-    verify, bare = statistics.median(verify_times), statistics.median(baseline_times)
-    print(cli.stdout.strip().splitlines()[-1])
-    print(f"pupils {args.pupils:,}, events {events:,}, runs {args.runs}")
-    print(f"verify --all (in process): median {verify:.2f} s ({events / verify:,.0f} events/s)")
-    print(f"bare baseline (read + SHA-256 of raw rows): median {bare:.2f} s "
-          f"({events / bare:,.0f} events/s)")
-    print(f"ratio verify / baseline: {verify / bare:.1f}x")
-    print(f"`sendhub verify --all` as a command, start-up included: {whole:.2f} s")
+        started = time.perf_counter()
+        cli = subprocess.run([sys.executable, "-m", "sendhub.cli", "verify", "--all"], cwd=ROOT,
+                             env={**os.environ, "SENDHUB_DATABASE_URL": str(settings.database_url),
+                                  "COLUMNS": "100"},
+                             capture_output=True, text=True, check=True)
+        whole = time.perf_counter() - started
+        verify, bare = statistics.median(verify_times), statistics.median(baseline_times)
+        print(cli.stdout.strip().splitlines()[-1])
+        print(f"pupils {args.pupils:,}, events {events:,}, runs {args.runs}")
+        print(f"verify --all (in process): median {verify:.2f} s ({events / verify:,.0f} events/s)")
+        print(f"bare baseline (read + SHA-256 of raw rows): median {bare:.2f} s "
+              f"({events / bare:,.0f} events/s)")
+        print(f"ratio verify / baseline: {verify / bare:.1f}x")
+        print(f"`sendhub verify --all` as a command, start-up included: {whole:.2f} s")
 
 
 if __name__ == "__main__":

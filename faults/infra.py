@@ -120,8 +120,19 @@ def kill_broker(broker: Broker, port: int) -> None:
     """kill -9 of the broker's JVM; returns when the port is closed."""
     os.kill(broker.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and listener_pid(port) is not None:
+    while time.monotonic() < deadline and (listener_pid(port) is not None
+                                           or process_alive(broker.pid)):
         time.sleep(0.2)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether pid is a live process: a zombie (killed, not yet reaped by its parent)
+    is not, though `kill -0` still answers for it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def start_broker(broker: Broker, log: Path) -> None:

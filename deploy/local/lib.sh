@@ -39,7 +39,14 @@ as_postgres() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
 }
 
-kafka_running() { [ -f "$KAFKA_PID" ] && kill -0 "$(cat "$KAFKA_PID")" 2>/dev/null; }
+# A killed broker can linger as a zombie until its parent reaps it; kill -0 still
+# answers for a zombie, so its state in /proc is read as well.
+pid_alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/stat" ] || return 0
+  case "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" in Z|X) return 1 ;; esac
+}
+kafka_running() { [ -f "$KAFKA_PID" ] && pid_alive "$(cat "$KAFKA_PID")"; }
 
 pg_state() { pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1==v && $2==c {print $4}'; }
 

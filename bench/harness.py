@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import CoordinatorNotAvailableError
 from pydantic import PostgresDsn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +114,12 @@ def wait_for_groups(settings: HubSettings, members: dict[str, int], timeout: flo
     deadline = time.monotonic() + timeout
     try:
         while True:
-            described = admin.describe_groups(list(members))
+            try:
+                described = admin.describe_groups(list(members))
+            except CoordinatorNotAvailableError:
+                # A fresh broker creates __consumer_offsets at the first group's request.
+                described = {g: {"group_state": "no coordinator yet", "members": []}
+                             for g in members}
             if all(described[g]["group_state"] == "Stable"
                    and len(described[g]["members"]) >= n for g, n in members.items()):
                 return time.time()

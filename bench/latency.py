@@ -42,6 +42,7 @@ from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import CoordinatorNotAvailableError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -346,8 +347,12 @@ def joined(hub: Hub, timeout: float) -> float:
     admin = KafkaAdminClient(**client_options(hub.base))
     try:
         while time.monotonic() - started < timeout:
-            described = admin.describe_groups(groups)
-            if all(g["group_state"] == "Stable" and g["members"] for g in described.values()):
+            try:
+                described = admin.describe_groups(groups)
+            except CoordinatorNotAvailableError:  # a fresh broker: __consumer_offsets is made
+                described = {}
+            if described and all(g["group_state"] == "Stable" and g["members"]
+                                 for g in described.values()):
                 return time.monotonic() - started
             for service, procs in hub.procs.items():
                 if any(p.poll() is not None for p in procs):

@@ -105,6 +105,15 @@ def consume_count(settings: HubSettings, topics: Sequence[str] | str, n: int,
     return seen
 
 
+def described_groups(admin: KafkaAdminClient, groups: list[str]) -> dict[str, Any]:
+    """Each group's state and members; before a fresh broker has made __consumer_offsets
+    (at the first group's request) every group reads as not yet stable, not an error."""
+    try:
+        return dict(admin.describe_groups(groups))
+    except CoordinatorNotAvailableError:
+        return {g: {"group_state": "no coordinator yet", "members": []} for g in groups}
+
+
 def wait_for_groups(settings: HubSettings, members: dict[str, int], timeout: float = 180,
                     every: float = 0.05) -> float:
     """Wait until each consumer group is Stable with at least its number of members (all
@@ -114,12 +123,7 @@ def wait_for_groups(settings: HubSettings, members: dict[str, int], timeout: flo
     deadline = time.monotonic() + timeout
     try:
         while True:
-            try:
-                described = admin.describe_groups(list(members))
-            except CoordinatorNotAvailableError:
-                # A fresh broker creates __consumer_offsets at the first group's request.
-                described = {g: {"group_state": "no coordinator yet", "members": []}
-                             for g in members}
+            described = described_groups(admin, list(members))
             if all(described[g]["group_state"] == "Stable"
                    and len(described[g]["members"]) >= n for g, n in members.items()):
                 return time.time()

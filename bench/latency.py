@@ -42,11 +42,10 @@ from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import CoordinatorNotAvailableError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Hub, fresh_hub, percentile, producer, pupil_histories, receiver_urns  # noqa: E402
+from harness import Hub, described_groups, fresh_hub, percentile, producer, pupil_histories, receiver_urns  # noqa: E402
 
 from services.shared.kafka import client_options, ensure_topics  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
@@ -347,12 +346,8 @@ def joined(hub: Hub, timeout: float) -> float:
     admin = KafkaAdminClient(**client_options(hub.base))
     try:
         while time.monotonic() - started < timeout:
-            try:
-                described = admin.describe_groups(groups)
-            except CoordinatorNotAvailableError:  # a fresh broker: __consumer_offsets is made
-                described = {}
-            if described and all(g["group_state"] == "Stable" and g["members"]
-                                 for g in described.values()):
+            described = described_groups(admin, groups)
+            if all(g["group_state"] == "Stable" and g["members"] for g in described.values()):
                 return time.monotonic() - started
             for service, procs in hub.procs.items():
                 if any(p.poll() is not None for p in procs):

@@ -117,7 +117,7 @@ def find_broker(settings: HubSettings) -> Broker | None:
 
 
 def kill_broker(broker: Broker, port: int) -> None:
-    """kill -9 of the broker's JVM; returns when the port is closed."""
+    """kill -9 of the broker's JVM; returns when the port is closed and the process gone."""
     os.kill(broker.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (listener_pid(port) is not None

@@ -16,7 +16,7 @@ ensure_prometheus_installed() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
 }
 
-prometheus_running() { [ -f "$PROM_PID" ] && kill -0 "$(cat "$PROM_PID")" 2>/dev/null; }
+prometheus_running() { [ -f "$PROM_PID" ] && pid_alive "$(cat "$PROM_PID")"; }
 
 prometheus_up() {
   ensure_prometheus_installed
@@ -50,8 +50,8 @@ prometheus_down() {
     pid=$(cat "$PROM_PID")
     say "stopping Prometheus (pid $pid)"
     kill "$pid"
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    for _ in $(seq 1 40); do pid_alive "$pid" || break; sleep 0.5; done
+    pid_alive "$pid" && kill -9 "$pid"
     rm -f "$PROM_PID"
   else
     say "Prometheus is not running (not started by deploy/local/up --with-prometheus)"

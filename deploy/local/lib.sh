@@ -254,8 +254,8 @@ kafka_down() {
     pid=$(cat "$KAFKA_PID")
     say "stopping Kafka (pid $pid)"
     kill "$pid"
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    for _ in $(seq 1 60); do pid_alive "$pid" || break; sleep 0.5; done
+    pid_alive "$pid" && kill -9 "$pid"
     rm -f "$KAFKA_PID"
   else
     say "Kafka is not running (not started by deploy/local/up)"

@@ -121,7 +121,10 @@ class HistoryRelay(PeriodicTask):
     """Publishes the notification log to `sen.pupil-history.v1`: in order, none lost.
 
     At-least-once: a crash between publishing and marking re-publishes a few events,
-    which readers recognise by (pupil, version).
+    which readers recognise by (pupil, version). The lease is asked again after the
+    reads, just before publishing: a database restart ends the lease's session (another
+    instance may take it) while the reads are retried on new connections and succeed,
+    so without this second look two instances would relay the same events.
     """
 
     def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker,
@@ -142,6 +145,8 @@ class HistoryRelay(PeriodicTask):
         notifications = await asyncio.to_thread(self.app.notifications, after, RELAY_BATCH)
         if not notifications:
             return 0
+        if not await asyncio.to_thread(self.lease.held):
+            return 0  # lost while reading: the new holder relays these
         sends = []
         for notification in notifications:
             event = self.app.to_history_event(notification)
@@ -209,6 +214,8 @@ class AuditAnchoring(PeriodicTask):
         if heads is None:
             return 0
         all_heads = await asyncio.to_thread(self.app.all_heads, heads.up_to)
+        if not await asyncio.to_thread(self.lease.held):
+            return 0  # lost while reading, as in the relay
         messages = anchor_messages(heads, datetime.now(UTC), all_heads)
         sends = [
             await self.broker.publish(m.model_dump_json().encode(), topic=self.topic,

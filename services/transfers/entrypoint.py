@@ -84,7 +84,8 @@ class PacketPublisher(PeriodicTask):
 
     Only the instance holding the outbox lease publishes. Each packet is marked sent as
     soon as the broker acknowledged it, so one refused packet neither holds back nor
-    re-sends the others; a packet the broker refuses for good is marked undeliverable."""
+    re-sends the others; a packet the broker refuses for good is marked undeliverable.
+    The lease is asked again after each read of the outbox, as the history relay does."""
 
     def __init__(self, settings: HubSettings, transfers: TransfersApplication,
                  broker: KafkaBroker, lease: OutboxLease):
@@ -103,6 +104,8 @@ class PacketPublisher(PeriodicTask):
                 return 0  # another instance publishes
             delivered = 0
             while pending := await asyncio.to_thread(self.transfers.pending_packets):
+                if not await asyncio.to_thread(self.lease.held):
+                    break  # lost while reading (a database restart): the new holder sends
                 ready, refused = await self._with_topics(pending)
                 results = await self._publish_all(ready)
                 sent = [p for p, r in zip(ready, results, strict=True)

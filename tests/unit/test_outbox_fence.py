@@ -1,0 +1,138 @@
+"""The outbox publishers ask their lease again after reading, before publishing.
+
+A database restart ends the lease's session, so another instance may take the lease,
+while the holder's reads are retried on new connections and succeed. Without the second
+look both instances published the same rows (the fault suite's two-instance phase saw
+duplicate history publishes after a PostgreSQL restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import uuid4
+
+from services.records.entrypoint import AuditAnchoring, HistoryRelay
+from services.shared.settings import HubSettings
+from services.transfers.entrypoint import PacketPublisher
+from services.transfers.repository import PendingPacket
+
+
+class ScriptedLease:
+    """Answers `held()` from a script: the lease is lost between two questions."""
+
+    def __init__(self, *answers: bool) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+
+    def held(self) -> bool:
+        self.asked += 1
+        return self.answers.pop(0) if self.answers else False
+
+
+class RecordingBroker:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    async def publish(self, body: bytes, *, topic: str, **_: Any) -> asyncio.Future[None]:
+        self.published.append(topic)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class NotificationLog:
+    """Records' application as the relay sees it: one notification, its pupil erased
+    (so the relay has nothing to send but still marks it relayed)."""
+
+    def __init__(self) -> None:
+        self.marked: list[int] = []
+
+    def relayed_up_to(self) -> int:
+        return 0
+
+    def notifications(self, after: int, limit: int) -> list[Any]:
+        return [type("Notification", (), {"id": 7})()]
+
+    def to_history_event(self, notification: Any) -> None:
+        return None
+
+    def mark_relayed(self, notification_id: int) -> None:
+        self.marked.append(notification_id)
+
+
+class Outbox:
+    """Transfers' application as the publisher sees it: one pending packet."""
+
+    def __init__(self, inbox: str) -> None:
+        self.pending = [PendingPacket(uuid4(), inbox, "{}", 1, inbox)]
+        self.published: list[PendingPacket] = []
+
+    def pending_packets(self) -> list[PendingPacket]:
+        return [p for p in self.pending if p not in self.published]
+
+    def mark_published(self, sent: list[PendingPacket]) -> None:
+        self.published += sent
+
+
+def settings() -> HubSettings:
+    return HubSettings(topic_namespace="unit-fence.", kafka_security_protocol="PLAINTEXT")
+
+
+def relay(lease: ScriptedLease, app: NotificationLog, broker: RecordingBroker) -> HistoryRelay:
+    return HistoryRelay(settings(), app, broker, lease)  # type: ignore[arg-type]
+
+
+def test_the_relay_marks_nothing_when_its_lease_went_while_it_read() -> None:
+    app, broker = NotificationLog(), RecordingBroker()
+    lease = ScriptedLease(True, False)
+    assert asyncio.run(relay(lease, app, broker).once()) is False
+    assert app.marked == [] and broker.published == []
+    assert lease.asked == 2
+
+
+def test_the_relay_marks_what_it_read_while_its_lease_holds() -> None:
+    app, broker = NotificationLog(), RecordingBroker()
+    asyncio.run(relay(ScriptedLease(True, True), app, broker).once())
+    assert app.marked == [7]
+
+
+def test_anchoring_publishes_nothing_when_its_lease_went_while_it_read() -> None:
+    class Chains:
+        def anchored_up_to(self) -> int:
+            return 0
+
+        def heads_between(self, after: int, limit: int) -> Any:
+            return type("Heads", (), {"up_to": 3, "after": 0, "heads": {}})()
+
+        def all_heads(self, up_to: int) -> list[Any]:
+            return []
+
+        def mark_anchored(self, up_to: int) -> None:
+            raise AssertionError("marked without the lease")
+
+    broker = RecordingBroker()
+    task = AuditAnchoring(settings(), Chains(), broker, ScriptedLease(True, False))  # type: ignore[arg-type]
+    asyncio.run(task.once())
+    assert broker.published == []
+
+
+def publisher(lease: ScriptedLease, outbox: Outbox, broker: RecordingBroker) -> PacketPublisher:
+    hub = settings()
+    sender = PacketPublisher(hub, outbox, broker, lease)  # type: ignore[arg-type]
+    sender.known_topics = {hub.topics.inbox(p.inbox) for p in outbox.pending}  # no admin call
+    return sender
+
+
+def test_the_packet_publisher_sends_nothing_when_its_lease_went_while_it_read() -> None:
+    outbox, broker = Outbox("urn-100001"), RecordingBroker()
+    assert asyncio.run(publisher(ScriptedLease(True, False), outbox, broker).deliver_pending()) == 0
+    assert broker.published == [] and outbox.published == []
+
+
+def test_the_packet_publisher_sends_while_its_lease_holds() -> None:
+    outbox, broker = Outbox("urn-100001"), RecordingBroker()
+    sender = publisher(ScriptedLease(True, True, True), outbox, broker)
+    assert asyncio.run(sender.deliver_pending()) == 1
+    assert broker.published == [settings().topics.inbox("urn-100001")]
+    assert outbox.published == outbox.pending

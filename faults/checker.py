@@ -74,6 +74,8 @@ class Outcome:
     dup_packets_after_crash: int = 0
     dup_history: int = 0
     dup_history_after_crash: int = 0
+    unexplained: list[tuple[str, list[int]]] = field(default_factory=list)
+    """Duplicates no crash explains: what was copied, and when each copy was published."""
     valid_rejected: list[str] = field(default_factory=list)
     hostile: list[tuple[Hostile, str, bool]] = field(default_factory=list)
     canaries: list[tuple[Canary, bool]] = field(default_factory=list)
@@ -154,14 +156,18 @@ def check_packets(expected: Expected, observed: Observed, faults: list[Fault],
             outcome.dup_packets += len(same) - 1
             if crash_between(faults, "transfers", min(times), max(times)):
                 outcome.dup_packets_after_crash += len(same) - 1
+            else:
+                outcome.unexplained.append((f"packet {same[0].packet_id}", sorted(times)))
     by_version: dict[tuple[str, int], list[int]] = defaultdict(list)
     for copy in observed.history:
         by_version[(copy.upn, copy.version)].append(copy.ts_ms)
-    for times in by_version.values():
+    for (upn, version), times in by_version.items():
         if len(times) > 1:
             outcome.dup_history += len(times) - 1
             if crash_between(faults, "records", min(times), max(times)):
                 outcome.dup_history_after_crash += len(times) - 1
+            else:
+                outcome.unexplained.append((f"history {upn} v{version}", sorted(times)))
 
 
 def letters_for(hostile: Hostile, letters: Iterable[DeadLetter],

@@ -118,6 +118,12 @@ def details(console: Console, report: PhaseReport) -> None:
     if report.log_bytes:
         console.print("  service logs: " + ", ".join(
             f"{s} {b / 1e6:.1f} MB" for s, b in sorted(report.log_bytes.items())))
+    faults = ", ".join(f"{r.fault.label} {r.fault.at - report.started:.2f} s"
+                       for r in report.recoveries)
+    for what, times in o.unexplained[:10]:
+        copies = ", ".join(f"{t / 1000 - report.started:.2f} s" for t in times)
+        console.print(f"  duplicate no crash explains: {what}, copies at {copies} "
+                      f"(faults: {faults})")
     for note in report.notes:
         console.print(f"  note: {note}")
     for why in report.failures:

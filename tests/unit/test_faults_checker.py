@@ -85,6 +85,8 @@ def test_duplicate_publishes_are_counted_apart_and_those_around_a_crash_separate
     assert failures(outcome, fail_on_duplicates=False) == []
     assert failures(outcome, fail_on_duplicates=True) == [
         "2 duplicate publishes not explained by a crash"]
+    assert [what for what, _ in outcome.unexplained] == ["packet p-b", f"history {A} v1"]
+    assert all(len(times) == 2 and times == sorted(times) for _, times in outcome.unexplained)
 
 
 def test_a_rebalance_does_not_explain_a_duplicate_publish() -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import UUID, uuid5
 
 import psycopg
+from eventsourcing.persistence import Notification
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -22,6 +24,7 @@ from psycopg.sql import SQL, Identifier
 
 from contracts.accepted import ACCEPTED_EVENT, AcceptedSchoolEventV1
 from contracts.anchors import AuditAnchorV1, ChainHead
+from contracts.history import PupilHistoryEventV1
 from services.records.application import (
     AnchorHeads,
     ConsumedPosition,
@@ -145,27 +148,28 @@ class HistoryRelay(PeriodicTask):
         notifications = await asyncio.to_thread(self.app.notifications, after, RELAY_BATCH)
         if not notifications:
             return 0
+        # Every read (decrypting needs the pupils' keys) before the first send: a database
+        # error part way would otherwise leave some sent and all sent again on the retry.
+        messages = await asyncio.to_thread(self.history_messages, notifications)
         if not await asyncio.to_thread(self.lease.held):
             return 0  # lost while reading: the new holder relays these
-        sends = []
-        for notification in notifications:
-            event = self.app.to_history_event(notification)
-            if event is None:
-                continue  # the pupil was erased before it was relayed: nothing to send
-            message = to_history_contract(event, notification.id)
-            sends.append(
-                await self.broker.publish(
-                    message.model_dump_json().encode(),
-                    topic=self.topic,
-                    key=message.upn.encode(),
-                    no_confirm=True,
-                )
-            )
+        sends = [
+            await self.broker.publish(message.model_dump_json().encode(), topic=self.topic,
+                                      key=message.upn.encode(), no_confirm=True)
+            for message in messages
+        ]
         await asyncio.gather(*sends)
         await asyncio.to_thread(self.app.mark_relayed, notifications[-1].id)
         log.info("history.relayed", extra={"count": len(notifications),
                                            "up_to": notifications[-1].id})
         return len(notifications)
+
+    def history_messages(self, notifications: Sequence[Notification]
+                         ) -> list[PupilHistoryEventV1]:
+        """The notifications as history messages; a pupil erased before the relay reached
+        their events has nothing to send."""
+        return [to_history_contract(event, n.id) for n in notifications
+                if (event := self.app.to_history_event(n)) is not None]
 
 
 def anchor_messages(heads: AnchorHeads, anchored_at: datetime,

@@ -1,9 +1,11 @@
-"""The outbox publishers ask their lease again after reading, before publishing.
+"""The outbox publishers read everything, then ask their lease again, then publish.
 
 A database restart ends the lease's session, so another instance may take the lease,
 while the holder's reads are retried on new connections and succeed. Without the second
 look both instances published the same rows (the fault suite's two-instance phase saw
-duplicate history publishes after a PostgreSQL restart).
+duplicate history publishes after a PostgreSQL restart). And a read that fails part way
+(a pupil's key fetched on a connection the restart broke) must come before any send, or
+the retry sends again what was already sent.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import asyncio
 from typing import Any
 from uuid import uuid4
 
+import psycopg
+import pytest
+
+from services.records import entrypoint as records_entrypoint
 from services.records.entrypoint import AuditAnchoring, HistoryRelay
 from services.shared.settings import HubSettings
 from services.transfers.entrypoint import PacketPublisher
@@ -95,6 +101,44 @@ def test_the_relay_marks_what_it_read_while_its_lease_holds() -> None:
     app, broker = NotificationLog(), RecordingBroker()
     asyncio.run(relay(ScriptedLease(True, True), app, broker).once())
     assert app.marked == [7]
+
+
+class FlakyKeys(NotificationLog):
+    """Two notifications; reading the second fails once, as a broken connection does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def notifications(self, after: int, limit: int) -> list[Any]:
+        return [type("Notification", (), {"id": n})() for n in (7, 8)]
+
+    def to_history_event(self, notification: Any) -> Any:
+        if notification.id == 8 and not self.failed:
+            self.failed = True
+            raise psycopg.OperationalError("consuming input failed")
+        return notification.id
+
+
+class Message:
+    def __init__(self, event: int) -> None:
+        self.upn = f"pupil-{event}"
+
+    def model_dump_json(self) -> str:
+        return self.upn
+
+
+def test_a_read_failing_part_way_sends_nothing_so_the_retry_sends_each_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(records_entrypoint, "to_history_contract",
+                        lambda event, notification_id: Message(event))
+    app, broker = FlakyKeys(), RecordingBroker()
+    task = relay(ScriptedLease(True, True, True, True), app, broker)
+    with pytest.raises(psycopg.OperationalError):
+        asyncio.run(task.once())
+    assert broker.published == [] and app.marked == []
+    asyncio.run(task.once())
+    assert len(broker.published) == 2 and app.marked == [8]
 
 
 def test_anchoring_publishes_nothing_when_its_lease_went_while_it_read() -> None:

@@ -124,6 +124,27 @@ class TransfersCases(OnABackend):
         assert [e.state for e in app.delivery_events(packet_id)] == ["pending", "sent"]
         assert [h.version for h in app.history_of(upn)] == [1, 2]
 
+    def test_a_batch_of_two_partitions_keeps_each_position_and_a_redelivery_of_either_adds_nothing(
+        self, app: TransfersApplication,
+    ) -> None:
+        first, second = random_upn(), random_upn()
+        topic = f"history-{first}"
+        on_0 = at(topic, history_messages(first, CONCERN, moved(TO_SCHOOL)))
+        on_1 = [(m, ConsumedPosition(topic, 1, 5 + i)) for i, m in
+                enumerate(history_messages(second, CONCERN, moved(TO_SCHOOL)))]
+        # Interleaved as a poll of two partitions returns them.
+        issued = app.record_history([on_0[0], on_1[0], on_0[1], on_1[1]])
+        assert len(issued) == 2
+        # Partition 1 was kept up to offset 6: an event at a position before is not new
+        # (a redelivery), one after is.
+        later = history_messages(second, LATE, first_version=3)
+        assert app.record_history([(later[0], ConsumedPosition(topic, 1, 4))]) == []
+        assert [h.version for h in app.history_of(second)] == [1, 2]
+        assert app.record_history(on_0) == [] and app.record_history(on_1[1:]) == []
+        app.record_history([(later[0], ConsumedPosition(topic, 1, 7))])
+        assert [h.version for h in app.history_of(second)] == [1, 2, 3]
+        assert [h.version for h in app.history_of(first)] == [1, 2]
+
     def test_a_move_after_a_missing_event_waits_until_the_history_is_complete(
         self, app: TransfersApplication,
     ) -> None:

@@ -89,15 +89,22 @@ KeepRefused = Callable[[list[RefusedReceipt]], None]
 
 def _fresh(repo: TransfersRepository, batch: Sequence[tuple[T, ConsumedPosition]]
            ) -> list[tuple[T, ConsumedPosition]]:
-    """The part of one partition's batch not yet consumed (a redelivery skips the rest)."""
-    first = batch[0][1]
-    next_offset = repo.next_offset(first.topic, first.partition)
-    return [(item, p) for item, p in batch if p.offset >= next_offset]
+    """The part of a batch not yet consumed, partition by partition (a redelivery skips
+    what was kept before)."""
+    next_offsets: dict[tuple[str, int], int] = {}
+    for _, p in batch:
+        if (p.topic, p.partition) not in next_offsets:
+            next_offsets[(p.topic, p.partition)] = repo.next_offset(p.topic, p.partition)
+    return [(item, p) for item, p in batch if p.offset >= next_offsets[(p.topic, p.partition)]]
 
 
 def _consumed(repo: TransfersRepository, fresh: Sequence[tuple[object, ConsumedPosition]]) -> None:
-    last = max(p.offset for _, p in fresh)
-    repo.save_next_offset(fresh[0][1].topic, fresh[0][1].partition, last + 1)
+    """Each partition's next position, after the last of its messages in the batch."""
+    last: dict[tuple[str, int], int] = {}
+    for _, p in fresh:
+        last[(p.topic, p.partition)] = max(p.offset, last.get((p.topic, p.partition), -1))
+    for (topic, partition), offset in sorted(last.items()):
+        repo.save_next_offset(topic, partition, offset + 1)
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,7 @@ def _reading(read: Callable[[list[str]], dict[str, T]], upns: set[str], erased: 
 
 @dataclass
 class _Batch:
-    """One partition's batch of history events once kept, and what it calls for: the
+    """A batch of history events once kept, and what it calls for: the
     pupils whose move is due its packet (a move, or a missing event filled in), those with
     entries behind that move in the same batch, those whose former school recorded late,
     those erased. With it, what the packets are built from, each read in one round trip:
@@ -338,7 +345,8 @@ class TransfersApplication:
     def record_history(
         self, batch: Sequence[tuple[PupilHistoryEventV1, ConsumedPosition]]
     ) -> list[UUID]:
-        """Keep one partition's history events with its position; issue a packet for each
+        """Keep a batch's history events with their positions, in one transaction (one or
+        several partitions: a pupil's events are all on one); issue a packet for each
         move, then one amendment per pupil whose former school recorded late.
 
         A packet is only built from a complete history (versions 1..n all held): when one
@@ -439,7 +447,7 @@ class TransfersApplication:
 
     def record_receipts(self, batch: Sequence[tuple[Receipt | None, ConsumedPosition]],
                         keep_refused: KeepRefused) -> int:
-        """Append one partition's usable receipts as delivery events, with the position.
+        """Append a batch's usable receipts as delivery events, with the positions.
 
         Refused receipts (unknown packet, wrong receiver) are handed to `keep_refused`
         before the position is stored, so a crash re-reads them rather than losing them.

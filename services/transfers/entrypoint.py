@@ -61,6 +61,7 @@ from services.transfers.post16 import Post16Rules
 from services.transfers.repository import ConsumedPosition, PendingPacket
 
 SERVICE = "transfers"
+PENDING_BATCH = 100  # packets read from the outbox at a time
 RECEIPTS = "transfers-receipts"  # the receipts consumer group; dead letters name "transfers"
 log = logging.getLogger("sendhub.transfers")
 
@@ -103,7 +104,8 @@ class PacketPublisher(PeriodicTask):
             if not await asyncio.to_thread(self.lease.held):
                 return 0  # another instance publishes
             delivered = 0
-            while pending := await asyncio.to_thread(self.transfers.pending_packets):
+            while pending := await asyncio.to_thread(self.transfers.pending_packets,
+                                                     PENDING_BATCH):
                 if not await asyncio.to_thread(self.lease.held):
                     break  # lost while reading (a database restart): the new holder sends
                 ready, refused = await self._with_topics(pending)
@@ -125,6 +127,8 @@ class PacketPublisher(PeriodicTask):
                             self.sent_to.clear()  # the new producer knows no partitions
                         raise failure  # the broker's trouble: retried later
                 delivered += len(sent)
+                if len(pending) < PENDING_BATCH:
+                    break  # that was all (saves a query per delivery)
             return delivered
 
     async def _publish_all(self, ready: list[PendingPacket]) -> list[BaseException | None]:
@@ -198,18 +202,26 @@ def build_broker(settings: HubSettings, transfers: TransfersApplication
 
     @broker.subscriber(topics.pupil_history, **batch_consumer_options(settings, SERVICE))
     async def on_pupil_history(message: KafkaMessage) -> None:
+        built: list[UUID] = []
+
         async def project() -> None:
             parsed = await history_policy.parse_by_partition(
                 records_of(message), lambda r: handlers.history_message(r.value or b""))
-            for items in parsed.values():
+            # The whole batch in one transaction, whatever its partitions: the fixed cost
+            # of a transaction is paid once per poll, not once per partition.
+            items = [item for part in parsed.values() for item in part]
+            if items:
                 await history_policy.store(items, record_history)
-            await delivery.deliver_pending()
+            if built:  # else nothing new to send; the periodic look sends any leftovers
+                await delivery.deliver_pending()
 
         async def record_history(items: list[tuple[PupilHistoryEventV1, Record]]) -> None:
             batch = [(h, position_of(r)) for h, r in items]
-            built = await asyncio.to_thread(transfers.record_history, batch)
-            log.info("history.projected", extra={"partition": items[0][1].partition,
-                                                 "consumed": len(batch), "packets": len(built)})
+            packets = await asyncio.to_thread(transfers.record_history, batch)
+            built.extend(packets)
+            log.info("history.projected", extra={
+                "partitions": sorted({r.partition for _, r in items}),
+                "consumed": len(batch), "packets": len(packets)})
 
         await history_policy.guard(project)
 

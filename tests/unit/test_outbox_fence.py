@@ -74,7 +74,7 @@ class Outbox:
         self.pending = [PendingPacket(uuid4(), inbox, "{}", 1, inbox)]
         self.published: list[PendingPacket] = []
 
-    def pending_packets(self) -> list[PendingPacket]:
+    def pending_packets(self, limit: int = 100) -> list[PendingPacket]:
         return [p for p in self.pending if p not in self.published]
 
     def mark_published(self, sent: list[PendingPacket]) -> None:

@@ -45,6 +45,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cpu import CpuMeter  # noqa: E402
 from harness import Hub, described_groups, fresh_hub, percentile, producer, pupil_histories, receiver_urns  # noqa: E402
 
 from services.shared.kafka import client_options, ensure_topics  # noqa: E402
@@ -389,9 +390,20 @@ def the_hub(base: HubSettings, messages: Sequence[Message], moves: dict[int, str
         took = joined(hub, timeout=60)
         print(f"    hub: services joined their groups in {took:.1f} s", flush=True)
         answers = reader(base, pattern=f"^{re.escape(hub.topics.inbox(''))}.*")
+        meter, metered = CpuMeter(), [time.monotonic()]
+
+        def at_end() -> dict[str, int]:
+            """The backlog, and the CPU each process spent while the stream was sent."""
+            meter.stop({p.pid: service for service, procs in hub.procs.items()
+                        for p in procs})
+            metered.append(time.monotonic())
+            return backlog(hub)
+
+        meter.start()
         stream, arrivals, behind = through(base, "hub", hub.topics.school_events, answers,
                                            move_of_packet, messages, args, moves,
-                                           at_end=lambda: backlog(hub))
+                                           at_end=at_end)
+        print(f"    hub: {meter.line(len(messages), metered[-1] - metered[0])}", flush=True)
         exited = [s for s, procs in hub.procs.items() if any(p.poll() is not None for p in procs)]
     result = figures("hub move -> packet", stream, arrivals, args.warmup)
     missing = len(stream.sent) - len(set(stream.sent) & arrivals.at.keys())

@@ -227,6 +227,8 @@ class BatchConsumerOptions(ConsumerOptions):
     batch: Literal[True]
     max_records: int
     batch_timeout_ms: int
+    fetch_min_bytes: int
+    fetch_max_wait_ms: int
 
 
 async def _readable_headers(message: Any, original: Original) -> Any:
@@ -269,10 +271,19 @@ BATCH_RECORDS = 500
 transaction per partition's share), so a backfill pays its round trips per batch."""
 
 
+LINGER_MIN_BYTES = 256 * 1024
+"""With `SENDHUB_CONSUMER_LINGER_MS` set, the broker answers a fetch once it holds this
+much (a full batch, about) or the linger is up, whichever comes first."""
+
+
 def batch_consumer_options(settings: HubSettings, consumer: str) -> BatchConsumerOptions:
     """The stateful services consume in batches (each stored in one transaction)."""
+    linger = settings.consumer_linger_ms
     return {**consumer_options(settings, consumer), "batch": True, "max_records": BATCH_RECORDS,
-            "batch_timeout_ms": 50}
+            "batch_timeout_ms": 50,
+            # aiokafka's defaults (answer at once, with whatever is there) when not lingering
+            "fetch_min_bytes": LINGER_MIN_BYTES if linger else 1,
+            "fetch_max_wait_ms": linger or 500}
 
 
 def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:

@@ -29,6 +29,7 @@ from services.records.domain import (
     pupil_id_for,
 )
 from services.records.handlers import to_school_event_record
+from services.shared.kafka import LINGER_MIN_BYTES, batch_consumer_options
 from services.shared.pupil_keys import pupil_ref_for_upn
 from services.shared.settings import HubSettings
 from services.shared.tasks import PeriodicTask
@@ -163,3 +164,13 @@ def test_a_misfiled_entry_is_not_moved_into_an_erased_pupils_kept_history() -> N
         app.record_school_events([(to_school_event_record(accepted(move)), at(2))])
     assert app.states.current(right, 1) is None
     assert len(app.history_events(a["upn"])) == 1
+
+
+def test_a_consumer_lingers_for_fuller_batches_only_when_told_to() -> None:
+    default = batch_consumer_options(HubSettings(topic_namespace="unit."), "records")
+    assert (default["fetch_min_bytes"], default["fetch_max_wait_ms"]) == (1, 500)
+    lingering = batch_consumer_options(
+        HubSettings(topic_namespace="unit.", consumer_linger_ms=50), "records")
+    assert (lingering["fetch_min_bytes"], lingering["fetch_max_wait_ms"]) == (LINGER_MIN_BYTES, 50)
+    with pytest.raises(ValueError, match="consumer_linger_ms"):
+        HubSettings(consumer_linger_ms=5_000)

@@ -7,9 +7,11 @@ lane of an affected stage that moved in the 5 s before t is followed: its recove
 the end of the last pause of at least `PAUSE` seconds that is under way at t or starts
 within `WINDOW` seconds after it, measured from t; with no such pause it is the time to
 its next record. The fault's recovery is the slowest lane of its stages. A lane that
-never writes again has not recovered; with no lane moving before t, there is nothing
-to measure. When the next fault on the same stages comes before the slowest lane moved
-again, the time to it is a lower bound ("overlapped"): what follows is its doing too.
+never writes again has not recovered, unless the fault came after the stream's last
+message was sent: then it had nothing left to write (whether all of it arrived is the
+checker's business). With no lane moving before t, there is nothing to measure. When
+the next fault on the same stages comes before the slowest lane moved again, the time
+to it is a lower bound ("overlapped"): what follows is its doing too.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Recovery:
     fault: Fault
     seconds: float | None  # None: not measured (see status)
     status: str  # "recovered", "overlapped" (seconds is a lower bound), "not recovered",
-    # "nothing moving"
+    # "nothing moving", "nothing left" (after the stream ended, no lane wrote again)
     lanes: int = 0  # lanes of its stages that were moving before it
     stuck: int = 0  # of those, lanes that never wrote again
 
@@ -63,10 +65,12 @@ def lane_recovery(times: list[float], t: float) -> float | None:
     return max(0.0, end - t)
 
 
-def recovery(fault: Fault, lanes: Lanes, next_fault: float | None = None) -> Recovery:
+def recovery(fault: Fault, lanes: Lanes, next_fault: float | None = None,
+             stream_ended: float | None = None) -> Recovery:
     t = fault.at
+    after_the_stream = stream_ended is not None and t >= stream_ended
     slowest = 0.0
-    moving = stuck = 0
+    moving = stuck = drained = 0
     for (stage, _), times in lanes.items():
         if stage not in fault.stages:
             continue
@@ -75,7 +79,9 @@ def recovery(fault: Fault, lanes: Lanes, next_fault: float | None = None) -> Rec
             continue  # not moving before the fault: stalled already, or idle
         moving += 1
         seconds = lane_recovery(times, t)
-        if seconds is None:
+        if seconds is None and after_the_stream:
+            drained += 1  # nothing was left for it to write
+        elif seconds is None:
             stuck += 1
         else:
             slowest = max(slowest, seconds)
@@ -83,12 +89,15 @@ def recovery(fault: Fault, lanes: Lanes, next_fault: float | None = None) -> Rec
         return Recovery(fault, None, "nothing moving")
     if stuck:
         return Recovery(fault, None, "not recovered", moving, stuck)
+    if drained == moving:
+        return Recovery(fault, None, "nothing left", moving)
     if next_fault is not None and t + slowest > next_fault:
         return Recovery(fault, round(next_fault - t, 2), "overlapped", moving)
     return Recovery(fault, round(slowest, 2), "recovered", moving)
 
 
-def recoveries(faults: list[Fault], progress: Iterable[tuple[str, int, int]]) -> list[Recovery]:
+def recoveries(faults: list[Fault], progress: Iterable[tuple[str, int, int]],
+               stream_ended: float | None = None) -> list[Recovery]:
     lanes = lanes_of(progress)
     ordered = sorted(faults, key=lambda f: f.at)
 
@@ -96,4 +105,4 @@ def recoveries(faults: list[Fault], progress: Iterable[tuple[str, int, int]]) ->
         return next((f.at for f in ordered
                      if f.at > fault.at and set(f.stages) & set(fault.stages)), None)
 
-    return [recovery(f, lanes, next_on_its_stages(f)) for f in faults]
+    return [recovery(f, lanes, next_on_its_stages(f), stream_ended) for f in faults]

@@ -46,7 +46,9 @@ def summary(found: list[Recovery]) -> list[str]:
     counts = Counter(r.status for r in found)
     notes = [f"{counts[s]} {word}" for s, word in (("not recovered", "never"),
                                                    ("overlapped", "overlapped"),
-                                                   ("nothing moving", "n/a")) if counts[s]]
+                                                   ("nothing moving", "n/a"),
+                                                   ("nothing left", "after the stream"))
+             if counts[s]]
     return [f"{len(found)}" + (f" ({', '.join(notes)})" if notes else ""), median, slowest]
 
 
@@ -112,7 +114,9 @@ def details(console: Console, report: PhaseReport) -> None:
         shown = (f"recovered in {r.seconds:.1f} s" if r.status == "recovered" else
                  f"still not moving at the next fault, {r.seconds:.1f} s later"
                  if r.status == "overlapped" else
-                 f"{r.stuck} never moved again" if r.stuck else "nothing was moving before it")
+                 f"{r.stuck} never moved again" if r.stuck else
+                 "came after the stream's end, and nothing was left to write"
+                 if r.status == "nothing left" else "nothing was moving before it")
         console.print(f"  fault {r.fault.label} ({r.fault.target}) at "
                       f"{r.fault.at - report.started:.1f} s: {shown} ({r.lanes} lanes followed)")
     if report.log_bytes:

@@ -122,8 +122,9 @@ def run_phase(plan: Plan, base: HubSettings, options: Options, console: Console)
                          "left out of the checks")
         log_bytes = fleet.log_bytes()
         fleet.trim_logs()
-        return PhaseReport(plan.instances, outcome, recoveries(injector.result.faults,
-                                                               observed.progress),
+        return PhaseReport(plan.instances, outcome, recoveries(
+                               injector.result.faults, observed.progress,
+                               publisher.result.finished_at),
                            options.fail_on_duplicates, notes, log_bytes,
                            time.monotonic() - began, start)
     finally:

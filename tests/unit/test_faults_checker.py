@@ -185,6 +185,15 @@ def test_a_fault_recovers_when_its_slowest_lane_does_and_other_stages_do_not_cou
     assert broker.seconds == 19.8
 
 
+def test_a_lane_silent_after_a_fault_past_the_streams_end_had_nothing_left() -> None:
+    progress = [("records", 0, int(1000 * t)) for t in (9.0, 9.5, 10.0)]
+    (during,) = recoveries([Fault("kill", "records", at=10.2)], progress, stream_ended=12.0)
+    assert (during.status, during.stuck) == ("not recovered", 1)
+    (after,) = recoveries([Fault("kill", "records", at=12.5)], progress + [
+        ("records", 0, 12_400)], stream_ended=12.0)
+    assert (after.status, after.seconds, after.stuck) == ("nothing left", None, 0)
+
+
 def test_a_recovery_still_under_way_at_the_next_fault_is_a_lower_bound() -> None:
     progress = [("ingest", 0, int(1000 * t)) for t in (9.0, 9.5, 10.0, 30.0, 30.1)]
     first, second = recoveries([Fault("kill", "ingest", at=10.2), Fault("broker", None, at=14.2)],

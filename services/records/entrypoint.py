@@ -127,7 +127,9 @@ class HistoryRelay(PeriodicTask):
     which readers recognise by (pupil, version). The lease is asked again after the
     reads, just before publishing: a database restart ends the lease's session (another
     instance may take it) while the reads are retried on new connections and succeed,
-    so without this second look two instances would relay the same events.
+    and without this second look both instances relayed the same events. It narrows the
+    window to the moments between that look and the broker's acknowledgements, where a
+    restart is a crash like any other (at-least-once).
     """
 
     def __init__(self, settings: HubSettings, app: RecordsApplication, broker: KafkaBroker,

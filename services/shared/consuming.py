@@ -8,7 +8,10 @@ seeks back and the same messages are retried. Each outage is logged once when it
 starts and once when it ends, not on every attempt.
 
 Dead letters are published, and acknowledged by the broker, before the consumer stores
-its position, so a crash in between re-reads the message rather than losing it.
+its position, so a crash in between re-reads the message rather than losing it. (When
+a batch is split to find the message at fault, each item is stored with its position
+and the dead letters go out after the split: a crash inside the split can lose the
+culprit's dead letter, never a valid message. Known, narrow, and not yet closed.)
 """
 
 from __future__ import annotations
@@ -131,6 +134,27 @@ class ConsumerPolicy:
                                    f"{type(failures[0][1]).__name__}") from failures[0][1]
             for record, failure in failures:
                 await self.reject(record, self.refusal(failure, record))
+
+    async def store_together(self, parts: Mapping[tuple[str, int], list[tuple[T, Record]]],
+                             store: Callable[[list[tuple[T, Record]]], Awaitable[object]]
+                             ) -> None:
+        """Store a poll's partitions in one call (one transaction, its fixed cost paid
+        once); when that fails for a reason other than the infrastructure, fall back to
+        `store` partition by partition, so a message at fault is found and dead-lettered
+        exactly as if its partition had come alone."""
+        together = [item for items in parts.values() for item in items]
+        if not together:
+            return
+        try:
+            await store(together)
+            return
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            self.log.warning("batch.by_partition", extra={"error": type(error).__name__,
+                                                          "partitions": len(parts)})
+        for items in parts.values():  # each tried whole again, then one by one
+            await self.store(items, store)
 
     async def handle(self, record: Record, work: Callable[[], Awaitable[object]]) -> None:
         """One message: its refusal or our bug is dead-lettered; the infrastructure's

@@ -13,6 +13,7 @@ Infrastructure layer: one psycopg connection per lease, used from a worker threa
 from __future__ import annotations
 
 import logging
+import threading
 
 import psycopg
 
@@ -25,27 +26,34 @@ class OutboxLease:
         self.log = log
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._held = False
+        self._lock = threading.Lock()  # asked from several worker threads at once
 
     def held(self) -> bool:
         """True while this process holds the lease (taking it when it is free). A lost
         connection loses the lease with it: reconnect and ask again next time."""
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn, self._held = psycopg.connect(self.conninfo, autocommit=True), False
-            if self._held:
-                self._conn.execute("SELECT 1")  # the session, and so the lock, still lives
-                return True
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_id,)
-                                     ).fetchone()
-            self._held = bool(row and row[0])
-            if self._held:
-                self.log.info("outbox.lease_taken", extra={"outbox": self.name})
-            return self._held
-        except psycopg.Error:
-            self.release()
-            raise
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(self.conninfo, autocommit=True)
+                    self._held = False
+                if self._held:
+                    self._conn.execute("SELECT 1")  # the session, and so the lock, lives
+                    return True
+                row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_id,)
+                                         ).fetchone()
+                self._held = bool(row and row[0])
+                if self._held:
+                    self.log.info("outbox.lease_taken", extra={"outbox": self.name})
+                return self._held
+            except psycopg.Error:
+                self._close()
+                raise
 
     def release(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
         self._conn, self._held = None, False

@@ -90,11 +90,10 @@ KeepRefused = Callable[[list[RefusedReceipt]], None]
 def _fresh(repo: TransfersRepository, batch: Sequence[tuple[T, ConsumedPosition]]
            ) -> list[tuple[T, ConsumedPosition]]:
     """The part of a batch not yet consumed, partition by partition (a redelivery skips
-    what was kept before)."""
-    next_offsets: dict[tuple[str, int], int] = {}
-    for _, p in batch:
-        if (p.topic, p.partition) not in next_offsets:
-            next_offsets[(p.topic, p.partition)] = repo.next_offset(p.topic, p.partition)
+    what was kept before). Positions are read (and locked) in a fixed order, so two
+    instances overlapping in a rebalance cannot deadlock on them."""
+    next_offsets = {place: repo.next_offset(*place)
+                    for place in sorted({(p.topic, p.partition) for _, p in batch})}
     return [(item, p) for item, p in batch if p.offset >= next_offsets[(p.topic, p.partition)]]
 
 

@@ -1,7 +1,8 @@
 """Transfers' faststream app: the only Kafka code of the service.
 
-Consumes `sen.pupil-history.v1` in batches; stores each partition's share with its
-position in one transaction (see application.py), then publishes every stored packet not
+Consumes `sen.pupil-history.v1` in batches; stores a poll's messages, whatever their
+partitions, with each partition's position in one transaction (see application.py;
+partition by partition when a message is at fault), then publishes every stored packet not
 yet published to the receiver's inbox (an LA's notices included), keyed by `packet_id`,
 and marks it published only after the broker acknowledged it. Receivers may see a packet
 twice after a crash (same `packet_id`), never not at all. Consumes `sen.packet-
@@ -202,23 +203,15 @@ def build_broker(settings: HubSettings, transfers: TransfersApplication
 
     @broker.subscriber(topics.pupil_history, **batch_consumer_options(settings, SERVICE))
     async def on_pupil_history(message: KafkaMessage) -> None:
-        built: list[UUID] = []
-
         async def project() -> None:
             parsed = await history_policy.parse_by_partition(
                 records_of(message), lambda r: handlers.history_message(r.value or b""))
-            # The whole batch in one transaction, whatever its partitions: the fixed cost
-            # of a transaction is paid once per poll, not once per partition.
-            items = [item for part in parsed.values() for item in part]
-            if items:
-                await history_policy.store(items, record_history)
-            if built:  # else nothing new to send; the periodic look sends any leftovers
-                await delivery.deliver_pending()
+            await history_policy.store_together(parsed, record_history)
+            await delivery.deliver_pending()  # this process's packets, and other instances'
 
         async def record_history(items: list[tuple[PupilHistoryEventV1, Record]]) -> None:
             batch = [(h, position_of(r)) for h, r in items]
             packets = await asyncio.to_thread(transfers.record_history, batch)
-            built.extend(packets)
             log.info("history.projected", extra={
                 "partitions": sorted({r.partition for _, r in items}),
                 "consumed": len(batch), "packets": len(packets)})

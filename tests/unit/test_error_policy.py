@@ -62,6 +62,31 @@ async def test_a_bug_on_one_message_dead_letters_only_that_one_as_internal_error
     assert DEAD_LETTERS.labels("records", "internal_error")._value.get() == before + 1
 
 
+async def test_a_poll_of_several_partitions_is_stored_together_or_partition_by_partition(
+) -> None:
+    subject, rejected = policy()
+    calls: list[list[int]] = []
+
+    async def store(items: list[tuple[int, Any]]) -> None:
+        calls.append([n for n, _ in items])
+        if any(n == 12 for n, _ in items):
+            raise KeyError("a bug of ours")
+
+    def on(partition: int, n: int) -> tuple[int, ConsumerRecord[bytes, bytes]]:
+        r = record(n)
+        return n, ConsumerRecord(**{**r.__dict__, "partition": partition})
+
+    parts = {("t", 0): [on(0, 1), on(0, 2)], ("t", 1): [on(1, 11), on(1, 12), on(1, 13)]}
+    await subject.store_together({("t", 0): parts[("t", 0)]}, store)
+    assert calls == [[1, 2]]  # one call, all well
+    calls.clear()
+    await subject.store_together(parts, store)
+    # Together first; then partition 0 whole, partition 1 whole and then one by one, its
+    # positions (and so its dead letter) never mixed with another partition's.
+    assert calls == [[1, 2, 11, 12, 13], [1, 2], [11, 12, 13], [11], [12], [13]]
+    assert [(d.reason, d.offset) for d in rejected.published] == [("internal_error", 12)]
+
+
 async def test_a_refusal_is_dead_lettered_with_its_own_reason() -> None:
     subject, rejected = policy()
 

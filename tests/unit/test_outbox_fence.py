@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -20,8 +20,10 @@ import pytest
 from services.records import entrypoint as records_entrypoint
 from services.records.entrypoint import AuditAnchoring, HistoryRelay
 from services.shared.settings import HubSettings
-from services.transfers.entrypoint import PacketPublisher
+from services.transfers.entrypoint import PENDING_BATCH, PacketPublisher
 from services.transfers.repository import PendingPacket
+
+PUPIL = UUID(int=7)
 
 
 class ScriptedLease:
@@ -68,14 +70,16 @@ class NotificationLog:
 
 
 class Outbox:
-    """Transfers' application as the publisher sees it: one pending packet."""
+    """Transfers' application as the publisher sees it: `count` pending packets."""
 
-    def __init__(self, inbox: str) -> None:
-        self.pending = [PendingPacket(uuid4(), inbox, "{}", 1, inbox)]
+    def __init__(self, inbox: str, count: int = 1) -> None:
+        self.pending = [PendingPacket(uuid4(), inbox, "{}", 1, inbox) for _ in range(count)]
         self.published: list[PendingPacket] = []
+        self.reads = 0
 
     def pending_packets(self, limit: int = 100) -> list[PendingPacket]:
-        return [p for p in self.pending if p not in self.published]
+        self.reads += 1
+        return [p for p in self.pending if p not in self.published][:limit]
 
     def mark_published(self, sent: list[PendingPacket]) -> None:
         self.published += sent
@@ -141,24 +145,39 @@ def test_a_read_failing_part_way_sends_nothing_so_the_retry_sends_each_once(
     assert len(broker.published) == 2 and app.marked == [8]
 
 
+class Chains:
+    """Records' application as the anchoring sees it: one pupil's chain grew."""
+
+    def __init__(self) -> None:
+        self.marked: list[int] = []
+
+    def anchored_up_to(self) -> int:
+        return 0
+
+    def heads_between(self, after: int, limit: int) -> Any:
+        return type("Heads", (), {"up_to": 3, "after": 0, "heads": {PUPIL: (3, "ab")}})()
+
+    def all_heads(self, up_to: int) -> list[Any]:
+        return [(PUPIL, 3, "ab")]
+
+    def mark_anchored(self, up_to: int) -> None:
+        self.marked.append(up_to)
+
+
+def anchoring(lease: ScriptedLease, chains: Chains, broker: RecordingBroker) -> AuditAnchoring:
+    return AuditAnchoring(settings(), chains, broker, lease)  # type: ignore[arg-type]
+
+
 def test_anchoring_publishes_nothing_when_its_lease_went_while_it_read() -> None:
-    class Chains:
-        def anchored_up_to(self) -> int:
-            return 0
+    chains, broker = Chains(), RecordingBroker()
+    asyncio.run(anchoring(ScriptedLease(True, False), chains, broker).once())
+    assert broker.published == [] and chains.marked == []
 
-        def heads_between(self, after: int, limit: int) -> Any:
-            return type("Heads", (), {"up_to": 3, "after": 0, "heads": {}})()
 
-        def all_heads(self, up_to: int) -> list[Any]:
-            return []
-
-        def mark_anchored(self, up_to: int) -> None:
-            raise AssertionError("marked without the lease")
-
-    broker = RecordingBroker()
-    task = AuditAnchoring(settings(), Chains(), broker, ScriptedLease(True, False))  # type: ignore[arg-type]
-    asyncio.run(task.once())
-    assert broker.published == []
+def test_anchoring_publishes_and_marks_while_its_lease_holds() -> None:
+    chains, broker = Chains(), RecordingBroker()
+    asyncio.run(anchoring(ScriptedLease(True, True), chains, broker).once())
+    assert broker.published == [settings().topics.audit_anchors] and chains.marked == [3]
 
 
 def publisher(lease: ScriptedLease, outbox: Outbox, broker: RecordingBroker) -> PacketPublisher:
@@ -180,3 +199,10 @@ def test_the_packet_publisher_sends_while_its_lease_holds() -> None:
     assert asyncio.run(sender.deliver_pending()) == 1
     assert broker.published == [settings().topics.inbox("urn-100001")]
     assert outbox.published == outbox.pending
+
+
+def test_the_packet_publisher_reads_page_after_page_until_one_comes_back_short() -> None:
+    outbox, broker = Outbox("urn-100001", count=PENDING_BATCH + 20), RecordingBroker()
+    sender = publisher(ScriptedLease(*[True] * 5), outbox, broker)
+    assert asyncio.run(sender.deliver_pending()) == PENDING_BATCH + 20
+    assert outbox.reads == 2 and len(broker.published) == PENDING_BATCH + 20

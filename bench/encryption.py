@@ -28,13 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eventsourcing.persistence import Mapper  # noqa: E402
 
-from bench.verify_chains import fresh_database  # noqa: E402
+from bench.harness import fresh_database  # noqa: E402
 from contracts.accepted import AcceptedSchoolEventV1, Position  # noqa: E402
 from contracts.school_events import SCHOOL_EVENT  # noqa: E402
 from services.records.application import ConsumedPosition, RecordsApplication  # noqa: E402
 from services.records.handlers import to_school_event_record  # noqa: E402
 from services.shared.pupil_keys import InMemoryPupilKeys  # noqa: E402
-from services.shared.settings import HubSettings  # noqa: E402
 from tests.factories import random_upn, school_event  # noqa: E402
 
 KINDS = ("concern_raised", "assessment_completed", "plan_reviewed", "plan_reviewed", "pupil_moved")
@@ -69,17 +68,21 @@ def backfill(pupils: int) -> tuple[list[str], list[list[Any]]]:
     return upns, [items[i:i + BATCH] for i in range(0, len(items), BATCH)]
 
 
-def one(kind: type[RecordsApplication], pupils: int, name: str) -> tuple[float, float, int]:
-    settings = fresh_database(HubSettings(), name)
-    app = kind(env=settings.eventsourcing_env())
-    upns, batches = backfill(pupils)
-    started = time.perf_counter()
-    for batch in batches:
-        app.record_school_events(batch)
-    stored = time.perf_counter() - started
-    started = time.perf_counter()
-    read = sum(len(app.history_events(upn)) for upn in upns)
-    return stored, time.perf_counter() - started, read
+def one(kind: type[RecordsApplication], pupils: int) -> tuple[float, float, int]:
+    """Store `pupils`' backfill and read every history back, in a database of its own."""
+    with fresh_database() as settings:
+        app = kind(env=settings.eventsourcing_env())
+        try:
+            upns, batches = backfill(pupils)
+            started = time.perf_counter()
+            for batch in batches:
+                app.record_school_events(batch)
+            stored = time.perf_counter() - started
+            started = time.perf_counter()
+            read = sum(len(app.history_events(upn)) for upn in upns)
+            return stored, time.perf_counter() - started, read
+        finally:
+            app.close()
 
 
 def main() -> None:
@@ -92,7 +95,7 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         order = [("sealed", RecordsApplication), ("plain", PlainRecords)]
         for label, kind in order if run % 2 else order[::-1]:
-            stored, read, count = one(kind, args.pupils, f"sendhub_bench_encryption_{label}")
+            stored, read, count = one(kind, args.pupils)
             assert count == events, (label, count, events)
             times[label].append((stored, read))
             print(f"  run {run} {label}: stored {events:,} events in {stored:.2f} s, "

@@ -8,10 +8,12 @@ seeks back and the same messages are retried. Each outage is logged once when it
 starts and once when it ends, not on every attempt.
 
 Dead letters are published, and acknowledged by the broker, before the consumer stores
-its position, so a crash in between re-reads the message rather than losing it. (When
-a batch is split to find the message at fault, each item is stored with its position
-and the dead letters go out after the split: a crash inside the split can lose the
-culprit's dead letter, never a valid message. Known, narrow, and not yet closed.)
+its position, so a crash in between re-reads the message rather than losing it. When
+a batch is split to find the message at fault, each item is stored with its position,
+and a failure is dead-lettered as soon as it is known to be the message's (a refusal,
+another message stored, or failures not alike), before the next item is tried; only
+leading failures that are alike wait, for the first success (one store) or, when every
+message fails alike, are not set aside at all and the batch is retried.
 """
 
 from __future__ import annotations
@@ -119,21 +121,26 @@ class ConsumerPolicy:
                 return
             self.log.warning("batch.split", extra={"error": type(error).__name__,
                                                    "messages": len(items)})
-            failures: list[tuple[Record, Exception]] = []
+            held: list[tuple[Record, Exception]] = []  # alike so far: maybe not their fault
+            systemic = True  # every one so far failed, with the same bug
             for item in items:
                 try:
                     await store([item])
+                    systemic = False
                 except Exception as one:
                     if is_infrastructure(one):
                         raise
-                    failures.append((item[1], one))
-            if len(failures) == len(items) and all(
-                    refusal_of(e, self.refusals) is None and type(e) is type(failures[0][1])
-                    for _, e in failures):
+                    held.append((item[1], one))
+                    if refusal_of(one, self.refusals) is not None or type(one) is not type(
+                            held[0][1]):
+                        systemic = False
+                if not systemic:  # theirs after all: set aside now, before later positions
+                    for record, failure in held:
+                        await self.reject(record, self.refusal(failure, record))
+                    held.clear()
+            if held:
                 raise RuntimeError(f"every message of the batch failed with "
-                                   f"{type(failures[0][1]).__name__}") from failures[0][1]
-            for record, failure in failures:
-                await self.reject(record, self.refusal(failure, record))
+                                   f"{type(held[0][1]).__name__}") from held[0][1]
 
     async def store_together(self, parts: Mapping[tuple[str, int], list[tuple[T, Record]]],
                              store: Callable[[list[tuple[T, Record]]], Awaitable[object]]

@@ -62,6 +62,33 @@ async def test_a_bug_on_one_message_dead_letters_only_that_one_as_internal_error
     assert DEAD_LETTERS.labels("records", "internal_error")._value.get() == before + 1
 
 
+async def test_a_message_at_fault_is_dead_lettered_before_a_later_position_is_stored() -> None:
+    subject, rejected = policy()
+    timeline: list[str] = []
+
+    class Timed(FakePublisher):
+        async def publish(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
+            await super().publish(message)
+            timeline.append(f"dead letter {self.published[-1].offset}")
+
+    subject.rejected = Timed()
+
+    async def store(items: list[tuple[int, Any]]) -> None:
+        if len(items) == 1 and items[0][0] == 4:
+            raise Refused("not a known event")
+        if len(items) > 1 or items[0][0] in (1, 2, 5):
+            raise KeyError("a bug of ours")
+        timeline.append(f"stored {items[0][0]}")
+
+    await subject.store([(n, record(n)) for n in range(1, 7)], store)
+    # 1 and 2 fail alike (a bug, perhaps not theirs) until 3 is stored; 4 is refused and
+    # set aside at once; 5 fails like 1 and 2, after a success: its own fault. Each is
+    # set aside before 6's position is stored.
+    assert timeline == ["stored 3", "dead letter 1", "dead letter 2", "dead letter 4",
+                        "dead letter 5", "stored 6"]
+    assert rejected.published == []  # the policy's publisher was replaced
+
+
 async def test_a_poll_of_several_partitions_is_stored_together_or_partition_by_partition(
 ) -> None:
     subject, rejected = policy()

@@ -10,6 +10,11 @@ history ending in a move to one of 20 schools) and measures, on the same bytes:
   offsets in one transaction -> a kafka-python producer sending every row to an output
   topic, flushed after the commit. The least a stage that stores what it consumed, and
   publishes it, exactly once, must do;
+- the bare chain (`--chain 3`): three such stages in a row, each its own process, group
+  and tables, input -> stage 1 -> topic -> stage 2 -> topic -> stage 3 -> output, all
+  running before the clock starts. What as many stages as the hub has services cost on
+  the same two cores, before any of the hub's own work (validation, sealing, the hash
+  chain, packets): the fairer yardstick for a hub of three services;
 - the hub: a fresh hub (database, namespace), one process each of ingest, records and
   transfers; inbound on sen.school-events.v1, done when all N history events are on
   sen.pupil-history.v1 and every pupil's packet is in its receiver's inbox topic.
@@ -82,40 +87,44 @@ PER_PUPIL = 10
 # --- the bare single stage -------------------------------------------------------------
 
 STAGE_TABLES = """
-CREATE TABLE rows (key bytea, value bytea NOT NULL);
-CREATE TABLE consumed (topic text, partition int, next_offset bigint NOT NULL,
-                       PRIMARY KEY (topic, partition));
+CREATE TABLE {stage}_rows (key bytea, value bytea NOT NULL);
+CREATE TABLE {stage}_consumed (topic text, partition int, next_offset bigint NOT NULL,
+                               PRIMARY KEY (topic, partition));
 """
+"""Each stage's own tables ({stage}: stage1, stage2, ...), in one database."""
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
     """Resume each assigned partition where the database says the stage got to."""
 
-    def __init__(self, consumer: KafkaConsumer, db: psycopg.Connection[Any]) -> None:
-        self.consumer, self.db = consumer, db
+    def __init__(self, consumer: KafkaConsumer, db: psycopg.Connection[Any], table: str
+                 ) -> None:
+        self.consumer, self.db, self.table = consumer, db, table
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         pass
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         for tp in assigned:
-            row = self.db.execute("SELECT next_offset FROM consumed WHERE topic = %s AND "
-                                  "partition = %s", (tp.topic, tp.partition)).fetchone()
+            row = self.db.execute(f"SELECT next_offset FROM {self.table} WHERE topic = %s "
+                                  "AND partition = %s", (tp.topic, tp.partition)).fetchone()
             self.db.commit()
             if row:
                 self.consumer.seek(TopicPartition(tp.topic, tp.partition), row[0])
 
 
 def bare_stage(conninfo: str, source: str, sink: str, group: str, n: int,
-               done: Any) -> None:
+               done: Any, release: Any, stage: str = "stage1") -> None:
     """The hand-written stage (runs in its own process): consume a batch, store its rows
-    and offsets in one transaction, then publish the rows and flush; until N are out."""
+    and offsets in one transaction, then publish the rows and flush; until N are out.
+    Then waits for `release`, so that its CPU, and its database session's, are still
+    there to be read when the clock stops."""
     settings = HubSettings()
     with psycopg.connect(conninfo) as db:
         consumer = KafkaConsumer(**client_options(settings), group_id=group,
                                  enable_auto_commit=False, auto_offset_reset="earliest",
                                  max_poll_records=STAGE_BATCH)
-        consumer.subscribe([source], listener=_SeekToStored(consumer, db))
+        consumer.subscribe([source], listener=_SeekToStored(consumer, db, f"{stage}_consumed"))
         out = producer(settings)
         sent = batches = 0
         while sent < n:
@@ -127,11 +136,11 @@ def bare_stage(conninfo: str, source: str, sink: str, group: str, n: int,
             for r in records:
                 nexts[(r.topic, r.partition)] = r.offset + 1
             with db.transaction(), db.cursor() as cur:
-                cur.executemany("INSERT INTO rows (key, value) VALUES (%s, %s)",
+                cur.executemany(f"INSERT INTO {stage}_rows (key, value) VALUES (%s, %s)",
                                 [(r.key, r.value) for r in records])
                 cur.executemany(
-                    "INSERT INTO consumed (topic, partition, next_offset) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "
+                    f"INSERT INTO {stage}_consumed (topic, partition, next_offset) VALUES "
+                    "(%s, %s, %s) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "
                     "excluded.next_offset", [(t, p, o) for (t, p), o in nexts.items()])
             for r in records:
                 out.send(sink, key=r.key, value=r.value)
@@ -139,30 +148,40 @@ def bare_stage(conninfo: str, source: str, sink: str, group: str, n: int,
             sent += len(records)
             batches += 1
         done.put({"flushed_at": time.time(), "batches": batches, "sent": sent})
+        release.get(timeout=600)
         out.close()
         consumer.close()
 
 
-def _stage_alive(stage: Any) -> None:
-    if stage.exitcode not in (None, 0):
-        raise RuntimeError(f"the bare stage exited with {stage.exitcode}")
+def _stages_alive(stages: Sequence[Any]) -> None:
+    for n, stage in enumerate(stages, start=1):
+        if stage.exitcode not in (None, 0):
+            raise RuntimeError(f"bare stage {n} exited with {stage.exitcode}")
 
 
 @dataclass
 class StageRun:
     seconds: float  # clock start -> the reader had all N
     sent_seconds: float  # clock start -> the last one's CreateTime
-    batches: int
+    batches: int  # the last stage's
     repeats: int
     extra: int
     missing: int
+    cpu: str = ""  # CPU per event by process kind, clock start -> the reader had all N
 
 
 def run_bare(base: HubSettings, messages: Sequence[tuple[bytes, bytes]], timeout: float,
-             settle: float) -> StageRun:
+             settle: float, stages: int = 1) -> StageRun:
+    """`stages` bare stages in a chain (input -> stage 1 -> topic -> stage 2 ... -> output),
+    each its own process, group and tables, all running before the clock starts: with
+    one, the single stage; with three, what as many stages as the hub has services cost
+    on the same cores."""
     run = uuid.uuid4().hex[:8]
     prefix = f"bench-bare-{run}."
-    source, sink, group = f"{prefix}input", f"{prefix}output", f"{prefix}stage"
+    topics = [f"{prefix}input", *(f"{prefix}hop{n}" for n in range(1, stages)),
+              f"{prefix}output"]
+    groups = [f"{prefix}stage{n}" for n in range(1, stages + 1)]
+    label = "bare" if stages == 1 else f"bare chain of {stages} stages"
     db = f"sendhub_bench_bare_{run}"
     with psycopg.connect(base.database_conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
@@ -170,34 +189,52 @@ def run_bare(base: HubSettings, messages: Sequence[tuple[bytes, bytes]], timeout
         str(base.database_url).rsplit("/", 1)[0] + f"/{db}")}).database_conninfo
     try:
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(STAGE_TABLES)
-        ensure_topics(base, [source, sink])
-        print(f"  bare: pre-loading {len(messages):,} events on {source}", flush=True)
-        publish(base, source, messages)
-        reader = TopicReader(base, lambda r: r.value, len(messages), topics=[sink])
+            for n in range(1, stages + 1):
+                conn.execute(STAGE_TABLES.format(stage=f"stage{n}"))
+        ensure_topics(base, topics)
+        print(f"  {label}: pre-loading {len(messages):,} events on {topics[0]}", flush=True)
+        publish(base, topics[0], messages)
+        reader = TopicReader(base, lambda r: r.value, len(messages), topics=[topics[-1]])
         reader.start()
-        done: Any = multiprocessing.get_context("spawn").Queue()
-        stage = multiprocessing.get_context("spawn").Process(
-            target=bare_stage, args=(conninfo, source, sink, group, len(messages), done))
-        stage.start()
+        spawn = multiprocessing.get_context("spawn")
+        done: Any = spawn.Queue()
+        release: Any = spawn.Queue()
+        procs = [spawn.Process(
+            target=bare_stage, args=(conninfo, topics[n], topics[n + 1], groups[n],
+                                     len(messages), done, release, f"stage{n + 1}"))
+            for n in range(stages)]
+        for proc in procs:
+            proc.start()
+        meter = CpuMeter()
         try:
-            print("  bare: stage started; clock starts when its group is stable", flush=True)
-            t0 = wait_for_groups(base, {group: 1})
-            seen = reader.wait(timeout, "bare output", alive=lambda: _stage_alive(stage))
-            stats = done.get(timeout=timeout)
-            stage.join(timeout=30)
+            print(f"  {label}: started; clock starts when its groups are stable", flush=True)
+            t0 = wait_for_groups(base, dict.fromkeys(groups, 1))
+            meter.start()
+            seen = reader.wait(timeout, f"{label} output", alive=lambda: _stages_alive(procs))
+            meter.stop({proc.pid: f"stage {n}" for n, proc in enumerate(procs, start=1)
+                        if proc.pid is not None})
+            stats = [done.get(timeout=timeout) for _ in procs]
+            for _ in procs:
+                release.put(None)
+            for proc in procs:
+                proc.join(timeout=30)
             time.sleep(settle)
         finally:
-            if stage.is_alive():
-                stage.terminate()
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
             reader.stop()
         sent, out = {v for _, v in messages}, set(reader.first)
-        result = StageRun(seen - t0, reader.last_published() - t0, stats["batches"],
-                          reader.repeats, len(out - sent), len(sent - out))
-        print(f"  bare: {len(messages):,} out in {result.seconds:.2f} s "
+        last = max(stats, key=lambda s: float(s["flushed_at"]))
+        result = StageRun(seen - t0, reader.last_published() - t0, int(last["batches"]),
+                          reader.repeats, len(out - sent), len(sent - out),
+                          meter.line(len(messages), seen - t0))
+        print(f"  {label}: {len(messages):,} out in {result.seconds:.2f} s "
               f"({len(messages) / result.seconds:,.0f} events/s; sent by "
-              f"{result.sent_seconds:.2f} s, its last flush done at "
-              f"{stats['flushed_at'] - t0:.2f} s; {result.batches} batches)", flush=True)
+              f"{result.sent_seconds:.2f} s, the last flush done at "
+              f"{last['flushed_at'] - t0:.2f} s; {result.batches} batches in the last stage)",
+              flush=True)
+        print(f"  {label}: {result.cpu}", flush=True)
         return result
     finally:
         with psycopg.connect(base.database_conninfo, autocommit=True) as conn:
@@ -409,9 +446,13 @@ def main() -> None:
                         help="seconds to wait for each side's output (default 900)")
     parser.add_argument("--packets-timeout", type=float, default=300,
                         help="seconds to wait for the packets once the history is out")
+    parser.add_argument("--chain", type=int, default=3,
+                        help="stages of the bare chain, run beside the single stage (0: none)")
     args = parser.parse_args()
     base = HubSettings()
     bare_rates: list[float] = []
+    chain_rates: list[float] = []
+    chain_shares: list[float | None] = []
     hub_rates: list[float | None] = []
     packet_times: list[float | None] = []
     shares: list[float | None] = []
@@ -420,12 +461,18 @@ def main() -> None:
         print(f"run {i + 1} of {args.runs}: generating {args.events:,} events", flush=True)
         messages = pupil_histories(args.events, PER_PUPIL, RECEIVERS)
         bare = run_bare(base, messages, args.timeout, settle=1.0)
+        chain = run_bare(base, messages, args.timeout, settle=1.0, stages=args.chain) \
+            if args.chain > 1 else None
         hub = run_hub(messages, timeout=args.timeout, packets_timeout=args.packets_timeout)
         bare_rate = args.events / bare.seconds
         bare_rates.append(bare_rate)
         hub_rates.append(hub.history_rate)
         packet_times.append(hub.packets_seconds)
         shares.append(100 * hub.history_rate / bare_rate if hub.history_rate else None)
+        if chain is not None:
+            chain_rates.append(args.events / chain.seconds)
+            chain_shares.append(100 * hub.history_rate / chain_rates[-1]
+                                if hub.history_rate else None)
         rate = f"{hub.history_rate:,.0f} events/s" if hub.history_rate else "did not finish"
         share = f"{shares[-1]:.1f}%" if shares[-1] is not None else "-"
         after_history = f" (+{hub.packets_seconds - hub.history_seconds:.2f} s)" \
@@ -433,13 +480,22 @@ def main() -> None:
         print(f"run {i + 1}: bare {bare_rate:,.0f} events/s ({bare.seconds:.2f} s); hub {rate} "
               f"to the history topic ({seconds(hub.history_seconds)}), last packet "
               f"{at(hub.packets_seconds)}{after_history}; hub {share} of bare", flush=True)
+        if chain is not None:
+            chain_share = f"{chain_shares[-1]:.1f}%" if chain_shares[-1] is not None else "-"
+            print(f"  bare chain of {args.chain} stages {chain_rates[-1]:,.0f} events/s "
+                  f"({chain.seconds:.2f} s); hub {chain_share} of the chain", flush=True)
         print(f"  hub: sent (CreateTime) the last history event "
               f"{at(hub.history_sent_seconds)}, the last packet "
               f"{at(hub.packets_sent_seconds)}; start-up {hub.startup:.1f} s, not counted",
               flush=True)
-        bare_ok = bare.repeats + bare.extra + bare.missing == 0
-        print(f"  bare checks {'OK' if bare_ok else 'NOT OK'}: {bare.missing} missing, "
-              f"{bare.repeats} repeated, {bare.extra} unexpected", flush=True)
+        bare_ok = True
+        for name, stage in (("bare", bare), ("bare chain", chain)):
+            if stage is None:
+                continue
+            ok = stage.repeats + stage.extra + stage.missing == 0
+            print(f"  {name} checks {'OK' if ok else 'NOT OK'}: {stage.missing} missing, "
+                  f"{stage.repeats} repeated, {stage.extra} unexpected", flush=True)
+            bare_ok = bare_ok and ok
         print(f"  hub {hub.checks()}", flush=True)
         print(f"  hub {hub.cpu}", flush=True)
         print(f"  hub {hub.logged_errors()}", flush=True)
@@ -448,9 +504,15 @@ def main() -> None:
           f"each ending in a move to one of {RECEIVERS} schools)")
     print(median_line("bare single stage (consumer -> psycopg -> producer)", bare_rates,
                       "events/s"))
+    if chain_rates:
+        print(median_line(f"bare chain of {args.chain} stages (each consumer -> psycopg -> "
+                          "producer)", chain_rates, "events/s"))
     print(medians("hub, inbound -> sen.pupil-history.v1", hub_rates, "events/s"))
     print(medians("hub, time to the last packet in its inbox", packet_times, "s"))
     print(medians("hub as % of the bare stage (per run)", shares, "%"))
+    if chain_rates:
+        print(medians(f"hub as % of the bare chain of {args.chain} stages (per run)",
+                      chain_shares, "%"))
     print(f"runs whose checks failed (lost, doubled or unexpected): {failed}")
     if failed:
         sys.exit(1)

@@ -545,12 +545,12 @@ def as_known_at(instant: datetime) -> Projector:
 
     def project(state: RecordedHistory | None, events: Iterable[SENHistoryEvent]
                 ) -> RecordedHistory | None:
+        selected = []
         for event in events:
             if event.timestamp > instant:
                 break
-            state = state or RecordedHistory(PupilId(event.originator_id))
-            state = replace(state, events=(*state.events, event))
-        return state
+            selected.append(event)
+        return _with_events(state, selected)
 
     return project
 
@@ -561,13 +561,27 @@ def as_of(day: date) -> Projector:
 
     def project(state: RecordedHistory | None, events: Iterable[SENHistoryEvent]
                 ) -> RecordedHistory | None:
+        first: SENHistoryEvent | None = None
+        selected = []
         for event in events:
-            state = state or RecordedHistory(PupilId(event.originator_id))
+            first = first or event
             if event.occurred_at.date() <= day or isinstance(event, CORRECTIONS):
-                state = replace(state, events=(*state.events, event))
-        return state
+                selected.append(event)
+        if state is None and first is not None and not selected:  # nothing by that day
+            return RecordedHistory(PupilId(first.originator_id))
+        return _with_events(state, selected)
 
     return project
+
+
+def _with_events(state: RecordedHistory | None, selected: Sequence[SENHistoryEvent]
+                 ) -> RecordedHistory | None:
+    """`state` with `selected` after its events, made once (one tuple for a 200-event
+    replay, not one copy per event); None while there is nothing to hold."""
+    if not selected:
+        return state
+    pupil = state.pupil_id if state else PupilId(selected[0].originator_id)
+    return RecordedHistory(pupil, (*(state.events if state else ()), *selected))
 
 
 def evolve(history: PupilHistory, event: SENHistoryEvent) -> PupilHistory:

@@ -10,7 +10,14 @@ from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.inbound import INBOUND_EVENT
 from contracts.school_events import SCHOOL_EVENT
 from services.records.application import ConsumedPosition, RecordsApplication
-from services.records.domain import GENESIS_HASH, SENHistoryEvent, chain_hash, first_break
+from services.records.domain import (
+    GENESIS_HASH,
+    SENHistoryEvent,
+    as_known_at,
+    as_of,
+    chain_hash,
+    first_break,
+)
 from services.records.handlers import to_school_event_record
 from services.shared.clocks import LocalPolicy
 from services.shared.sen_record import HistoryEntry
@@ -91,6 +98,27 @@ def test_replay_as_known_at_leaves_out_later_entries_and_as_of_leaves_out_later_
     as_of_april = app.replay(UPN, as_of_day=date(2025, 4, 1))
     assert [type(e).__name__ for e in as_of_april] == ["ConcernRaised", "AssessmentCompleted"]
     assert app.replay(UPN, known_at=between - timedelta(days=400)) == []
+
+
+def test_the_replay_projectors_carry_on_from_a_state_and_keep_recording_order() -> None:
+    _, events = recorded(school_event(occurred_at="2025-01-10T09:00:00+00:00"),
+                         school_event("plan_reviewed", occurred_at="2025-06-01T09:00:00+01:00"),
+                         school_event("assessment_completed",
+                                      occurred_at="2025-03-01T10:00:00+00:00"))
+    by_april = as_of(date(2025, 4, 1))
+    whole = by_april(None, events)
+    assert whole and [e.originator_version for e in whole.events] == [1, 3]
+    # Given in two parts (a state, then the rest), the same events in the same order.
+    assert by_april(by_april(None, events[:1]), events[1:]) == whole
+    # A pupil with events, none of them by that day: a history with nothing in it.
+    nothing = as_of(date(2024, 1, 1))(None, events)
+    assert nothing is not None and nothing.events == () and nothing.pupil_id == whole.pupil_id
+    assert as_of(date(2025, 4, 1))(None, []) is None
+    # Recording time: a prefix, however it is given.
+    until_second = as_known_at(events[1].timestamp)
+    assert [e.originator_version for e in until_second(until_second(None, events[:1]),
+                                                       events[1:]).events] == [1, 2]
+    assert as_known_at(events[0].timestamp - timedelta(seconds=1))(None, events) is None
 
 
 def history(*events: dict[str, Any]) -> list[HistoryEntry]:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from contracts.dead_letter import Problem, problems_from
 from contracts.school_events import SCHOOL_EVENT
+from contracts.storable import refuse_unstorable
 from tests.factories import school_event
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -148,3 +152,27 @@ def test_internal_readers_ignore_fields_they_do_not_know() -> None:
     event = school_event(added_later="by a newer producer")
     parsed = SCHOOL_EVENT.validate_python(event, extra="ignore")
     assert parsed.event_type == "concern_raised"
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.one_of(
+    st.text(max_size=12), st.lists(st.one_of(st.text(max_size=6), st.integers()), max_size=4),
+    st.integers(), st.none(), st.dictionaries(st.text(max_size=4), st.text(max_size=4)))))
+def test_a_nul_is_refused_in_any_string_or_list_of_strings_and_nothing_else(
+        data: dict[str, Any]) -> None:
+    def stored_badly(value: Any) -> bool:
+        texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        return any(isinstance(t, str) and "\x00" in t for t in texts)
+
+    culprit = next((key for key, value in data.items() if stored_badly(value)), None)
+    if culprit is None:
+        assert refuse_unstorable(data) is data
+    else:
+        with pytest.raises(ValueError, match=f"^{re.escape(culprit)} holds a NUL character"):
+            refuse_unstorable(data)
+
+
+def test_a_nul_in_a_nested_field_is_named_where_it_is() -> None:
+    event = school_event()
+    event["recorded_by"]["name"] = "Mrs J.\x00 Patel"
+    with pytest.raises(ValidationError, match="name holds a NUL character"):
+        SCHOOL_EVENT.validate_python(event)

@@ -12,7 +12,8 @@ so the table is not trivially small. Then, each run, `--calls` times each:
   `sendhub.replay.history_at` and `history_document` as JSON, which is what the command
   does after its access check and before its access log entry;
 - the bare baseline: one SELECT of that pupil's 200 rows from records_events, ordered
-  by version, on an open psycopg connection (no decryption, no decoding).
+  by version, on an open psycopg connection, binary rows as records reads them (no
+  decryption, no decoding).
 Prints each run's medians, the medians over runs, p99, and the ratio replay / baseline.
 """
 
@@ -135,11 +136,11 @@ def main() -> None:
 
         with psycopg.connect(settings.database_conninfo) as conn:
             def bare() -> int:
-                rows = conn.execute(
-                    "SELECT originator_version, topic, state FROM records_events "
-                    "WHERE originator_id = %s ORDER BY originator_version", (pupil_id,)
-                ).fetchall()
-                return len(rows)
+                with conn.cursor(binary=True) as rows:  # as records reads them
+                    return len(rows.execute(
+                        "SELECT originator_version, topic, state FROM records_events "
+                        "WHERE originator_id = %s ORDER BY originator_version", (pupil_id,)
+                    ).fetchall())
 
             counts = (len(app.replay(upn, known_at=known_at)),
                       len(app.replay(upn, as_of_day=as_of_day)),

@@ -26,7 +26,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.popo import POPOFactory, POPOProcessRecorder
 from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
-from eventsourcing.utils import Environment
+from eventsourcing.utils import Environment, retry
+from psycopg import InterfaceError, OperationalError
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -128,6 +129,30 @@ class PostgresRecordsRecorder(RecordsRecorder, PostgresProcessRecorder):
     def _table(self) -> Composed:
         return SQL("{}.{}").format(Identifier(self.datastore.schema),
                                    Identifier(self.events_table_name))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
+                      lte: int | None = None, desc: bool = False, limit: int | None = None
+                      ) -> Sequence[StoredEvent]:
+        """eventsourcing's query (and its retries), its rows in binary: bytea in text
+        format is hex, and decoding it was more than half of reading a 200-event pupil
+        (3.1 against 1.2 ms)."""
+        bounds = [(SQL(" AND originator_version > %s"), gt),
+                  (SQL(" AND originator_version <= %s"), lte)]
+        given = [(test, value) for test, value in bounds if value is not None]
+        query = SQL("SELECT originator_id, originator_version, topic, state FROM {} "
+                    "WHERE originator_id = %s{} ORDER BY originator_version {}{}").format(
+            self._table(), SQL("").join(test for test, _ in given),
+            SQL("DESC") if desc else SQL("ASC"), SQL(" LIMIT %s") if limit is not None
+            else SQL(""))
+        params = [originator_id, *(value for _, value in given),
+                  *([limit] if limit is not None else [])]
+        with (self.datastore.get_connection() as conn,
+              conn.cursor(binary=True, row_factory=tuple_row) as curs):
+            curs.execute(query, params, prepare=True)
+            return [StoredEvent(originator_id=pupil_id, originator_version=version,
+                                topic=topic, state=state)
+                    for pupil_id, version, topic, state in curs.fetchall()]
 
     def pupil_count(self) -> int:
         query = SQL("SELECT count(DISTINCT originator_id) AS pupils FROM {}").format(self._table())

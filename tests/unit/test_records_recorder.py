@@ -17,6 +17,8 @@ from services.records.persistence import POPORecordsRecorder, RecordsRecorder, S
 PUPIL_A = UUID("00000000-0000-4000-8000-00000000000a")
 PUPIL_B = UUID("00000000-0000-4000-8000-00000000000b")
 PUPIL_C = UUID("00000000-0000-4000-8000-00000000000c")
+PUPIL_D = UUID("00000000-0000-4000-8000-00000000000d")
+PUPIL_E = UUID("00000000-0000-4000-8000-00000000000e")
 TOPIC = "services.records.domain:SENHistoryEvent"
 
 
@@ -48,6 +50,27 @@ class RecorderContract:
         assert now == [(PUPIL_A, 3), (PUPIL_B, 2), (PUPIL_C, 1)]
         row = next(recorder.newest_rows(ids[PUPIL_A, 3]))
         assert row.stored_event == StoredEvent(PUPIL_A, 3, TOPIC, b"a3")
+
+    def test_a_pupils_stream_with_every_bound(self) -> None:
+        """As eventsourcing's repository asks for it (after a snapshot, up to a version,
+        the newest first); PostgreSQL's rows come back binary."""
+        recorder = self.recorder()  # pupils of their own: the database is the module's
+        for pupil, version in [(PUPIL_D, 1), (PUPIL_E, 1), (PUPIL_D, 2), (PUPIL_D, 3),
+                               (PUPIL_D, 4)]:
+            recorder.insert_events([StoredEvent(pupil, version, TOPIC,
+                                                bytes([0, 255, version]) + b"\n")])
+
+        def versions(**bounds: int | bool) -> list[int]:
+            return [e.originator_version for e in recorder.select_events(PUPIL_D, **bounds)]
+
+        assert recorder.select_events(PUPIL_D)[1] == StoredEvent(PUPIL_D, 2, TOPIC,
+                                                                 b"\x00\xff\x02\n")
+        assert versions() == [1, 2, 3, 4]
+        assert versions(gt=1, lte=3) == [2, 3]
+        assert versions(desc=True, limit=2) == [4, 3]
+        assert versions(lte=2, desc=True) == [2, 1]
+        assert versions(gt=4) == []
+        assert [e.originator_id for e in recorder.select_events(PUPIL_E)] == [PUPIL_E]
 
 
 class TestInMemory(RecorderContract):

@@ -125,6 +125,18 @@ class PostgresRecordsRecorder(RecordsRecorder, PostgresProcessRecorder):
             *self.lock_table_statements[:-1],  # the lock timeout, kept
             SQL("CALL {}.records_lock_events()").format(Identifier(self.datastore.schema)),
         ]
+        self.insert_events_statement = SQL(
+            "    INSERT INTO {schema}.{table} AS t ("
+            "    originator_id, originator_version, topic, state)"
+            "    SELECT originator_id, originator_version, topic, state"
+            "    FROM unnest(%b::{schema}.{stored_event_type}[])"
+            " RETURNING notification_id").format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            stored_event_type=Identifier(self.stored_event_type_name))
+        """eventsourcing's insert (the same words), its array of rows sent in binary
+        (%b): in text, psycopg escapes each sealed state's hex inside the array's text in
+        Python, 86 us of CPU an event (17 ms a batch of 200, against 1.9 to 3.7 ms)."""
 
     def _table(self) -> Composed:
         return SQL("{}.{}").format(Identifier(self.datastore.schema),

@@ -143,6 +143,29 @@ class PostgresRecordsRecorder(RecordsRecorder, PostgresProcessRecorder):
                                    Identifier(self.events_table_name))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *, inclusive_of_start: bool = True
+                             ) -> Sequence[Notification]:
+        """eventsourcing's query (and its retries), its rows in binary, as `select_events`:
+        the relay reads every event this way (500 rows: 5.2 to 6.3 ms of CPU in text, 1.3
+        to 1.4 in binary)."""
+        bounds = [(SQL("notification_id >= %s") if inclusive_of_start
+                   else SQL("notification_id > %s"), start),
+                  (SQL("notification_id <= %s"), stop),
+                  (SQL("topic = ANY(%s)"), list(topics) if topics else None)]
+        given = [(test, value) for test, value in bounds if value is not None]
+        where = SQL("WHERE {} ").format(SQL(" AND ").join(t for t, _ in given)) if given \
+            else SQL("")
+        query = SQL("SELECT notification_id, originator_id, originator_version, topic, state "
+                    "FROM {} {}ORDER BY notification_id LIMIT %s").format(self._table(), where)
+        with (self.datastore.get_connection() as conn,
+              conn.cursor(binary=True, row_factory=tuple_row) as curs):
+            curs.execute(query, [*(value for _, value in given), limit], prepare=True)
+            return [Notification(id=n, originator_id=pupil_id, originator_version=version,
+                                 topic=topic, state=state)
+                    for n, pupil_id, version, topic, state in curs.fetchall()]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
                       lte: int | None = None, desc: bool = False, limit: int | None = None
                       ) -> Sequence[StoredEvent]:

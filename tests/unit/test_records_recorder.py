@@ -7,6 +7,7 @@ runs one test case over each of its recorders.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -19,6 +20,7 @@ PUPIL_B = UUID("00000000-0000-4000-8000-00000000000b")
 PUPIL_C = UUID("00000000-0000-4000-8000-00000000000c")
 PUPIL_D = UUID("00000000-0000-4000-8000-00000000000d")
 PUPIL_E = UUID("00000000-0000-4000-8000-00000000000e")
+PUPIL_F = UUID("00000000-0000-4000-8000-00000000000f")
 TOPIC = "services.records.domain:SENHistoryEvent"
 
 
@@ -71,6 +73,28 @@ class RecorderContract:
         assert versions(lte=2, desc=True) == [2, 1]
         assert versions(gt=4) == []
         assert [e.originator_id for e in recorder.select_events(PUPIL_E)] == [PUPIL_E]
+
+    def test_notifications_with_every_bound(self) -> None:
+        """As the relay, the anchoring and eventsourcing's readers ask for them."""
+        recorder = self.recorder()  # pupils of their own: the database is the module's
+        other = "services.records.domain:PlanReviewed"
+        ids = [recorder.insert_events([StoredEvent(PUPIL_F, version, other if version == 2
+                                                   else TOPIC, bytes([0, version]))])
+               for version in (1, 2, 3)]
+        first, second, third = (found[0] for found in ids if found)
+
+        def read(start: int | None, limit: int = 10, **more: Any) -> list[int]:
+            return [n.id for n in recorder.select_notifications(start, limit, **more)
+                    if n.originator_id == PUPIL_F]
+
+        assert read(first) == [first, second, third]
+        assert read(first, inclusive_of_start=False) == [second, third]
+        assert read(first, stop=second) == [first, second]
+        assert read(None, topics=[other]) == [second]
+        assert read(first, limit=1) == [first]
+        (note,) = recorder.select_notifications(third, 1)
+        assert (note.originator_id, note.originator_version, note.topic, note.state) == (
+            PUPIL_F, 3, TOPIC, b"\x00\x03")
 
 
 class TestInMemory(RecorderContract):

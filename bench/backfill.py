@@ -76,6 +76,7 @@ from harness import (  # noqa: E402
     wait_for_groups,
 )
 
+from services.shared.database import drop_database  # noqa: E402
 from services.shared.kafka import client_options, ensure_topics  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
 
@@ -237,8 +238,7 @@ def run_bare(base: HubSettings, messages: Sequence[tuple[bytes, bytes]], timeout
         print(f"  {label}: {result.cpu}", flush=True)
         return result
     finally:
-        with psycopg.connect(base.database_conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        drop_database(base.database_conninfo, db)
         drop_topics(base, prefix)
 
 

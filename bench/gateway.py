@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from contracts.topics import PRINCIPAL_HEADER  # noqa: E402
 from sendhub.principals_admin import forget_namespace, sync  # noqa: E402
 from services.shared.access import Kind, Principal  # noqa: E402
-from services.shared.database import upgrade  # noqa: E402
+from services.shared.database import drop_database, upgrade  # noqa: E402
 from services.shared.kafka import client_options  # noqa: E402
 from services.shared.principals import PrincipalStore  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
@@ -137,8 +137,7 @@ def _clean_up(base: HubSettings, settings: HubSettings, db: str) -> None:
     forget_namespace(settings, [])
     for leftover in settings.credentials_dir.glob(f"{settings.topic_namespace}*.password"):
         leftover.unlink()
-    with psycopg.connect(base.database_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    drop_database(base.database_conninfo, db)
 
 
 if __name__ == "__main__":

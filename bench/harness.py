@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from contracts.topics import Topics  # noqa: E402
 from sendhub.principals_admin import forget_namespace, sync  # noqa: E402
-from services.shared.database import upgrade  # noqa: E402
+from services.shared.database import drop_database, upgrade  # noqa: E402
 from services.shared.kafka import client_options  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
 from tests.factories import random_upn, school_event  # noqa: E402
@@ -324,8 +324,7 @@ def fresh_hub(base: HubSettings | None = None, **env: str) -> Iterator[Hub]:
         yield hub
     finally:
         hub.stop()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        drop_database(admin, db)
         forget_namespace(namespaced, [])
         drop_topics(base, namespace)
         for leftover in base.credentials_dir.glob(f"{namespace}*.password"):
@@ -350,8 +349,7 @@ def fresh_database(base: HubSettings | None = None) -> Iterator[HubSettings]:
         upgrade(fresh)
         yield fresh
     finally:
-        with psycopg.connect(base.database_conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        drop_database(base.database_conninfo, db)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contracts.topics import Topics  # noqa: E402
 from sendhub.principals_admin import forget_namespace, sync  # noqa: E402
-from services.shared.database import upgrade  # noqa: E402
+from services.shared.database import drop_database, upgrade  # noqa: E402
 from services.shared.kafka import client_options  # noqa: E402
 from services.shared.settings import HubSettings  # noqa: E402
 from tests.factories import random_upn, school_event  # noqa: E402
@@ -106,8 +106,7 @@ def hub(base: HubSettings, messages: list[tuple[bytes, bytes]]) -> float:
         for p in procs:
             p.terminate()
             p.wait(timeout=20)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        drop_database(admin, db)
         forget_namespace(namespaced, [])
         for leftover in base.credentials_dir.glob(f"bench-{run}.*.password"):
             leftover.unlink()

@@ -23,7 +23,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from contracts.topics import Topics
 from sendhub.principals_admin import forget_namespace, sync
-from services.shared.database import upgrade
+from services.shared.database import drop_database, upgrade
 from services.shared.kafka import DEAD_LETTER_MAX_BYTES, client_options
 from services.shared.settings import HubSettings
 
@@ -274,8 +274,7 @@ class Sandbox:
             except Exception as error:
                 problems.append(f"Kafka users of {self.namespace}: {error}")
         try:
-            with psycopg.connect(self.base.database_conninfo, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            drop_database(self.base.database_conninfo, self.database)
         except psycopg.Error as error:
             problems.append(f"database {self.database}: {error}")
         return problems

@@ -42,7 +42,7 @@ from sendhub.summaries import dead_letter_summary, deliveries_table, packet_summ
 from sendhub.topics_reader import read_topic
 from services.records.entrypoint import build_application
 from services.shared.binding import WrongCluster, bind
-from services.shared.database import upgrade
+from services.shared.database import drop_database, upgrade
 from services.shared.kafka import client_options
 from services.shared.principals import PrincipalStore
 from services.shared.pupil_keys import pupil_keys_for
@@ -329,8 +329,8 @@ def recreate_database(settings: HubSettings, console: Console) -> None:
     """`--fresh`: drop the hub's database and create it empty (its owner may do both)."""
     name = settings.database_url.path.lstrip("/") if settings.database_url.path else ""
     admin = settings.database_conninfo.rsplit("/", 1)[0] + "/postgres"
+    drop_database(admin, name)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     console.print(f"Started from an empty database: {name}")
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import psycopg
 import pytest
 
-from services.shared.database import upgrade
+from services.shared.database import drop_database, upgrade
 from services.shared.settings import HubSettings
 from tests import infrastructure
 
@@ -87,8 +87,7 @@ def database_url(base_settings: HubSettings) -> Iterator[str]:
     test_url = base_settings.database_url_for(name)
     upgrade(HubSettings(database_url=test_url))  # as `sendhub db upgrade` does
     yield test_url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(admin, name)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +100,7 @@ def scratch_db(database_url: str, request: pytest.FixtureRequest) -> Iterator[Hu
     scratch = HubSettings(database_url=database_url.rsplit("/", 1)[0] + f"/{name}")
     upgrade(scratch)
     yield scratch
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(admin, name)
 
 
 @pytest.fixture(scope="session")

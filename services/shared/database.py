@@ -10,6 +10,7 @@ database that is not at the revision its code expects, saying what to run.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -17,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg import errors, sql
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
@@ -91,3 +93,33 @@ def require_current(settings: HubSettings) -> None:
 
 def _name(settings: HubSettings) -> str:
     return (settings.database_url.path or "/").lstrip("/") or "(default)"
+
+
+def drop_database(admin_conninfo: str, name: str, *, patience_s: float = 120.0) -> None:
+    """Drop a database and end its sessions, waiting out an autovacuum worker in it.
+
+    WITH (FORCE) ends the other sessions, but a role that is not a superuser may not end
+    an autovacuum worker's (PostgreSQL 15-17 grant that to no role; 18 adds
+    pg_signal_autovacuum_worker), and autovacuum visits any database that was busy: CI's
+    teardown failed once so, "must be a member of the role whose process is being
+    terminated". The worker ends by itself, so this waits for it; any other refusal
+    (not the owner, say) is raised at once.
+    """
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    deadline = time.monotonic() + patience_s
+    retried_without_worker = False
+    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        while True:
+            try:
+                conn.execute(statement)
+                return
+            except (errors.InsufficientPrivilege, errors.ObjectInUse):
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                    "AND backend_type = 'autovacuum worker'", (name,)).fetchone()
+                vacuuming = bool(row and row[0])
+                # A worker may end between the refusal and the look: one more try then.
+                if time.monotonic() > deadline or (not vacuuming and retried_without_worker):
+                    raise
+                retried_without_worker = retried_without_worker or not vacuuming
+            time.sleep(0.5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from services.records.entrypoint import build_app
 from services.shared.database import (
     SchemaNotCurrent,
     current_revision,
+    drop_database,
     head_revision,
     require_current,
     upgrade,
@@ -138,8 +140,7 @@ def empty_database(database_url: str) -> Iterator[HubSettings]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield HubSettings(database_url=database_url.rsplit("/", 1)[0] + f"/{name}")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(admin, name)
 
 
 def schema_of(settings: HubSettings) -> dict[str, list[tuple[Any, ...]]]:
@@ -254,3 +255,26 @@ def test_a_database_from_a_newer_hub_is_refused(empty_database: HubSettings) -> 
         conn.execute("UPDATE alembic_version SET version_num = '0999'")
     with pytest.raises(SchemaNotCurrent, match="at revision 0999, newer than this hub knows"):
         require_current(empty_database)
+
+
+def test_drop_database_ends_the_owners_sessions_and_refuses_a_template(
+        database_url: str) -> None:
+    """The real PostgreSQL: a database with a session open is dropped; one this role may not
+    drop (template1: not its own, and a template) is refused at once, not waited on."""
+    admin = HubSettings(database_url=database_url).database_conninfo
+    name = f"{database_url.rsplit('/', 1)[1]}_d{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    held = psycopg.connect(admin.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        drop_database(admin, name)
+        with psycopg.connect(admin) as conn:
+            left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
+                                (name,)).fetchone()
+        assert left == (0,)
+    finally:
+        held.close()
+    started = time.monotonic()
+    with pytest.raises(psycopg.Error, match="template"):
+        drop_database(admin, "template1")
+    assert time.monotonic() - started < 5

@@ -114,9 +114,11 @@ def drop_database(admin_conninfo: str, name: str, *, patience_s: float = 120.0) 
                 conn.execute(statement)
                 return
             except (errors.InsufficientPrivilege, errors.ObjectInUse):
+                # Another role's backend_type reads NULL; a worker is the session of no role.
                 row = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                    "AND backend_type = 'autovacuum worker'", (name,)).fetchone()
+                    "AND (backend_type = 'autovacuum worker' OR usesysid IS NULL)",
+                    (name,)).fetchone()
                 vacuuming = bool(row and row[0])
                 # A worker may end between the refusal and the look: one more try then.
                 if time.monotonic() > deadline or (not vacuuming and retried_without_worker):

@@ -12,7 +12,8 @@ from rich.table import Table
 from contracts.anchors import AuditAnchorV1
 from sendhub.topics_reader import read_topic
 from services.records.application import AnchorHeads, RecordsApplication
-from services.records.domain import ChainBreak, pupil_id_for
+from services.records.chain import ChainBreak
+from services.records.domain import pupil_id_for
 from services.shared.settings import HubSettings
 
 

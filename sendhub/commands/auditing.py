@@ -123,7 +123,7 @@ def report(
 ) -> None:
     """An auditor's report: timeline chart, statutory clocks, measured intervals, every event."""
     from sendhub.report import ChainCheck, render_report
-    from services.records.domain import chain_head
+    from services.records.chain import chain_head
     from services.records.handlers import to_history_entry
     from services.shared.clocks import LocalPolicy
 

@@ -30,28 +30,19 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
+from services.records.chain import ChainBreak, ErasedEntry, StoredItem, anchor_break, first_break, upn_in
 from services.records.current_state import CurrentStates
 from services.records.domain import (
     UPN,
-    ChainBreak,
-    ErasedEntry,
-    Projector,
     PupilHistory,
     PupilId,
-    RecordedHistory,
     RecordsError,
     SchoolEventRecord,
     SENHistoryEvent,
-    StoredItem,
-    anchor_break,
-    as_known_at,
-    as_of,
     chain_hash,
-    first_break,
     project_pupil_history,
     pupil_id_for,
     record_school_event,
-    upn_in,
 )
 from services.records.persistence import (
     PostgresRecordsRecorder,
@@ -59,6 +50,7 @@ from services.records.persistence import (
     StoredRow,
     records_factory,
 )
+from services.records.replay import Projector, RecordedHistory, as_known_at, as_of
 from services.records.sealing import SealedHeader, SealingMapper, header_of
 from services.records.verification import pupil_ranges, verify_in_processes
 from services.shared.pupil_keys import (

@@ -5,7 +5,8 @@ Guarantees: one stream per pupil (id = uuid5 of the UPN); events are only ever
 appended; each says who recorded it, at which setting, and when it happened; an
 `event_id` already in the history is never stored twice. Each event carries the SHA-256
 hash of the one before it and its own, so a pupil's history is a hash chain: altering,
-deleting or reordering stored rows breaks it where it happened (`first_break`).
+deleting or reordering stored rows breaks it where it happened (`chain.first_break`;
+replay on the two time axes is `replay.py`).
 
 A setting corrects one of its own entries with a new event (retracted, corrected,
 misfiled), never by changing the entry: the entry stays in the chain, marked by the
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, NewType
 from uuid import UUID, uuid5
 
@@ -414,174 +415,6 @@ def canonical_bytes(event: SENHistoryEvent) -> bytes:
 
 def chain_hash(event: SENHistoryEvent) -> str:
     return hashlib.sha256(canonical_bytes(event)).hexdigest()
-
-
-@dataclass(frozen=True)
-class ChainBreak:
-    """The first place a pupil's stored history no longer matches its hash chain."""
-
-    pupil_id: UUID
-    version: int
-    problem: str
-    upn: str | None = None
-
-
-@dataclass(frozen=True)
-class ErasedEntry:
-    """A stored event whose pupil was erased: its content is gone with the pupil's key,
-    its hashes (kept outside the seal) remain, so the chain's links and the anchors can
-    still be checked (`services/records/sealing.py`)."""
-
-    version: int
-    event_hash: str
-    previous_hash: str
-    erasure: str
-    """"erased on D by X because Y"."""
-
-
-StoredItem = SENHistoryEvent | ErasedEntry | str
-"""A stored event as verification reads it: the event, what is left of an erased one,
-or why it cannot be read."""
-
-
-def erasure_in(stored: Sequence[tuple[int, StoredItem]]) -> str | None:
-    """How the pupil's history was erased, if it was."""
-    return next((e.erasure for _, e in stored if isinstance(e, ErasedEntry)), None)
-
-
-def upn_in(stored: Sequence[tuple[int, StoredItem]]) -> str | None:
-    """The pupil's UPN, from any event of theirs that can still be read."""
-    return next((e.upn for _, e in stored if isinstance(e, SENHistoryEvent)), None)
-
-
-def first_break(
-    pupil_id: UUID, stored: Sequence[tuple[int, StoredItem]]
-) -> ChainBreak | None:
-    """Walk a pupil's stored events (version, event or why it is unreadable) from version 1.
-
-    Checks, in order at each version: it exists (a deleted row leaves a gap), it can be
-    read, it links to the hash of the version before (a reordered or replaced row does
-    not), and its content still gives its own hash (an edited row does not). An erased
-    event's content is gone, so only its link is checked, with the hash kept beside it.
-    """
-    expected_previous = GENESIS_HASH
-    by_version = dict(stored)
-    highest = max(by_version, default=0)
-    for version in range(1, highest + 1):
-        if version not in by_version:
-            return ChainBreak(pupil_id, version, f"version {version} is missing: the stored "
-                              f"history jumps from {version - 1} to "
-                              f"{min(v for v in by_version if v > version)}")
-        item = by_version[version]
-        if isinstance(item, str):
-            return ChainBreak(pupil_id, version, f"the stored event cannot be read: {item}")
-        if item.previous_hash != expected_previous:
-            sources = [v for v, e in stored if not isinstance(e, str) and e.event_hash
-                       == item.previous_hash and v != version - 1]
-            where = f" (it links to the event stored at version {sources[0]})" if sources else ""
-            return ChainBreak(pupil_id, version, f"previous_hash {item.previous_hash[:12]}... "
-                              f"does not match version {version - 1}'s hash "
-                              f"{expected_previous[:12]}...{where}: rows reordered or replaced")
-        if isinstance(item, ErasedEntry):
-            expected_previous = item.event_hash
-            continue
-        recomputed = chain_hash(item)
-        if recomputed != item.event_hash:
-            return ChainBreak(pupil_id, version, f"the content was altered: it now hashes to "
-                              f"{recomputed[:12]}... but was recorded as "
-                              f"{item.event_hash[:12]}... (event {item.event_id}, "
-                              f"{EVENT_TYPE_OF[type(item)]})")
-        expected_previous = recomputed
-    return None
-
-
-def anchor_break(
-    pupil_id: UUID, stored: Sequence[tuple[int, StoredItem]],
-    anchored: dict[int, tuple[str, str]],
-) -> tuple[int, ChainBreak | None]:
-    """Compare a pupil's stored events with the chain heads the anchors hold for them
-    ({version: (head, when anchored)}): (heads compared, the first mismatch). An erased
-    event is compared by the hash kept beside it."""
-    hashes = {v: e.event_hash if isinstance(e, ErasedEntry) else chain_hash(e)
-              for v, e in stored if not isinstance(e, str)}
-    checked = 0
-    for version in sorted(anchored):
-        checked += 1
-        head, when = anchored[version]
-        if not stored:
-            return len(anchored), ChainBreak(pupil_id, min(anchored), f"anchored on {when} but "
-                                             "the whole history is gone from the store")
-        if version not in hashes:
-            return checked, ChainBreak(pupil_id, version, f"anchored on {when} but no longer "
-                                       "in the store (deleted or unreadable)", upn_in(stored))
-        if hashes[version] != head:
-            return checked, ChainBreak(
-                pupil_id, version, f"the anchor of {when} holds head {head[:12]}... but the "
-                f"store now gives {hashes[version][:12]}...: history rewritten", upn_in(stored))
-    return checked, None
-
-
-def chain_head(events: Sequence[SENHistoryEvent]) -> str:
-    """The hash of the newest event, or the genesis hash for an empty history."""
-    return events[-1].event_hash if events else GENESIS_HASH
-
-
-@dataclass(frozen=True)
-class RecordedHistory:
-    """A pupil's events as a replay selected them (the repository's projected state)."""
-
-    pupil_id: PupilId
-    events: tuple[SENHistoryEvent, ...] = ()
-
-
-Projector = Callable[[RecordedHistory | None, Iterable[SENHistoryEvent]], RecordedHistory | None]
-
-
-def as_known_at(instant: datetime) -> Projector:
-    """Events the hub had recorded by `instant` (recording time: `timestamp`).
-
-    Versions follow recording order, so this is always a prefix of the stream.
-    """
-
-    def project(state: RecordedHistory | None, events: Iterable[SENHistoryEvent]
-                ) -> RecordedHistory | None:
-        selected = []
-        for event in events:
-            if event.timestamp > instant:
-                break
-            selected.append(event)
-        return _with_events(state, selected)
-
-    return project
-
-
-def as_of(day: date) -> Projector:
-    """Events that had happened by the end of `day` (occurrence time), as known now:
-    with every correction known now, whenever it was made."""
-
-    def project(state: RecordedHistory | None, events: Iterable[SENHistoryEvent]
-                ) -> RecordedHistory | None:
-        first: SENHistoryEvent | None = None
-        selected = []
-        for event in events:
-            first = first or event
-            if event.occurred_at.date() <= day or isinstance(event, CORRECTIONS):
-                selected.append(event)
-        if state is None and first is not None and not selected:  # nothing by that day
-            return RecordedHistory(PupilId(first.originator_id))
-        return _with_events(state, selected)
-
-    return project
-
-
-def _with_events(state: RecordedHistory | None, selected: Sequence[SENHistoryEvent]
-                 ) -> RecordedHistory | None:
-    """`state` with `selected` after its events, made once (one tuple for a 200-event
-    replay, not one copy per event); None while there is nothing to hold."""
-    if not selected:
-        return state
-    pupil = state.pupil_id if state else PupilId(selected[0].originator_id)
-    return RecordedHistory(pupil, (*(state.events if state else ()), *selected))
 
 
 def evolve(history: PupilHistory, event: SENHistoryEvent) -> PupilHistory:

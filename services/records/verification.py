@@ -21,7 +21,7 @@ from queue import SimpleQueue
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from services.records.domain import ChainBreak
+from services.records.chain import ChainBreak
 
 if TYPE_CHECKING:
     from services.records.application import RecordsApplication

@@ -10,15 +10,10 @@ from contracts.accepted import AcceptedSchoolEventV1, Position
 from contracts.inbound import INBOUND_EVENT
 from contracts.school_events import SCHOOL_EVENT
 from services.records.application import ConsumedPosition, RecordsApplication
-from services.records.domain import (
-    GENESIS_HASH,
-    SENHistoryEvent,
-    as_known_at,
-    as_of,
-    chain_hash,
-    first_break,
-)
+from services.records.chain import first_break
+from services.records.domain import GENESIS_HASH, SENHistoryEvent, chain_hash
 from services.records.handlers import to_school_event_record
+from services.records.replay import as_known_at, as_of
 from services.shared.clocks import LocalPolicy
 from services.shared.sen_record import HistoryEntry
 from services.shared.statutory import (

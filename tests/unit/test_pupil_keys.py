@@ -15,7 +15,8 @@ from services.records.application import (
     PupilHistoryErased,
     RecordsApplication,
 )
-from services.records.domain import ErasedEntry, pupil_id_for
+from services.records.chain import ErasedEntry
+from services.records.domain import pupil_id_for
 from services.records.handlers import to_school_event_record
 from services.shared.pupil_keys import (
     FileKeyProvider,

@@ -19,7 +19,8 @@ from services.records.application import (
     RecordsApplication,
     SealedEvents,
 )
-from services.records.domain import ErasedEntry, pupil_id_for
+from services.records.chain import ErasedEntry
+from services.records.domain import pupil_id_for
 from services.records.handlers import to_school_event_record
 from services.records.sealing import ENVELOPE
 from services.shared.pupil_keys import InMemoryPupilKeys, PupilErased, pupil_ref_for_upn

@@ -18,15 +18,8 @@ from contracts.inbound import where_recorded
 from services.records.application import RecordsApplication
 from services.records.domain import GENESIS_HASH, pupil_id_for
 from services.records.handlers import to_history_entry
-from services.shared.sen_record import (
-    STATUS_WORDS,
-    CorrectionMark,
-    HistoryEntry,
-    corrections_of,
-    describe_event,
-    mark_words,
-    record_at,
-)
+from services.shared.sen_record import CorrectionMark, HistoryEntry, corrections_of, record_at
+from services.shared.sen_wording import STATUS_WORDS, describe_event, mark_words
 
 
 def history_at(records: RecordsApplication, upn: str, known_at: datetime | None,

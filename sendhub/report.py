@@ -27,14 +27,8 @@ from contracts.school_events import (
     PupilMovedV1,
 )
 from services.shared.clocks import ClockResult, LocalPolicy, SchoolDays, WeekdaysOnly, all_clocks
-from services.shared.sen_record import (
-    HistoryEntry,
-    as_corrected,
-    corrections_of,
-    describe_event,
-    mark_words,
-    record_at,
-)
+from services.shared.sen_record import HistoryEntry, as_corrected, corrections_of, record_at
+from services.shared.sen_wording import describe_event, mark_words
 from services.shared.statutory import Interval, all_measures
 
 if TYPE_CHECKING:

@@ -56,14 +56,8 @@ from sendhub.access_log import Access, Reader
 from services.records.domain import pupil_id_for
 from services.shared.pupil_keys import Erasure as KeyErasure
 from services.shared.pupil_keys import PupilErased
-from services.shared.sen_record import (
-    STATUS_WORDS,
-    CorrectionMark,
-    HistoryEntry,
-    corrections_of,
-    describe_event,
-    is_correction,
-)
+from services.shared.sen_record import CorrectionMark, HistoryEntry, corrections_of, is_correction
+from services.shared.sen_wording import STATUS_WORDS, describe_event
 from services.transfers.domain import DeliveryEvent, PacketDelivery
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.packet import TransferPacketV1
-from services.shared.sen_record import STATUS_WORDS, words
+from services.shared.sen_wording import STATUS_WORDS, words
 from services.transfers import wording
 from services.transfers.domain import PacketDelivery
 

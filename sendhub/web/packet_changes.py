@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from contracts.packet import TimelineEntry, TransferPacketV1
-from services.shared.sen_record import STATUS_WORDS
+from services.shared.sen_wording import STATUS_WORDS
 from services.transfers import wording
 from services.transfers.forms import NEED_WORDS
 

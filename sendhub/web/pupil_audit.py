@@ -25,16 +25,8 @@ from sendhub.web.charts import PYPLOT
 from sendhub.web.pupil_forms import HistoryAsk
 from services.records.domain import GENESIS_HASH
 from services.shared.clocks import LocalPolicy, SchoolDays
-from services.shared.sen_record import (
-    STATUS_WORDS,
-    HistoryEntry,
-    SENRecord,
-    as_corrected,
-    corrections_of,
-    describe_event,
-    mark_words,
-    record_at,
-)
+from services.shared.sen_record import HistoryEntry, SENRecord, as_corrected, corrections_of, record_at
+from services.shared.sen_wording import STATUS_WORDS, describe_event, mark_words
 
 log = logging.getLogger("sendhub.web.pupils")
 

@@ -47,14 +47,8 @@ from contracts.school_events import (
     SchoolDestination,
     Source,
 )
-from services.shared.sen_record import (
-    EHCPlan,
-    EHCRequestCase,
-    HistoryEntry,
-    answers,
-    record_at,
-    words,
-)
+from services.shared.sen_record import EHCPlan, EHCRequestCase, HistoryEntry, answers, record_at
+from services.shared.sen_wording import words
 
 ClockStatus = Literal["met", "late", "open", "overdue", "exception", "stopped"]
 """met: done by the due day; late: done after it; open: not done, not yet due;

@@ -17,7 +17,7 @@ from lxml import etree
 from markupsafe import Markup
 
 from contracts.packet import Setting, TransferPacketV1
-from services.shared.sen_record import STATUS_WORDS, words
+from services.shared.sen_wording import STATUS_WORDS, words
 from services.transfers import wording
 from services.transfers.domain import with_registry
 from services.transfers.registry import RegisteredSetting

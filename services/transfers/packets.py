@@ -34,11 +34,11 @@ from services.shared.sen_record import (
     SENRecord,
     as_corrected,
     corrections_of,
-    describe_event,
     is_correction,
     provision_episodes,
     record_at,
 )
+from services.shared.sen_wording import describe_event
 from services.transfers import packet_parts
 from services.transfers.post16 import DEFAULT_RULES, Post16Rules, post16_packet
 

@@ -14,7 +14,7 @@ from datetime import date
 
 from contracts.packet import EHCPlanDetails, Intervention, TransferPacketV1
 from contracts.school_events import MoveKind
-from services.shared.sen_record import words
+from services.shared.sen_wording import words
 
 WHAT_WAS_RECORDED = {"concern_raised": "a concern", "assessment_completed": "an assessment",
                      "plan_reviewed": "a review"}

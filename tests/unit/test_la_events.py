@@ -21,7 +21,8 @@ from services.shared.access import (
     sender_of,
 )
 from services.shared.errors import MessageRefused
-from services.shared.sen_record import HistoryEntry, describe_event, record_at
+from services.shared.sen_record import HistoryEntry, record_at
+from services.shared.sen_wording import describe_event
 from tests.factories import history_entries, la_event, school_event
 
 UPN = "H801200001001"

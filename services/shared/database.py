@@ -95,33 +95,38 @@ def _name(settings: HubSettings) -> str:
     return (settings.database_url.path or "/").lstrip("/") or "(default)"
 
 
-def drop_database(admin_conninfo: str, name: str, *, patience_s: float = 120.0) -> None:
-    """Drop a database and end its sessions, waiting out an autovacuum worker in it.
+def drop_database(admin_conninfo: str, name: str, *, patience_s: float = 30.0) -> None:
+    """Drop a database and end its sessions, an autovacuum worker's too.
 
-    WITH (FORCE) ends the other sessions, but a role that is not a superuser may not end
-    an autovacuum worker's (PostgreSQL 15-17 grant that to no role; 18 adds
-    pg_signal_autovacuum_worker), and autovacuum visits any database that was busy: CI's
-    teardown failed once so, "must be a member of the role whose process is being
-    terminated". The worker ends by itself, so this waits for it; any other refusal
-    (not the owner, say) is raised at once.
+    WITH (FORCE) ends only the sessions this role may signal, and an autovacuum worker's
+    has no role: to a role that is neither superuser nor in pg_signal_backend, FORCE is
+    refused while autovacuum visits the database ("must be a member of the role whose
+    process is being terminated": CI's teardown failed so on PostgreSQL 15). A plain
+    DROP DATABASE ends autovacuum workers itself (it signals them and waits up to 5 s),
+    so then this ends its own roles' sessions and drops plainly, again until
+    `patience_s` has passed while sessions it may not end remain. A database this role
+    may not drop (another role's) is refused at once.
     """
-    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    named = sql.Identifier(name)
     deadline = time.monotonic() + patience_s
-    retried_without_worker = False
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        try:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(named))
+            return
+        except (errors.InsufficientPrivilege, errors.ObjectInUse):
+            owner = conn.execute("SELECT pg_has_role(datdba, 'MEMBER') FROM pg_database "
+                                 "WHERE datname = %s", (name,)).fetchone()
+            if owner is not None and not owner[0]:
+                raise
         while True:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = %s AND pid <> pg_backend_pid() "
+                         "AND usesysid IS NOT NULL AND pg_has_role(usesysid, 'MEMBER')",
+                         (name,))
             try:
-                conn.execute(statement)
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(named))
                 return
-            except (errors.InsufficientPrivilege, errors.ObjectInUse):
-                # Another role's backend_type reads NULL; a worker is the session of no role.
-                row = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                    "AND (backend_type = 'autovacuum worker' OR usesysid IS NULL)",
-                    (name,)).fetchone()
-                vacuuming = bool(row and row[0])
-                # A worker may end between the refusal and the look: one more try then.
-                if time.monotonic() > deadline or (not vacuuming and retried_without_worker):
+            except errors.ObjectInUse:
+                if time.monotonic() > deadline:
                     raise
-                retried_without_worker = retried_without_worker or not vacuuming
             time.sleep(0.5)

@@ -120,8 +120,6 @@ def _by_state(sequences: Sequence[StateSequence]) -> dict[str, int]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-
-
 CalendarSource = SchoolCalendar | Callable[[], SchoolCalendar]
 """A school calendar, or something that gives the current one (`StoredCalendar`)."""
 

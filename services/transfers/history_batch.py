@@ -1,6 +1,6 @@
 """A batch of history events as transfers keeps it, and what the batch calls for:
-which pupils are due a packet, which have entries behind a move, which schools recorded
-late, which pupils were erased. Everything the packets are built from is read in one
+which pupils are due a packet, which have entries behind a move, whose former school
+recorded late, which were erased. Everything the packets are built from is read in one
 round trip per kind, however many pupils the batch holds.
 
 Application layer, beside `application.py`, which runs it inside the batch's transaction.

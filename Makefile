@@ -4,13 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 1
 
-.PHONY: install up down status browser demo test unit lint schemas bench profile faults faults-short screenshots
+.PHONY: install lock up down status browser demo test unit lint schemas bench profile faults faults-short screenshots
 
-$(BIN)/sendhub: pyproject.toml
+$(BIN)/sendhub: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -c constraints.txt
 	touch $@
+
+# The newest versions pyproject.toml allows, resolved in a venv of their own, into
+# constraints.txt (then run `make test` before committing it).
+LOCK_VENV := .cache/lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q -e '.[dev]'
+	{ head -3 constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 install: $(BIN)/sendhub
 

@@ -174,6 +174,14 @@ class RecordsApplication(Application[UUID]):
             self._keys = _pupil_keys(cast(Environment, self.env))
         return SealingMapper(self.construct_transcoder(), self._keys)
 
+    def close(self) -> None:
+        """Its connections, and its keys' when it opened them itself (keys it was given
+        are the giver's to close)."""
+        super().close()
+        close_keys = getattr(self._keys, "close", None)
+        if self._keys_from_settings and close_keys is not None:
+            close_keys()
+
     @property
     def keys(self) -> PupilKeys:
         """The pupils' data keys this application seals their histories with."""
@@ -452,7 +460,7 @@ class RecordsApplication(Application[UUID]):
                     on_checked(done)
             checked += pupils
 
-        results = verify_in_processes(self.env, ranges, workers,
+        results = verify_in_processes(open_range_verifier, self.env, ranges, workers,
                                       lambda pupils: self.verify_pupil_range(*pupils),
                                       range_checked)
         return (sum(pupils for pupils, _, _ in results), sum(events for _, events, _ in results),
@@ -567,6 +575,12 @@ class RecordsApplication(Application[UUID]):
 
     def mark_relayed(self, notification_id: int) -> None:
         self.process_recorder.insert_tracking(Tracking(self.RELAY_KEY, notification_id))
+
+
+def open_range_verifier(env: Mapping[str, str]) -> RecordsApplication:
+    """A `verify --all` worker's application (`verification.py`), from the caller's
+    environment: its own connections and keys."""
+    return RecordsApplication(env=env)
 
 
 def seal_stored_history(settings: HubSettings, keys: PupilKeys, *,

@@ -18,13 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import util
 from queue import SimpleQueue
-from typing import TYPE_CHECKING
+from typing import Protocol
 from uuid import UUID
 
 from services.records.chain import ChainBreak
-
-if TYPE_CHECKING:
-    from services.records.application import RecordsApplication
 
 PupilRange = tuple[UUID | None, UUID | None]
 """Pupils from the first id (included) to the second (not); None: no bound."""
@@ -41,26 +38,29 @@ def pupil_ranges(count: int) -> list[PupilRange]:
     return list(zip([None, *bounds], [*bounds, None], strict=True))
 
 
-_verifier: RecordsApplication | None = None
-"""This worker process's own application (its own pools and keys)."""
+class RangeVerifier(Protocol):
+    """What a worker checks its ranges with: records' application, opened in the worker
+    from the caller's environment (so on its own connections, with its own keys)."""
+
+    def verify_pupil_range(self, from_pupil: UUID | None, to_pupil: UUID | None
+                           ) -> RangeChecked: ...
+
+    def close(self) -> None: ...
 
 
-def _open_verifier(env: Mapping[str, str]) -> None:
-    # Imported here: the application imports this module to share its work.
-    from services.records.application import RecordsApplication
+OpenVerifier = Callable[[Mapping[str, str]], RangeVerifier]
+"""Opens a worker's verifier; a module's function, so that it reaches the worker by name."""
 
+_verifier: RangeVerifier | None = None
+"""This worker process's own verifier."""
+
+
+def _open_verifier(open_verifier: OpenVerifier, env: Mapping[str, str]) -> None:
     global _verifier
-    _verifier = RecordsApplication(env=env)
+    _verifier = open_verifier(env)
     # Run as the worker exits (concurrent.futures ends workers with os._exit, after
     # multiprocessing's finalizers), so its connections end cleanly.
-    util.Finalize(_verifier, _close, args=(_verifier,), exitpriority=10)
-
-
-def _close(app: RecordsApplication) -> None:
-    app.close()
-    close_keys = getattr(app.keys, "close", None)
-    if close_keys is not None:
-        close_keys()
+    util.Finalize(_verifier, _verifier.close, exitpriority=10)
 
 
 def _verify_range(pupils: PupilRange) -> RangeChecked:
@@ -69,7 +69,8 @@ def _verify_range(pupils: PupilRange) -> RangeChecked:
     return _verifier.verify_pupil_range(*pupils)
 
 
-def verify_in_processes(env: Mapping[str, str], ranges: Sequence[PupilRange], workers: int,
+def verify_in_processes(open_verifier: OpenVerifier, env: Mapping[str, str],
+                        ranges: Sequence[PupilRange], workers: int,
                         verify_here: Callable[[PupilRange], RangeChecked],
                         on_range: Callable[[int], None]) -> list[RangeChecked]:
     """Each range checked once, by one of `workers` processes: this one (`verify_here`)
@@ -88,7 +89,8 @@ def verify_in_processes(env: Mapping[str, str], ranges: Sequence[PupilRange], wo
 
     # One connection is all a worker uses.
     with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_open_verifier,
-                             initargs=({**env, "POSTGRES_POOL_SIZE": "1"},)) as pool:
+                             initargs=(open_verifier, {**env, "POSTGRES_POOL_SIZE": "1"})
+                             ) as pool:
         futures: list[Future[RangeChecked]] = [pool.submit(_verify_range, r) for r in ranges]
         done: SimpleQueue[int] = SimpleQueue()  # callbacks run in the pool's own thread
         for n, future in enumerate(futures):

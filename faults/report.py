@@ -23,10 +23,13 @@ class PhaseReport:
     log_bytes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     started: float = 0.0  # when the stream started (epoch seconds)
+    publisher_stopped: str | None = None  # the suite's own load stopped early: too little checked
 
     @property
     def failures(self) -> list[str]:
-        return failures(self.outcome, self.fail_on_duplicates)
+        stopped = [f"the publisher stopped before the end of the plan ({self.publisher_stopped}); "
+                   "what it never sent was not checked"] if self.publisher_stopped else []
+        return failures(self.outcome, self.fail_on_duplicates) + stopped
 
 
 def _seconds(values: list[float]) -> tuple[str, str]:

@@ -126,7 +126,7 @@ def run_phase(plan: Plan, base: HubSettings, options: Options, console: Console)
                                injector.result.faults, observed.progress,
                                publisher.result.finished_at),
                            options.fail_on_duplicates, notes, log_bytes,
-                           time.monotonic() - began, start)
+                           time.monotonic() - began, start, publisher.result.stopped)
     finally:
         fleet.stop_all()
         restore(base, injector, notes, log_dir)

@@ -90,7 +90,7 @@ class HubSettings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, description="the bearer token the CLI's reading commands act with")
     token_file: Path | None = Field(
-        default=None, description="a file holding that token (preferred to SENDHUB_TOKEN)")
+        default=None, description="a file holding that token (read when SENDHUB_TOKEN is unset)")
     gateway_url: str = Field(default="https://127.0.0.1:8443",
                              description="where `sendhub serve gateway` listens")
     gateway_certificate_file: Path | None = Field(

@@ -4,8 +4,11 @@ observe, check, and clean up whatever happens."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +89,32 @@ def restore(base: HubSettings, injector: Injector | None, notes: list[str], log_
             notes.append("the broker does not answer")
 
 
+@contextmanager
+def clients_logged(path: Path) -> Iterator[None]:
+    """The suite's own kafka-python clients (the publisher above all) log to the phase's
+    directory: when one stalls, its connections and metadata refreshes are there."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
+    kafka = logging.getLogger("kafka")
+    level = kafka.level
+    kafka.addHandler(handler)
+    kafka.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        kafka.removeHandler(handler)
+        kafka.setLevel(level)
+        handler.close()
+
+
 def run_phase(plan: Plan, base: HubSettings, options: Options, console: Console) -> PhaseReport:
+    options.log_dir.mkdir(parents=True, exist_ok=True)
+    with clients_logged(options.log_dir / f"phase-{plan.instances}-kafka-clients.log"):
+        return _run_phase(plan, base, options, console)
+
+
+def _run_phase(plan: Plan, base: HubSettings, options: Options, console: Console) -> PhaseReport:
     run_id = uuid.uuid4().hex[:8]
     sandbox = infra.Sandbox(base, f"faults-{run_id}-i{plan.instances}.",
                             f"sendhub_faults_{run_id}_i{plan.instances}")

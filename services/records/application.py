@@ -460,7 +460,7 @@ class RecordsApplication(Application[UUID]):
                     on_checked(done)
             checked += pupils
 
-        results = verify_in_processes(open_range_verifier, self.env, ranges, workers,
+        results = verify_in_processes(RecordsApplication, self.env, ranges, workers,
                                       lambda pupils: self.verify_pupil_range(*pupils),
                                       range_checked)
         return (sum(pupils for pupils, _, _ in results), sum(events for _, events, _ in results),
@@ -575,12 +575,6 @@ class RecordsApplication(Application[UUID]):
 
     def mark_relayed(self, notification_id: int) -> None:
         self.process_recorder.insert_tracking(Tracking(self.RELAY_KEY, notification_id))
-
-
-def open_range_verifier(env: Mapping[str, str]) -> RecordsApplication:
-    """A `verify --all` worker's application (`verification.py`), from the caller's
-    environment: its own connections and keys."""
-    return RecordsApplication(env=env)
 
 
 def seal_stored_history(settings: HubSettings, keys: PupilKeys, *,

@@ -49,7 +49,8 @@ class RangeVerifier(Protocol):
 
 
 OpenVerifier = Callable[[Mapping[str, str]], RangeVerifier]
-"""Opens a worker's verifier; a module's function, so that it reaches the worker by name."""
+"""Opens a worker's verifier from the caller's environment (records passes its
+application class); a module's own name, so that it reaches the worker by name."""
 
 _verifier: RangeVerifier | None = None
 """This worker process's own verifier."""
